@@ -1,0 +1,46 @@
+# taskrel kit. Two commands do everything on a fresh clone:
+#   make reproduce   set up .venv, run every notebook on the mini profile, render HTML reports
+#   make test        set up .venv, run the unit, hygiene and notebook (smoke) tests
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.taskrel-installed
+PROFILE ?= mini
+
+.PHONY: setup reproduce test test-unit test-notebooks lab report bench build-mini clean-runs
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name taskrel --display-name "Python (taskrel kit)"
+	touch $(STAMP)
+
+reproduce: setup  ## all notebooks on the mini profile into runs/mini (+ report/*.html)
+	$(PY) -m taskrel_utils run --profile $(PROFILE)
+
+test: setup  ## offline: any download attempt fails at once
+	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+test-unit: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/unit tests/hygiene
+
+test-notebooks: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/notebooks
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+report: setup  ## re-render the HTML reports of runs/$(PROFILE)
+	for nb in runs/$(PROFILE)/executed/[0-9]*.ipynb; do $(PY) -m taskrel_utils report $$nb; done
+
+bench: setup
+	$(PY) benchmarks/bench_features.py
+
+build-mini: setup  ## rebuild data/mini/ from the raw files (SOURCE=folder with fashion-mnist/, opencv-digits/)
+	$(PY) -m taskrel_utils data build-mini $(if $(SOURCE),--source $(SOURCE),)
+
+clean-runs:
+	rm -rf runs/

@@ -1,0 +1,100 @@
+"""Command line of the kit: ``python -m taskrel_utils <command>``.
+
+    run --profile mini|smoke|paper [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02]
+    report EXECUTED.ipynb [--out DIR]
+    data build-mini --source DIR
+    list tasks|encoders|profiles
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from .errors import TaskrelError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m taskrel_utils", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the notebooks with papermill into a run directory")
+    run.add_argument("--profile", default="mini", help="mini (default), smoke or paper")
+    run.add_argument("--run-dir", default=None, help="default: runs/<profile>")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="override a notebook parameter (VALUE is parsed as YAML)")
+    run.add_argument("--notebooks", nargs="*", default=None, help="notebook numbers or paths (default: all)")
+    run.add_argument("--no-report", action="store_true", help="skip the HTML reports")
+
+    rep = sub.add_parser("report", help="render an executed notebook to HTML")
+    rep.add_argument("notebook")
+    rep.add_argument("--out", default=None, help="default: the notebook's run report/ folder")
+
+    data = sub.add_parser("data", help="data bundle commands")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    build = data_sub.add_parser("build-mini", help="build data/mini/ from the raw source files")
+    build.add_argument("--source", default=None, help="folder with fashion-mnist/ and opencv-digits/")
+    build.add_argument("--out", default=None, help="default: data/mini")
+
+    lst = sub.add_parser("list", help="list valid names")
+    lst.add_argument("what", choices=["tasks", "encoders", "profiles"])
+    return p
+
+
+def _notebook_paths(selection):
+    from .pipeline import list_notebooks
+
+    if not selection:
+        return None
+    all_nbs = list_notebooks()
+    chosen = []
+    for item in selection:
+        match = [p for p in all_nbs if p.name.startswith(item) or str(p) == item or p.stem == item]
+        if not match:
+            raise TaskrelError(f"no notebook matches {item!r}; notebooks are: {', '.join(p.name for p in all_nbs)}")
+        chosen.extend(match)
+    return chosen
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from .pipeline import run_notebooks
+
+            params = {name: yaml.safe_load(value) for name, value in args.parameter}
+            run = run_notebooks(args.profile, run_dir=args.run_dir, parameters=params,
+                                notebooks=_notebook_paths(args.notebooks), render=not args.no_report)
+            print(f"run finished: {run.root}")
+        elif args.command == "report":
+            from pathlib import Path
+
+            from .report import render_html
+
+            nb = Path(args.notebook)
+            out = Path(args.out) if args.out else nb.parent.parent / "report"
+            print(render_html(nb, out))
+        elif args.command == "data":
+            from pathlib import Path
+
+            from . import bundle
+            from .paths import MINI_DIR
+
+            bundle.build_mini(Path(args.source) if args.source else None, Path(args.out) if args.out else MINI_DIR)
+        elif args.command == "list":
+            if args.what == "profiles":
+                from .config import list_profiles as names
+            elif args.what == "tasks":
+                from .data import list_tasks as names
+            else:
+                from .encoders import list_encoders as names
+            print("\n".join(names()))
+    except TaskrelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Profiles (smoke / mini / paper): one validated config object, recorded in the run directory.
+
+A profile is data: ``taskrel_utils/profiles/<name>.yaml``. ``load_profile(name, **overrides)``
+reads it, applies the notebook's overrides (``None`` keeps the profile's value) and validates
+every field, so a typo fails at once with the list of valid names.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import TaskrelError, UnknownNameError
+
+PROFILES_DIR = Path(__file__).with_name("profiles")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a run needs to know about its scale; see ``profiles/*.yaml`` for the values."""
+
+    name: str
+    description: str
+    reference: str
+    targets: tuple[str, ...]
+    encoders: tuple[str, ...]
+    max_train_per_class: int | None = None
+    max_test_per_class: int | None = None
+    image_size: int | None = None
+    batch_size: int = 256
+    task_options: dict = field(default_factory=dict)
+    seed: int = 0
+
+    @property
+    def is_smoke(self) -> bool:
+        return self.name == "smoke"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["targets"], d["encoders"] = list(self.targets), list(self.encoders)
+        return d
+
+    def max_per_class(self, split: str) -> int | None:
+        """The per-class cap of a split (``None``: all images)."""
+        return self.max_train_per_class if split == "train" else self.max_test_per_class
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(Profile))
+
+
+def list_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name: str = "mini", **overrides) -> Profile:
+    """Read profile ``name`` and apply ``overrides`` (a value of ``None`` keeps the profile's own).
+
+    Raises ``UnknownNameError`` for an unknown profile or field, ``TaskrelError`` for a bad value.
+    """
+    if name not in list_profiles():
+        raise UnknownNameError("profile", name, list_profiles())
+    raw = yaml.safe_load((PROFILES_DIR / f"{name}.yaml").read_text())
+    for key in list(raw) + list(overrides):
+        if key not in FIELDS:
+            raise UnknownNameError("profile parameter", key, [f for f in FIELDS if f != "name"])
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    raw["name"] = name
+    return _validated(raw)
+
+
+def _validated(raw: dict) -> Profile:
+    def names(key):
+        value = raw.get(key)
+        if isinstance(value, str):
+            value = [value]
+        if not value or not all(isinstance(v, str) and v for v in value):
+            raise TaskrelError(f"profile {raw['name']!r}: {key} must be a non-empty list of names, got {value!r}")
+        return tuple(value)
+
+    def positive_or_none(key):
+        value = raw.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise TaskrelError(f"profile {raw['name']!r}: {key} must be a positive integer or null, got {value!r}")
+        return value
+
+    if not isinstance(raw.get("reference"), str):
+        raise TaskrelError(f"profile {raw['name']!r}: reference must be a task name, got {raw.get('reference')!r}")
+    if not isinstance(raw.get("task_options", {}), dict):
+        raise TaskrelError("task_options must map task names to dicts of load_task options")
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TaskrelError(f"seed must be an integer, got {seed!r}")
+    return Profile(
+        name=raw["name"],
+        description=str(raw.get("description", "")),
+        reference=raw["reference"],
+        targets=names("targets"),
+        encoders=names("encoders"),
+        max_train_per_class=positive_or_none("max_train_per_class"),
+        max_test_per_class=positive_or_none("max_test_per_class"),
+        image_size=positive_or_none("image_size"),
+        batch_size=positive_or_none("batch_size") or 256,
+        task_options=dict(raw.get("task_options") or {}),
+        seed=seed,
+    )

@@ -1,0 +1,60 @@
+"""Looking at a feature space: a 2-D projection and how well the classes separate in it.
+
+Both work on standardised features (per-dimension z-scores fit on the data given), like the
+analysis itself (METHOD 1.3).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check(Z, y=None):
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.ndim != 2 or len(Z) < 2:
+        raise ValueError(f"features must be a 2-D array with at least 2 rows, got shape {Z.shape}")
+    if not np.isfinite(Z).all():
+        raise ValueError("features contain NaN or infinite values; re-extract them")
+    if y is not None:
+        y = np.asarray(y)
+        if y.shape != (len(Z),):
+            raise ValueError(f"labels must have shape ({len(Z)},), got {y.shape}")
+    return Z, y
+
+
+def standardise(Z, fit_on=None):
+    """Per-dimension z-scores ``(Z - mean) / std`` with mean/std of ``fit_on`` (default ``Z``);
+    dimensions with zero variance keep scale 1 (as sklearn's StandardScaler)."""
+    Z, _ = _check(Z)
+    ref = Z if fit_on is None else _check(fit_on)[0]
+    std = ref.std(axis=0)
+    std[std == 0] = 1.0
+    return (Z - ref.mean(axis=0)) / std
+
+
+def pca_2d(Z) -> np.ndarray:
+    """The first two principal components of standardised ``Z``: (N, d) -> (N, 2).
+
+    Signs are fixed (largest |loading| positive) so that reruns draw the same picture.
+    """
+    X = standardise(Z)
+    _, _, vt = np.linalg.svd(X, full_matrices=False)
+    vt = vt[:2]
+    signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
+    out = X @ (vt * signs[:, None]).T
+    if out.shape[1] < 2:  # one-dimensional features
+        out = np.column_stack([out, np.zeros(len(out))])
+    return out
+
+
+def nearest_mean_accuracy(Z_train, y_train, Z_test, y_test) -> float:
+    """Accuracy on the test set of the nearest-class-mean classifier fit on the train set,
+    in coordinates standardised on the train set: a quick, parameter-free separability score."""
+    Z_train, y_train = _check(Z_train, y_train)
+    Z_test, y_test = _check(Z_test, y_test)
+    if Z_train.shape[1] != Z_test.shape[1]:
+        raise ValueError(f"train and test features differ in dimension: {Z_train.shape[1]} vs {Z_test.shape[1]}")
+    classes = np.unique(y_train)
+    A, B = standardise(Z_train), standardise(Z_test, fit_on=Z_train)
+    means = np.stack([A[y_train == c].mean(axis=0) for c in classes])
+    d2 = (B ** 2).sum(1)[:, None] - 2 * B @ means.T + (means ** 2).sum(1)[None, :]
+    return float((classes[d2.argmin(axis=1)] == y_test).mean())

@@ -1,0 +1,20 @@
+"""Where the kit keeps things: the shipped bundle, the cache and the runs.
+
+``TASKREL_CACHE`` overrides the cache folder (default ``data/cache`` of the kit checkout).
+"""
+import os
+from pathlib import Path
+
+KIT_ROOT = Path(__file__).resolve().parent.parent
+MINI_DIR = KIT_ROOT / "data" / "mini"
+PUBLISHED_DIR = KIT_ROOT / "data" / "published"
+NOTEBOOKS_DIR = KIT_ROOT / "notebooks"
+TEMPLATES_DIR = KIT_ROOT / "nbconvert_templates"
+
+
+def cache_dir(sub: str = "") -> Path:
+    """The cache folder (created on demand), optionally a named sub-folder of it."""
+    root = Path(os.environ.get("TASKREL_CACHE", KIT_ROOT / "data" / "cache"))
+    path = root / sub if sub else root
+    path.mkdir(parents=True, exist_ok=True)
+    return path

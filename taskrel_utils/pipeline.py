@@ -1,0 +1,100 @@
+"""Run the numbered notebooks headlessly with papermill, in order, into one run directory.
+
+``run_notebooks("mini")`` executes ``notebooks/NN_*.ipynb`` with the profile's parameters file
+(``notebooks/params/<profile>.yaml`` where one exists), writes ``executed/<stem>.ipynb`` and
+``report/<stem>.html`` under the run directory and returns the :class:`~taskrel_utils.runs.Run`.
+Parameters that a notebook does not declare in its ``parameters`` cell are refused, not
+silently ignored. A failing notebook is kept as ``executed/<stem>.failed.ipynb`` for inspection.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+
+from . import config, report
+from .errors import TaskrelError, UnknownNameError
+from .io import atomic_path
+from .paths import KIT_ROOT, NOTEBOOKS_DIR
+from .runs import Run
+
+KERNEL_NAME = "taskrel"
+
+
+def list_notebooks() -> list[Path]:
+    """The numbered notebooks, in order."""
+    return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def notebook_parameters(path) -> dict:
+    """The names and defaults declared in a notebook's ``parameters`` cell."""
+    import papermill as pm
+
+    return {name: spec["default"] for name, spec in pm.inspect_notebook(str(path)).items()}
+
+
+def profile_parameters(profile: str) -> dict:
+    """The papermill parameters of a profile: its ``notebooks/params/<profile>.yaml`` if any."""
+    if profile not in config.list_profiles():
+        raise UnknownNameError("profile", profile, config.list_profiles())
+    path = NOTEBOOKS_DIR / "params" / f"{profile}.yaml"
+    params = yaml.safe_load(path.read_text()) if path.exists() else {}
+    params["profile"] = profile
+    return params
+
+
+def check_parameters(notebook, parameters: dict) -> None:
+    """Refuse parameters that ``notebook`` does not declare (papermill would only warn)."""
+    declared = notebook_parameters(notebook)
+    for name in parameters:
+        if name not in declared:
+            raise UnknownNameError(f"parameter of {Path(notebook).name}", name, declared)
+
+
+def _kernel_name() -> str:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return KERNEL_NAME if KERNEL_NAME in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None = None,
+                  notebooks=None, render: bool = True, progress: bool = True) -> Run:
+    """Execute ``notebooks`` (default: all, in order) on ``profile`` into ``run_dir``.
+
+    ``parameters`` override the profile's parameters file; every name must be declared by every
+    notebook run (checked for all notebooks before anything executes).
+    """
+    import papermill as pm
+
+    params = profile_parameters(profile)
+    params.update(parameters or {})
+    run = Run(run_dir or params.get("run_dir") or f"runs/{profile}")
+    params["run_dir"] = str(run.root)
+    paths = [Path(p) for p in (notebooks or list_notebooks())]
+    if not paths:
+        raise TaskrelError(f"no notebooks found in {NOTEBOOKS_DIR}")
+    for path in paths:
+        check_parameters(path, params)
+    kernel = _kernel_name()
+    timings = {}
+    for path in paths:
+        out = run.path("executed", path.name)
+        failed = out.with_suffix(".failed.ipynb")
+        failed.unlink(missing_ok=True)
+        start = time.perf_counter()
+        try:
+            with atomic_path(out) as tmp:
+                try:
+                    pm.execute_notebook(str(path), str(tmp), parameters=params, kernel_name=kernel,
+                                        cwd=str(KIT_ROOT), progress_bar=progress, log_output=False)
+                except BaseException:
+                    if tmp.exists():
+                        tmp.replace(failed)
+                    raise
+        finally:
+            timings[path.stem] = round(time.perf_counter() - start, 1)
+        if render:
+            report.render_html(out, run.path("report"))
+    run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings})
+    return run

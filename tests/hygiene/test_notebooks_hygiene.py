@@ -1,0 +1,71 @@
+"""Every notebook: one `parameters` cell, first; no stored outputs; parameters files and the
+runner agree with what the notebooks declare; unknown parameters are refused."""
+import json
+
+import nbformat
+import pytest
+import yaml
+
+from taskrel_utils import pipeline
+from taskrel_utils.errors import UnknownNameError
+from taskrel_utils.paths import NOTEBOOKS_DIR
+
+NOTEBOOKS = pipeline.list_notebooks()
+PARAM_FILES = sorted((NOTEBOOKS_DIR / "params").glob("*.yaml"))
+
+
+def test_notebooks_exist_and_are_numbered():
+    assert NOTEBOOKS, "no notebooks found"
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == list(range(1, len(numbers) + 1)), f"notebooks must be numbered 01, 02, ...: {numbers}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_one_parameters_cell_and_it_is_first(path):
+    nb = nbformat.read(path, as_version=4)
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert tagged == [0], f"{path.name}: the parameters cell must be the single first cell, found at {tagged}"
+    assert nb.cells[0].cell_type == "code"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_stored_outputs(path):
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [], f"{path.name}: strip outputs before committing"
+            assert cell["execution_count"] is None, f"{path.name}: clear execution counts"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_defaults_are_the_mini_profile(path):
+    params = pipeline.notebook_parameters(path)
+    assert params["profile"] in ('"mini"', "'mini'"), f"{path.name}: default profile must be mini"
+    assert {"profile", "run_dir", "seed"} <= set(params)
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "taskrel"
+
+
+@pytest.mark.parametrize("params_file", PARAM_FILES, ids=lambda p: p.name)
+def test_parameter_files_only_name_declared_parameters(params_file):
+    params = yaml.safe_load(params_file.read_text())
+    assert params["profile"] == params_file.stem
+    for path in NOTEBOOKS:
+        pipeline.check_parameters(path, params)  # raises on an undeclared name
+
+
+def test_unknown_parameter_is_refused_with_the_valid_names():
+    with pytest.raises(UnknownNameError, match="valid .*: .*profile") as err:
+        pipeline.check_parameters(NOTEBOOKS[0], {"profile": "smoke", "learning_rat": 0.1})
+    assert "learning_rat" in str(err.value)
+
+
+def test_runner_refuses_unknown_parameter_before_running_anything(tmp_path):
+    with pytest.raises(UnknownNameError, match="typo_param"):
+        pipeline.run_notebooks("smoke", run_dir=tmp_path / "run", parameters={"typo_param": 1})
+    assert not any((tmp_path / "run" / "executed").glob("*.ipynb"))
+
+
+def test_runner_refuses_unknown_profile():
+    with pytest.raises(UnknownNameError, match="mini, paper, smoke"):
+        pipeline.run_notebooks("tiny")

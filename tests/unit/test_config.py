@@ -1,0 +1,51 @@
+import pytest
+
+from taskrel_utils import config
+from taskrel_utils.errors import TaskrelError, UnknownNameError
+
+
+def test_profiles_listed():
+    assert config.list_profiles() == ["mini", "paper", "smoke"]
+
+
+def test_mini_profile_values():
+    p = config.load_profile("mini")
+    assert p.name == "mini" and p.reference == "mnist5k"
+    assert len(p.targets) >= 3 and len(p.encoders) >= 6
+    assert {"effnet-lite0", "effnet-lite1", "effnet-lite2", "lenet-random"} <= set(p.encoders)
+    assert p.max_per_class("train") is None
+
+
+def test_smoke_is_small():
+    p = config.load_profile("smoke")
+    assert p.is_smoke and p.max_per_class("train") == 30 and p.max_per_class("test") == 10
+    assert len(p.encoders) <= 3
+
+
+def test_overrides_and_none_keeps_profile_value():
+    p = config.load_profile("mini", targets=["fashion"], encoders=None, seed=3)
+    assert p.targets == ("fashion",) and p.seed == 3
+    assert p.encoders == config.load_profile("mini").encoders
+    assert config.load_profile("mini", targets="fashion").targets == ("fashion",)
+
+
+def test_to_dict_roundtrip_is_json_like():
+    d = config.load_profile("smoke").to_dict()
+    assert d["name"] == "smoke" and isinstance(d["targets"], list)
+
+
+def test_unknown_profile_lists_valid_names():
+    with pytest.raises(UnknownNameError, match="valid profiles are: mini, paper, smoke"):
+        config.load_profile("huge")
+
+
+def test_unknown_override_lists_fields():
+    with pytest.raises(UnknownNameError, match="'encoder'.*encoders"):
+        config.load_profile("mini", encoder=["x"])
+
+
+@pytest.mark.parametrize("override", [{"targets": []}, {"max_train_per_class": 0},
+                                      {"max_test_per_class": -2}, {"seed": "zero"}, {"batch_size": 1.5}])
+def test_bad_values_are_refused(override):
+    with pytest.raises(TaskrelError):
+        config.load_profile("mini", **override)

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from taskrel_utils import feature_space
+
+
+def test_standardise_zero_variance_keeps_scale_one():
+    Z = np.array([[1.0, 5.0], [3.0, 5.0], [5.0, 5.0]])
+    S = feature_space.standardise(Z)
+    np.testing.assert_allclose(S[:, 0], [-1.2247449, 0, 1.2247449], rtol=1e-6)
+    np.testing.assert_array_equal(S[:, 1], 0.0)
+
+
+def test_standardise_uses_the_fit_set():
+    S = feature_space.standardise(np.array([[2.0], [4.0]]), fit_on=np.array([[0.0], [2.0]]))
+    np.testing.assert_allclose(S[:, 0], [1.0, 3.0])
+
+
+def test_pca_finds_the_planted_direction_and_is_sign_stable():
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=500)
+    Z = np.column_stack([t * 10, t * 10, rng.normal(size=500) * 0.01, rng.normal(size=500)])
+    P = feature_space.pca_2d(Z)
+    assert P.shape == (500, 2)
+    assert abs(np.corrcoef(P[:, 0], t)[0, 1]) > 0.99  # first component = the shared direction
+    np.testing.assert_array_equal(P, feature_space.pca_2d(Z.copy()))
+
+
+def test_nearest_mean_accuracy_separable_vs_shuffled():
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(4), 50)
+    Z = rng.normal(size=(200, 8)) + 6 * np.eye(4, 8)[y]
+    assert feature_space.nearest_mean_accuracy(Z[::2], y[::2], Z[1::2], y[1::2]) == 1.0
+    y_shuffled = rng.permutation(y)
+    acc = feature_space.nearest_mean_accuracy(Z[::2], y_shuffled[::2], Z[1::2], y_shuffled[1::2])
+    assert acc < 0.5
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="NaN"):
+        feature_space.pca_2d(np.array([[np.nan, 1.0], [1.0, 2.0]]))
+    with pytest.raises(ValueError, match="dimension"):
+        feature_space.nearest_mean_accuracy(np.ones((4, 2)), np.arange(4), np.ones((4, 3)), np.arange(4))
+    with pytest.raises(ValueError, match="labels"):
+        feature_space.nearest_mean_accuracy(np.ones((4, 2)), np.arange(3), np.ones((4, 2)), np.arange(4))

@@ -1,0 +1,52 @@
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from taskrel_utils import config, runs
+from taskrel_utils.errors import MissingDataError
+
+
+def test_open_run_creates_layout_and_records_profile(tmp_path):
+    run = runs.open_run(tmp_path / "r", config.load_profile("smoke"))
+    for sub in runs.SUBDIRS:
+        assert (run.root / sub).is_dir()
+    assert run.load_params()["name"] == "smoke"
+
+
+def test_metrics_tables_figures_roundtrip(tmp_path):
+    run = runs.Run(tmp_path / "r")
+    run.save_metrics("01_x", {"a": 1.5, "n": [1, 2]})
+    assert run.load_metrics("01_x") == {"a": 1.5, "n": [1, 2]}
+    run.save_table("t", pd.DataFrame({"x": [1, 2]}))
+    assert pd.read_csv(run.path("tables", "t.csv")).x.tolist() == [1, 2]
+    fig = plt.figure()
+    assert run.save_figure("f", fig).read_bytes()[:4] == b"\x89PNG"
+    assert not list(run.root.rglob("*.tmp")), "no temporary files left"
+
+
+def test_missing_metrics_names_the_producing_notebook(tmp_path):
+    run = runs.Run(tmp_path / "r")
+    with pytest.raises(MissingDataError, match="run notebook 01_encoder_features first"):
+        run.load_metrics("01_encoder_features", produced_by="01_encoder_features")
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path):
+    class Unserialisable:
+        def tolist(self):
+            raise RuntimeError("cannot serialise")
+
+    run = runs.Run(tmp_path / "r")
+    with pytest.raises(RuntimeError):
+        run.save_metrics("bad", {"x": Unserialisable()})
+    assert not list((run.root / "metrics").iterdir()), "neither the file nor a temporary is left"
+
+
+def test_relative_run_dir_resolves_under_the_kit_root(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "KIT_ROOT", tmp_path)
+    run = runs.Run("runs/x")
+    assert run.root == tmp_path / "runs" / "x" and run.root.is_dir()
