@@ -35,8 +35,8 @@ def projections(frame, max_points: int = 400, seed: int = 0):
 
     ``frame`` columns: encoder, task, pc1, pc2, label.
     """
-    sample = (frame.groupby(["encoder", "task"], group_keys=False)
-              .apply(lambda g: g.sample(min(len(g), max_points), random_state=seed)))
+    shuffled = frame.sample(frac=1.0, random_state=seed)
+    sample = shuffled[shuffled.groupby(["encoder", "task"]).cumcount() < max_points]
     grid = sns.relplot(data=sample, x="pc1", y="pc2", hue="label", row="encoder", col="task",
                        palette="tab10", s=8, linewidth=0, height=1.9, aspect=1,
                        facet_kws={"sharex": False, "sharey": False}, legend=False)

@@ -81,7 +81,7 @@ def test_second_call_is_a_cache_hit(task, tmp_path):
     assert not info1["cache_hit"] and info2["cache_hit"] and enc.calls == 1
     np.testing.assert_array_equal(Z1, Z2)
     assert info1["images_per_second"] > 0
-    assert not list(tmp_path.glob(".*tmp")), "no temporary file left behind"
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name], "no temporary file left behind"
 
 
 @pytest.mark.parametrize("change", ["weights_id", "description", "content_id", "split", "name"])

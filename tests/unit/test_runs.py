@@ -26,7 +26,7 @@ def test_metrics_tables_figures_roundtrip(tmp_path):
     assert pd.read_csv(run.path("tables", "t.csv")).x.tolist() == [1, 2]
     fig = plt.figure()
     assert run.save_figure("f", fig).read_bytes()[:4] == b"\x89PNG"
-    assert not list(run.root.rglob("*.tmp")), "no temporary files left"
+    assert not [p for p in run.root.rglob("*") if ".tmp" in p.name], "no temporary files left"
 
 
 def test_missing_metrics_names_the_producing_notebook(tmp_path):

