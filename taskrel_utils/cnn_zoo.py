@@ -50,6 +50,9 @@ ZOO = {
     "convnet-wide-fashion": dict(arch="convnet", width=2, corpus="fashion-train", epochs=5, seed=0),
     "mlp-fashion": dict(arch="mlp", width=1, corpus="fashion-train", epochs=10, seed=0),
     "lenet-random": dict(arch="lenet", width=1, corpus=None, epochs=0, seed=0),
+    # trained on the reference task itself, for "a better reference encoder helps related targets"
+    # (notebook 03: the same network with epochs = 1, 2, 5, 10); not part of the correlation zoo
+    "lenet-reference": dict(arch="lenet", width=1, corpus="reference-train", epochs=10, seed=0),
 }
 
 #: options ``load_encoder`` accepts for a zoo entry (each changes the spec, hence the cache key)

@@ -31,6 +31,8 @@ class Profile:
     image_size: int | None = None
     batch_size: int = 256
     task_options: dict = field(default_factory=dict)
+    relatedness: dict = field(default_factory=dict)
+    max_feature_dim: int | None = None
     seed: int = 0
 
     @property
@@ -89,6 +91,8 @@ def _validated(raw: dict) -> Profile:
         raise TaskrelError(f"profile {raw['name']!r}: reference must be a task name, got {raw.get('reference')!r}")
     if not isinstance(raw.get("task_options", {}), dict):
         raise TaskrelError("task_options must map task names to dicts of load_task options")
+    if not isinstance(raw.get("relatedness", {}), dict):
+        raise TaskrelError("relatedness must be a dict of relatedness.task_relatedness options")
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TaskrelError(f"seed must be an integer, got {seed!r}")
@@ -103,5 +107,7 @@ def _validated(raw: dict) -> Profile:
         image_size=positive_or_none("image_size"),
         batch_size=positive_or_none("batch_size") or 256,
         task_options=dict(raw.get("task_options") or {}),
+        relatedness=dict(raw.get("relatedness") or {}),
+        max_feature_dim=positive_or_none("max_feature_dim"),
         seed=seed,
     )

@@ -40,7 +40,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 MINI_TASKS = ("mnist5k", "uci-digits", "digits-rotated", "fashion", "fashion-coarse")
 PAPER_TASKS = ("pets", "dtd", "aircraft", "cifar10", "cifar100")
 OTHER_TASKS = ("imagenet", "folder")
-PRETRAINING_CORPORA = ("fashion-train", "synth-digits", "mixed")
+PRETRAINING_CORPORA = ("fashion-train", "synth-digits", "mixed", "reference-train")
 
 _TASK_OPTIONS = {
     "imagenet": {"n_classes": None, "max_images": None, "seed": 0},
@@ -560,10 +560,16 @@ def load_pretraining_corpus(name: str, *, root=None) -> tuple[np.ndarray, np.nda
 
     ``"fashion-train"``: 10,000 Fashion-MNIST train-file images (bundle; ``root`` = bundle folder);
     ``"synth-digits"``: 10,000 rendered digits; ``"mixed"``: both, digits labelled 10..19.
-    Every one is disjoint from every evaluation split of the mini tasks.
+    These three are disjoint from every evaluation split of the mini tasks.
+    ``"reference-train"``: the reference task's own train split (``mnist5k``, 4,000 images), for the
+    experiment "training the encoder longer on the reference task" only; disjoint from every test
+    split and from every target, but by design not from the reference train split.
     """
     if name not in PRETRAINING_CORPORA:
         raise UnknownNameError("pre-training corpus", name, PRETRAINING_CORPORA)
+    if name == "reference-train":
+        task = load_task("mnist5k", "train", root=root)
+        return task.images, task.labels, task.class_names
     parts = []
     if name in ("fashion-train", "mixed"):
         a = bundle.load_bundle_file("fashion-train", MINI_DIR if root is None else root)

@@ -50,3 +50,78 @@ def profile_features(profile: Profile, encs: dict, tasks: dict, progress: bool =
                      "cache_hit": info["cache_hit"], "seconds": round(info["seconds"], 3),
                      "images_per_second": info["images_per_second"]})
     return feats, rows
+
+
+def progress(iterable, desc: str):
+    """``tqdm.auto`` progress over ``iterable`` (notebook-friendly, quiet with TQDM_DISABLE=1)."""
+    return tqdm(iterable, desc=desc)
+
+
+def pair(feats: dict, encoder: str, reference: str, target: str, max_dim: int | None = None) -> dict:
+    """The keyword arguments of ``relatedness.task_relatedness`` for one (encoder, target).
+
+    ``max_dim``: features wider than this are projected onto the top ``max_dim`` principal axes of
+    the *reference train* features (one fixed linear map for both domains, i.e. part of the
+    encoder); the mini profile uses it to keep the d x d feature map affordable on a CPU.
+    """
+    out = dict(ref_train=feats[encoder, reference, "train"], ref_test=feats[encoder, reference, "test"],
+               target_train=feats[encoder, target, "train"], target_test=feats[encoder, target, "test"])
+    Z_ref = out["ref_train"][0]
+    if max_dim is None or Z_ref.shape[1] <= max_dim:
+        return out
+    P = principal_axes(Z_ref, max_dim)
+    return {key: ((Z - Z_ref.mean(0)) @ P, y) for key, (Z, y) in out.items()}
+
+
+def principal_axes(Z, k: int) -> np.ndarray:
+    """The top ``k`` principal axes (d x k, orthonormal columns) of ``Z`` (N x d), signs fixed."""
+    X = np.asarray(Z, dtype=np.float64) - np.mean(Z, axis=0)
+    _, _, vt = np.linalg.svd(X, full_matrices=False)
+    vt = vt[:k]
+    vt *= np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])[:, None]
+    return vt.T
+
+
+def shuffled_target(pair_kwargs: dict, seed: int = 0) -> dict:
+    """The unrelated control: the same target features with their labels shuffled (train and test)."""
+    rng = np.random.default_rng(seed)
+    out = dict(pair_kwargs)
+    for key in ("target_train", "target_test"):
+        Z, y = pair_kwargs[key]
+        out[key] = (Z, y[rng.permutation(len(y))])
+    return out
+
+
+def result_row(res, **labels) -> dict:
+    """One table row of a task-relatedness result: the value, its terms and the transferred classifier."""
+    t = res.terms
+    return {**labels, "value": res.value, "reweighted_reference_loss": t["reweighted_reference_loss"],
+            "label_mismatch": t["label_mismatch"], "distribution_mismatch": t["distribution_mismatch"],
+            "wasserstein": t["wasserstein"], "tau": t["tau"], "wasserstein_theorem": t.get("wasserstein_theorem"),
+            "target_accuracy": res.target_accuracy, "target_cross_entropy": res.target_cross_entropy}
+
+
+def example_plan(res, pair_kwargs: dict, n_per_side: int = 12, seed: int = 0) -> dict:
+    """An exact transport plan between a few mapped reference points and target points, with the
+    cost of the fit (METHOD 3.2): ``||A x + b - t|| + Lambda ||B e_y - e_s||`` (both non-squared).
+
+    Points are taken class-balanced from the train sets and sorted by label for display.
+    """
+    from .transport import emd_plan, euclidean_cost
+
+    rng = np.random.default_rng(seed)
+
+    def pick(Z, y, scaler):
+        idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:max(1, n_per_side // len(np.unique(y)))]
+                              for c in np.unique(y)])[:n_per_side]
+        idx = idx[np.argsort(y[idx], kind="stable")]
+        return scaler.transform(Z[idx]), y[idx]
+
+    Xr, yr = pick(*pair_kwargs["ref_train"], res.reference_scaler)
+    Xt, yt = pick(*pair_kwargs["target_train"], res.target_scaler)
+    U = Xr @ res.A.T + res.b
+    K_T = res.B.shape[0]
+    label_cost = euclidean_cost(res.B[:, yr].T, np.eye(K_T)[yt])
+    cost = euclidean_cost(U, Xt) + res.options["Lambda"] * label_cost
+    plan = emd_plan(np.full(len(U), 1 / len(U)), np.full(len(Xt), 1 / len(Xt)), cost)
+    return {"plan": plan, "reference_labels": yr, "target_labels": yt}

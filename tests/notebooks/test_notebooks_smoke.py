@@ -1,5 +1,6 @@
 """Every notebook, run headlessly by papermill on the smoke profile, asserted from its metrics."""
 import json
+import math
 
 import pytest
 
@@ -41,3 +42,45 @@ def test_01_encoder_features(smoke_run):
     assert m["photo_check"] and all(m["photo_check"].values()), m["photo_check"]
     assert smoke_run.path("tables", "01_extraction.csv").exists()
     assert smoke_run.path("figures", "01_projections.png").exists()
+
+
+TERMS = ("reweighted_reference_loss", "label_mismatch", "distribution_mismatch")
+
+
+def _check_terms(row):
+    values = [row[k] for k in (*TERMS, "value", "wasserstein", "tau")]
+    assert all(math.isfinite(v) for v in values), row
+    assert row["value"] == pytest.approx(sum(row[k] for k in TERMS), rel=1e-9, abs=1e-9)
+    assert 0.0 <= row["target_accuracy"] <= 1.0
+    assert row["label_mismatch"] >= -1e-12 and row["wasserstein"] >= 0 and row["tau"] >= 0
+
+
+def test_02_fit_transformations(smoke_run):
+    m = smoke_run.load_metrics("02_fit_transformations")
+    cfg = config.load_profile("smoke")
+    assert m["encoder"] == cfg.encoders[0] and m["target"] == cfg.targets[0]
+    assert set(m["modes"]) == {"learned_all", "learned_a", "fixed_all"}  # uci-digits has 10 classes like the reference
+    for row in m["modes"].values():
+        _check_terms(row)
+    assert m["modes"]["fixed_all"]["label_mismatch"] == pytest.approx(0.0, abs=1e-12)  # a permutation B
+    assert m["B_column_sums"] == pytest.approx([1.0] * 10)
+    assert 0.0 <= m["reference_accuracy"] <= 1.0
+    grid = sorted({r["tau0"] for r in m["tau0_sweep"]})
+    assert m["best_tau0"] in grid and len(m["tau0_sweep"]) == 2 * len(grid)
+    assert {r["b_init"] for r in m["b_init"]} == {"random", "class_means"}
+    assert all(math.isfinite(r["value"]) for r in m["tau0_sweep"] + m["b_init"])
+
+
+def test_03_bound_decomposition(smoke_run):
+    m = smoke_run.load_metrics("03_bound_decomposition")
+    cfg = config.load_profile("smoke")
+    assert len(m["pairs"]) == len(cfg.encoders) * len(cfg.targets)
+    for row in m["pairs"]:
+        _check_terms(row)
+        assert 0.0 <= row["probe_accuracy"] <= 1.0 and row["probe_cross_entropy"] > 0
+        assert row["gap"] == pytest.approx(row["value"] - row["probe_cross_entropy"])
+    assert -1.0 <= m["pearson_all_pairs"] <= 1.0
+    assert {r["b_init"] for r in m["b_init_effect"]} == {"random", "class_means"}
+    assert set(m["value_change_with_reference_training"]) == set(cfg.targets)
+    for name in ("03_bound_terms", "03_b_init_effect", "03_longer_reference_training"):
+        assert smoke_run.path("tables", f"{name}.csv").exists()

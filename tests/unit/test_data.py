@@ -228,6 +228,18 @@ def test_pretraining_corpora_disjoint_from_every_evaluation_split():
     assert np.array_equal(mi[10000:], si) and np.array_equal(ml[10000:], sl + 10)
 
 
+def test_reference_train_corpus_is_the_reference_train_split_only():
+    ri, rl, rc = data.load_pretraining_corpus("reference-train")
+    ref = data.load_task("mnist5k", "train")
+    assert np.array_equal(ri, ref.images) and np.array_equal(rl, ref.labels) and rc == ref.class_names
+    others = _hashes(data.load_task("mnist5k", "test").images)
+    for name in data.MINI_TASKS:
+        if name != "mnist5k":
+            for split in data.SPLITS:
+                others |= _hashes(data.load_task(name, split).images)
+    assert not (_hashes(ri) & others)
+
+
 # --------------------------------------------------------------------------- paper tasks on fake folders
 
 @pytest.fixture

@@ -1,0 +1,254 @@
+"""Known-answer tests of task-relatedness on planted data (METHOD 2.2, 2.3, 3, 10).
+
+Reference: Gaussian classes; related target: the same classes pushed through a planted affine
+map, labels permuted, prior shifted; unrelated target: the same target features, labels shuffled.
+B need not equal the planted permutation (METHOD 10): the tests check what the bound guarantees.
+"""
+import numpy as np
+import pytest
+import torch
+
+from taskrel_utils.errors import TaskrelError
+from taskrel_utils.reference_classifier import train_reference_classifier
+from taskrel_utils.relatedness import _tau_grads_autograd, _tau_grads_closed, prior_sample, task_relatedness
+from taskrel_utils.transport import classwise_w1_code
+
+D_FEAT, K = 8, 4
+FAST = dict(steps=300, batch_size=400, log_every=50,
+            reference_classifier_options=dict(iterations=300, batch_size=200, optimizer="adam", lr=1e-2,
+                                              weight_decay=0.0, tau0=1.0))
+
+
+def planted(seed=0, d=D_FEAT, K=K, n_tr=60, n_te=40):
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(size=(K, d)) * 3
+
+    def draw(counts):
+        y = np.repeat(np.arange(K), counts)
+        return mu[y] + rng.normal(size=(len(y), d)), y
+
+    R, R_te = draw([n_tr] * K), draw([n_te] * K)
+    M = rng.normal(size=(d, d)) / np.sqrt(d) + np.eye(d)
+    c = rng.normal(size=d) * 2
+    perm = rng.permutation(K)
+    w = np.linspace(0.6, 1.4, K)
+    (Zt, yt0), (Zt_te, yt0_te) = draw(np.round(n_tr * w).astype(int)), draw(np.round(n_te * w).astype(int))
+    T = (Zt @ M.T + c, perm[yt0])
+    T_te = (Zt_te @ M.T + c, perm[yt0_te])
+    shuffle = np.random.default_rng(seed + 1)
+    U = (T[0], shuffle.permutation(T[1]))
+    U_te = (T_te[0], shuffle.permutation(T_te[1]))
+    return R, R_te, T, T_te, U, U_te
+
+
+@pytest.fixture(scope="module")
+def data():
+    return planted()
+
+
+@pytest.fixture(scope="module")
+def h_R(data):
+    R = data[0]
+    X = (R[0] - R[0].mean(0)) / R[0].std(0)
+    return train_reference_classifier(X, R[1], K, seed=0, **FAST["reference_classifier_options"])
+
+
+@pytest.fixture(scope="module")
+def related(data, h_R):
+    R, R_te, T, T_te, _, _ = data
+    return task_relatedness(R, R_te, T, T_te, seed=0, reference_classifier=h_R,
+                            **{k: v for k, v in FAST.items() if k != "reference_classifier_options"})
+
+
+@pytest.fixture(scope="module")
+def unrelated(data, h_R):
+    R, R_te, _, _, U, U_te = data
+    return task_relatedness(R, R_te, U, U_te, seed=0, reference_classifier=h_R,
+                            **{k: v for k, v in FAST.items() if k != "reference_classifier_options"})
+
+
+def test_planted_target_transfers_as_well_as_reference(related):
+    ref_acc = related.terms["reference_test_accuracy"]
+    assert ref_acc > 0.9
+    assert related.target_accuracy >= ref_acc - 0.15
+
+
+def test_unrelated_target_has_larger_w_and_value(related, unrelated):
+    assert unrelated.terms["wasserstein"] > 1.2 * related.terms["wasserstein"]
+    assert unrelated.value > related.value
+    assert unrelated.target_accuracy < related.target_accuracy - 0.3
+
+
+def test_bound_holds_on_test_sets(related, unrelated):
+    for res in (related, unrelated):
+        assert res.value >= res.target_cross_entropy
+        t = res.terms
+        assert res.value == pytest.approx(t["reweighted_reference_loss"] + t["label_mismatch"]
+                                          + t["distribution_mismatch"])
+        assert t["distribution_mismatch"] == pytest.approx(t["tau"] * round(t["wasserstein"], 3))
+
+
+def test_B_column_stochastic_and_prior_matched(related, data):
+    B, D = related.B, related.D
+    assert B.shape == (K, K) and (B >= 0).all()
+    np.testing.assert_allclose(B.sum(0), 1.0)
+    np.testing.assert_allclose(D.sum(), 1.0)
+    pi_T = np.bincount(data[2][1]) / len(data[2][1])
+    assert np.abs(B @ D - pi_T).sum() < 0.1
+
+
+def test_label_mismatch_in_range(related, unrelated):
+    for res in (related, unrelated):
+        assert 0.0 <= res.terms["label_mismatch"] <= np.log(K) + 1e-12
+
+
+def test_history_and_api(related, data):
+    assert related.history[0]["IC"] == pytest.approx(0.0, abs=1e-20)  # A = A_inv = I at init
+    assert {"objective", "H", "PM", "LC", "target_accuracy"} <= set(related.history[-1])
+    Z_te, y_te = data[3]
+    P = related.predict_proba(Z_te)
+    np.testing.assert_allclose(P.sum(1), 1.0)
+    assert (related.pseudo_labels(Z_te) == P.argmax(1)).mean() == 1.0
+    assert related.target_accuracy == pytest.approx((P.argmax(1) == y_te).mean())
+    for key in ("reweighted_reference_loss", "label_mismatch", "distribution_mismatch", "wasserstein", "tau",
+                "wasserstein_theorem"):
+        assert np.isfinite(related.terms[key])
+
+
+def test_fixed_all_has_zero_ic_and_zero_entropy(data, h_R):
+    R, R_te, T, T_te, _, _ = data
+    res = task_relatedness(R, R_te, T, T_te, mode="fixed_all", reference_classifier=h_R)
+    assert res.terms["inverse_consistency"] == 0.0 and res.terms["label_mismatch"] == 0.0
+    np.testing.assert_array_equal(res.A, np.eye(D_FEAT))
+    assert sorted(res.B.argmax(0)) == list(range(K)) and set(np.unique(res.B)) == {0.0, 1.0}
+
+
+def test_learned_a_keeps_B_and_D_fixed(data, h_R):
+    R, R_te, T, T_te, _, _ = data
+    res = task_relatedness(R, R_te, T, T_te, mode="learned_a", reference_classifier=h_R, steps=30, batch_size=300)
+    assert res.terms["label_mismatch"] == 0.0
+    np.testing.assert_allclose(res.D, np.bincount(R[1]) / len(R[1]))
+    np.testing.assert_array_equal(np.sort(res.B.argmax(0)), np.arange(K))
+    # no ">= target CE" here: with a wrong random permutation the EMPIRICAL bound (tau is a max over
+    # test points, W a finite-sample estimate) was measured slightly BELOW the target CE
+    assert np.isfinite(res.value) and res.terms["inverse_consistency"] > 0
+
+
+def test_label_channel_inequality_per_sample():
+    """-log sum_k B_ik p_k <= -log B_iy - log p_y for every z, y, i (METHOD 2.2 #2)."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        B = rng.dirichlet(np.ones(5), size=6).T  # 5 x 6, column-stochastic
+        p = rng.dirichlet(np.ones(6))
+        y, i = rng.integers(6), rng.integers(5)
+        assert -np.log(B[i] @ p) <= -np.log(B[i, y]) - np.log(p[y]) + 1e-12
+    # averaged form: E_{i ~ B[:, y]} -log (B p)_i <= -log p_y + H(B[:, y])
+    B = rng.dirichlet(np.ones(5), size=6).T
+    p = rng.dirichlet(np.ones(6))
+    for y in range(6):
+        lhs = -(B[:, y] * np.log(B @ p)).sum()
+        assert lhs <= -np.log(p[y]) - (B[:, y] * np.log(B[:, y])).sum() + 1e-12
+
+
+def test_prior_change_identity(related, data):
+    """E_R[C_y l] = sum_j D_j mean-CE_j on a balanced test set with a uniform train prior (METHOD 2.2 #1)."""
+    R, R_te = data[0], data[1]
+    X_te = related.reference_scaler.transform(R_te[0])
+    ce = related.reference_classifier.cross_entropy(X_te, R_te[1])
+    per_class = np.array([ce[R_te[1] == j].mean() for j in range(K)])
+    assert related.terms["reweighted_reference_loss"] == pytest.approx((related.D * per_class).sum())
+    C = related.C
+    assert (C * 0.25 * 4 * per_class).sum() / 4 == pytest.approx((related.D * per_class).sum())
+
+
+def test_w_invariant_to_joint_translation(related, data):
+    R_te, T_te = data[1], data[3]
+    U = related.reference_scaler.transform(R_te[0]) @ related.A.T + related.b
+    V = related.target_scaler.transform(T_te[0])
+    hard = related.B.argmax(0)[R_te[1]]
+    W0 = classwise_w1_code(U, hard, V, T_te[1])[0]
+    shift = np.random.default_rng(0).normal(size=D_FEAT) * 5
+    assert classwise_w1_code(U + shift, hard, V + shift, T_te[1])[0] == pytest.approx(W0, rel=1e-9)
+    assert W0 == pytest.approx(related.terms["wasserstein"])
+
+
+def test_tau_closed_form_equals_autograd():
+    rng = np.random.default_rng(0)
+    W, c = rng.normal(size=(4, 6)), rng.normal(size=4)
+    B = rng.dirichlet(np.ones(3), size=4).T
+    X, y = rng.normal(size=(50, 6)), rng.integers(0, 3, 50)
+    np.testing.assert_allclose(_tau_grads_closed(W, c, B, X, y), _tau_grads_autograd(W, c, B, X, y), atol=1e-12)
+
+
+def test_reference_classifier_closed_form_equals_double_backprop(data):
+    R = data[0]
+    X = (R[0] - R[0].mean(0)) / R[0].std(0)
+    a = train_reference_classifier(X, R[1], K, iterations=30, batch_size=50, seed=3, lr=1e-5)
+    b = train_reference_classifier(X, R[1], K, iterations=30, batch_size=50, seed=3, lr=1e-5, gradient="autograd")
+    np.testing.assert_allclose(a.W, b.W, atol=1e-10)
+    g = a.input_gradients(X[:5], R[1][:5])
+    Xt = torch.tensor(X[:5], requires_grad=True)
+    ce = torch.nn.functional.cross_entropy(Xt @ torch.tensor(a.W).T + torch.tensor(a.c), torch.tensor(R[1][:5]),
+                                           reduction="sum")
+    np.testing.assert_allclose(g, torch.autograd.grad(ce, Xt)[0].numpy(), atol=1e-12)
+
+
+def test_same_seed_same_numbers_and_fast_matches_reference(data, h_R):
+    R, R_te, T, T_te, _, _ = data
+    kw = dict(seed=5, reference_classifier=h_R, steps=40, batch_size=300, log_every=0)
+    a = task_relatedness(R, R_te, T, T_te, **kw)
+    b = task_relatedness(R, R_te, T, T_te, **kw)
+    assert a.value == b.value and a.terms == b.terms
+    np.testing.assert_array_equal(a.A, b.A)
+    ref = task_relatedness(R, R_te, T, T_te, schedule="reference", **kw)
+    assert ref.value == pytest.approx(a.value, rel=0.03)
+    np.testing.assert_allclose(ref.B, a.B, atol=1e-3)
+    np.testing.assert_allclose(ref.A, a.A, atol=1e-3)
+
+
+def test_b_init_class_means_runs(data, h_R):
+    R, R_te, T, T_te, _, _ = data
+    res = task_relatedness(R, R_te, T, T_te, reference_classifier=h_R, b_init="class_means", steps=20,
+                           batch_size=300)
+    np.testing.assert_allclose(res.B.sum(0), 1.0)
+
+
+def test_prior_sample_follows_floor_rule():
+    rng = np.random.default_rng(0)
+    idx = [np.arange(0, 10), np.arange(10, 13), np.arange(13, 40)]
+    out = prior_sample(rng, idx, 20, [0.5, 0.3, 0.2])
+    counts = [np.isin(out, i).sum() for i in idx]
+    assert counts == [10, 3, 4] and len(np.unique(out)) == len(out)
+
+
+# ------------------------------------------------------------------------------- bad input
+def _ok():
+    R, R_te, T, T_te, _, _ = planted(n_tr=10, n_te=5)
+    return dict(ref_train=R, ref_test=R_te, target_train=T, target_test=T_te)
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda a: a.update(target_train=(a["target_train"][0][:, :-1], a["target_train"][1])), "dimension"),
+    (lambda a: a["ref_train"][0].__setitem__((0, 0), np.nan), "NaN or infinite"),
+    (lambda a: a["target_test"][0].__setitem__((1, 1), np.inf), "NaN or infinite"),
+    (lambda a: a.update(target_test=(a["target_test"][0], a["target_test"][1] + 10)), "outside"),
+    (lambda a: a.update(ref_train=(a["ref_train"][0], a["ref_train"][1] - 1)), "0..K-1"),
+    (lambda a: a.update(ref_train=(a["ref_train"][0], np.where(a["ref_train"][1] == 1, 2, a["ref_train"][1]))),
+     "no samples"),
+    (lambda a: a.update(target_train=(a["target_train"][0][:2], np.array([0, 5]))), "at least one sample"),
+    (lambda a: a.update(ref_train=(a["ref_train"][0], a["ref_train"][1][:-1])), "shape"),
+    (lambda a: a.update(ref_train=(a["ref_train"][0], a["ref_train"][1] + 0.5)), "integers"),
+])
+def test_bad_input_raises_clear_errors(mutate, match):
+    args = _ok()
+    mutate(args)
+    with pytest.raises(TaskrelError, match=match):
+        task_relatedness(**args, steps=1)
+
+
+def test_bad_options_raise():
+    args = _ok()
+    for kw in (dict(mode="nope"), dict(schedule="slow"), dict(scale="huge"), dict(no_such_option=1),
+               dict(b_init="zeros")):
+        with pytest.raises(ValueError):
+            task_relatedness(**args, **kw)
