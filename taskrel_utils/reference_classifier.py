@@ -168,17 +168,21 @@ def _train_loop(opts, rng, Xt, yt, W, c, opt, K, tau0, weight, bs, gradient, dty
             logp = torch.log_softmax(logits, 1)
             ce = -logp.gather(1, yb[:, None])[:, 0]
             p = logp.exp()
-            g_y = (p - torch.nn.functional.one_hot(yb, K).to(dtype)) @ W
-            g_t = (p - torch.nn.functional.one_hot(ytil, K).to(dtype)) @ W
+            # ||W^T v||^2 = v^T (W W^T) v: the K x K Gram matrix replaces the (bs x K)(K x d) products
+            G = W @ W.T
+            v_y = p - torch.nn.functional.one_hot(yb, K).to(dtype)
+            v_t = p - torch.nn.functional.one_hot(ytil, K).to(dtype)
+            norm_y = ((v_y @ G) * v_y).sum(1).clamp_min(torch.finfo(dtype).tiny).sqrt()
+            norm_t = ((v_t @ G) * v_t).sum(1).clamp_min(torch.finfo(dtype).tiny).sqrt()
         else:
             xb = xb.clone().requires_grad_(True)
             logits = xb @ W.T + c
             ce = torch.nn.functional.cross_entropy(logits, yb, reduction="none")
             ce_t = torch.nn.functional.cross_entropy(logits, ytil, reduction="none")
-            g_y = torch.autograd.grad(ce.sum(), xb, create_graph=True)[0]
-            g_t = torch.autograd.grad(ce_t.sum(), xb, create_graph=True)[0]
-        gp_y = torch.relu(g_y.norm(dim=1) - tau0).pow(2).mean()
-        gp_t = torch.relu(g_t.norm(dim=1) - tau0).pow(2).mean()
+            norm_y = torch.autograd.grad(ce.sum(), xb, create_graph=True)[0].norm(dim=1)
+            norm_t = torch.autograd.grad(ce_t.sum(), xb, create_graph=True)[0].norm(dim=1)
+        gp_y = torch.relu(norm_y - tau0).pow(2).mean()
+        gp_t = torch.relu(norm_t - tau0).pow(2).mean()
         ce_m = ce.mean()
         loss = ce_m + weight * (gp_y + gp_t)
         opt.zero_grad()

@@ -50,3 +50,14 @@ def test_relative_run_dir_resolves_under_the_kit_root(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "KIT_ROOT", tmp_path)
     run = runs.Run("runs/x")
     assert run.root == tmp_path / "runs" / "x" and run.root.is_dir()
+
+
+def test_written_files_have_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    run = runs.Run(tmp_path / "r")
+    path = run.save_metrics("m", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
