@@ -31,16 +31,22 @@ def standardise(Z, fit_on=None):
     return (Z - ref.mean(axis=0)) / std
 
 
-def pca_2d(Z) -> np.ndarray:
-    """The first two principal components of standardised ``Z``: (N, d) -> (N, 2).
+def principal_axes(Z, k: int) -> np.ndarray:
+    """The top ``k`` principal axes of ``Z`` (N x d) as orthonormal columns (d x min(k, d)).
 
-    Signs are fixed (largest |loading| positive) so that reruns draw the same picture.
+    Signs are fixed (largest |loading| positive) so that reruns give the same projection.
     """
+    X = np.asarray(Z, dtype=np.float64)
+    _, _, vt = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)
+    vt = vt[:k]
+    vt *= np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])[:, None]
+    return vt.T
+
+
+def pca_2d(Z) -> np.ndarray:
+    """The first two principal components of standardised ``Z``: (N, d) -> (N, 2)."""
     X = standardise(Z)
-    _, _, vt = np.linalg.svd(X, full_matrices=False)
-    vt = vt[:2]
-    signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
-    out = X @ (vt * signs[:, None]).T
+    out = X @ principal_axes(X, 2)
     if out.shape[1] < 2:  # one-dimensional features
         out = np.column_stack([out, np.zeros(len(out))])
     return out

@@ -1,12 +1,12 @@
-"""A profile turned into objects: its tasks (with the profile's per-class caps), its encoders
-and the features of every (encoder, task, split). Notebooks call these three functions.
+"""A profile turned into objects: its tasks (with the profile's per-class caps), its encoders,
+the features of every (encoder, task, split), and the (encoder, target) pairs the analysis fits.
 """
 from __future__ import annotations
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import data, encoders, features
+from . import data, encoders, feature_space, features
 from .config import Profile
 
 SPLITS = ("train", "test")
@@ -69,17 +69,8 @@ def pair(feats: dict, encoder: str, reference: str, target: str, max_dim: int | 
     Z_ref = out["ref_train"][0]
     if max_dim is None or Z_ref.shape[1] <= max_dim:
         return out
-    P = principal_axes(Z_ref, max_dim)
+    P = feature_space.principal_axes(Z_ref, max_dim)
     return {key: ((Z - Z_ref.mean(0)) @ P, y) for key, (Z, y) in out.items()}
-
-
-def principal_axes(Z, k: int) -> np.ndarray:
-    """The top ``k`` principal axes (d x k, orthonormal columns) of ``Z`` (N x d), signs fixed."""
-    X = np.asarray(Z, dtype=np.float64) - np.mean(Z, axis=0)
-    _, _, vt = np.linalg.svd(X, full_matrices=False)
-    vt = vt[:k]
-    vt *= np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])[:, None]
-    return vt.T
 
 
 def shuffled_target(pair_kwargs: dict, seed: int = 0) -> dict:
