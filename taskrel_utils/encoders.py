@@ -70,15 +70,6 @@ class Encoder:
         with torch.no_grad():
             return self.model(x.to(self.device, torch.float32))
 
-    def encode_images(self, images, batch_size: int = 256, progress: bool = False) -> np.ndarray:
-        """Preprocess + encode a whole image array/list in batches: ``(N, feature_dim)`` float32."""
-        from tqdm.auto import tqdm
-        n = len(images)
-        out = np.empty((n, self.feature_dim), dtype=np.float32)
-        for s in tqdm(range(0, n, batch_size), desc=self.name, disable=not progress):
-            out[s:s + batch_size] = self.encode(self.preprocess(images[s:s + batch_size])).cpu().numpy()
-        return out
-
     def __repr__(self):
         return (f"Encoder({self.name!r}, feature_dim={self.feature_dim}, "
                 f"preprocess={self.preprocess.description!r}, weights_id={self.weights_id[:12]!r})")
