@@ -1,14 +1,21 @@
 """Correlation between a score and transferability across encoders (or pairs).
 
-``pearson(x, y)`` is scipy's Pearson r (METHOD 5.2), ``spearman`` the rank version; both return a
-Python float and refuse inputs that make the coefficient meaningless.
+``pearson(x, y)`` is scipy's Pearson r (METHOD 5.2), ``spearman`` and ``kendall`` (tau-b) the rank
+versions, ``weighted_kendall`` the hyperbolic weighted tau that LogME and SFDA report. All return a
+Python float and refuse inputs that make the coefficient meaningless. ``bootstrap_ci`` gives a
+percentile-bootstrap confidence interval of any of them; ``METHODS`` maps names to functions.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
-from .errors import TaskrelError
+from .errors import TaskrelError, UnknownNameError
+
+# A bootstrap whose resamples are constant (in x or y) more often than this fraction is refused.
+MAX_SKIPPED_FRACTION = 0.5
 
 
 def _check(x, y):
@@ -33,3 +40,123 @@ def pearson(x, y) -> float:
 def spearman(x, y) -> float:
     """Spearman's rank correlation of ``x`` and ``y``."""
     return float(stats.spearmanr(*_check(x, y))[0])
+
+
+def kendall(x, y) -> float:
+    """Kendall's tau-b of ``x`` and ``y`` (scipy ``kendalltau``, default ``variant="b"``).
+
+    tau_b = (C - D) / sqrt((n0 - n_x)(n0 - n_y)), with C / D the concordant / discordant pairs,
+    n0 = n(n-1)/2 and n_x, n_y the pairs tied in x, in y. Without ties tau_b = (C - D) / n0.
+    """
+    return float(stats.kendalltau(*_check(x, y)).statistic)
+
+
+def weighted_kendall(x, y) -> float:
+    """Weighted Kendall tau (additive hyperbolic tau_h of Vigna 2015), as LogME / SFDA report it.
+
+    The call is ``scipy.stats.weightedtau(score, accuracy)`` with the defaults ``rank=True``,
+    ``weigher=None`` (weight 1/(r+1) of rank r, 0 = largest value), ``additive=True``; that is how
+    ``TencentARC/SFDA`` ``rank_correlation.py`` (``w_kendall_metric``, used by ``tw_group1.py`` /
+    ``tw_group2.py``) computes it, with the scores first and the fine-tuning accuracies second.
+    Without ties, for the decreasing rank r of the elements by x,
+
+        tau_x = sum_{i<j} w_ij sign(x_i - x_j) sign(y_i - y_j) / sum_{i<j} w_ij,
+        w_ij = 1/(r_i + 1) + 1/(r_j + 1),
+
+    and the result is (tau_x + tau_y) / 2 (same with the rank by y), so it is symmetric in x, y.
+
+    The weights favour the **largest** values. For a lower-is-better score (TR, PACTran) the
+    models with the worst scores get the large x-weights; ``weighted_kendall(-score, accuracy)``
+    is then the "top models matter most" reading, and it is not ``-weighted_kendall(score,
+    accuracy)`` in general.
+    """
+    return float(stats.weightedtau(*_check(x, y)).statistic)
+
+
+METHODS = {"pearson": pearson, "spearman": spearman, "kendall": kendall,
+           "weighted_kendall": weighted_kendall}
+
+
+def _rowwise_pearson(xb, yb):
+    """Pearson r of each row pair of ``xb``, ``yb`` (both (B, n), no constant row) -> (B,)."""
+    xc = xb - xb.mean(axis=1, keepdims=True)
+    yc = yb - yb.mean(axis=1, keepdims=True)
+    r = (xc * yc).sum(axis=1) / np.sqrt((xc ** 2).sum(axis=1) * (yc ** 2).sum(axis=1))
+    return np.clip(r, -1.0, 1.0)
+
+
+def _rowwise_kendall(xb, yb, max_elements: int = 4_000_000):
+    """Kendall tau-b of each row pair (both (B, n)) -> (B,), in chunks of <= max_elements entries.
+
+    tau_b = sum_ij sign(x_i - x_j) sign(y_i - y_j) / sqrt(sum_ij sign(x_i - x_j)^2 sum_ij sign(y_i - y_j)^2).
+    """
+    n = xb.shape[1]
+    chunk = max(1, max_elements // (n * n))
+    out = np.empty(len(xb))
+    for start in range(0, len(xb), chunk):
+        sx = np.sign(xb[start:start + chunk, :, None] - xb[start:start + chunk, None, :])
+        sy = np.sign(yb[start:start + chunk, :, None] - yb[start:start + chunk, None, :])
+        num = (sx * sy).sum(axis=(1, 2))
+        out[start:start + chunk] = num / np.sqrt(np.abs(sx).sum(axis=(1, 2)) * np.abs(sy).sum(axis=(1, 2)))
+    return np.clip(out, -1.0, 1.0)
+
+
+def bootstrap_distribution(x, y, method: str = "pearson", n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """Bootstrap distribution of a correlation over resampled pairs: (n_used,) with n_used <= n_boot.
+
+    Resample b draws the pair indices ``np.random.default_rng(seed).integers(0, n, (n_boot, n))[b]``
+    (with replacement); resamples whose x or whose y is constant are skipped (the coefficient is
+    undefined there), and more than ``MAX_SKIPPED_FRACTION`` of them skipped is an error (too few
+    distinct values for a bootstrap). Pearson, Spearman and (up to 80 pairs) Kendall are
+    vectorised over resamples; weighted Kendall loops over them (about 1 ms each).
+    """
+    if method not in METHODS:
+        raise UnknownNameError("correlation method", method, METHODS)
+    if int(n_boot) != n_boot or n_boot < 1:
+        raise TaskrelError(f"n_boot must be a positive integer, got {n_boot!r}")
+    x, y = _check(x, y)
+    idx = np.random.default_rng(seed).integers(0, x.size, size=(int(n_boot), x.size))
+    xb, yb = x[idx], y[idx]
+    keep = (np.ptp(xb, axis=1) > 0) & (np.ptp(yb, axis=1) > 0)
+    n_skipped = int(n_boot - keep.sum())
+    if n_skipped > MAX_SKIPPED_FRACTION * n_boot:
+        raise TaskrelError(
+            f"{n_skipped} of {n_boot} bootstrap resamples have a constant x or y (more than "
+            f"{MAX_SKIPPED_FRACTION:.0%}): too few distinct values ({x.size} pairs) for a bootstrap")
+    xb, yb = xb[keep], yb[keep]
+    if method == "pearson":
+        return _rowwise_pearson(xb, yb)
+    if method == "spearman":
+        return _rowwise_pearson(stats.rankdata(xb, axis=1), stats.rankdata(yb, axis=1))
+    if method == "kendall" and x.size <= 80:          # beyond that scipy's O(n log n) loop is faster
+        return _rowwise_kendall(xb, yb)
+    statistic = {"kendall": stats.kendalltau, "weighted_kendall": stats.weightedtau}[method]
+    return np.array([statistic(a, b).statistic for a, b in zip(xb, yb)])
+
+
+@dataclass(frozen=True)
+class BootstrapCI:
+    """A correlation with its percentile-bootstrap interval [low, high] at confidence ``level``."""
+
+    method: str
+    estimate: float   # the coefficient on the original pairs
+    low: float
+    high: float
+    level: float
+    n_boot: int       # resamples drawn
+    n_used: int       # resamples kept (x and y not constant)
+
+
+def bootstrap_ci(x, y, method: str = "pearson", n_boot: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> BootstrapCI:
+    """Percentile-bootstrap confidence interval of ``METHODS[method](x, y)`` over resampled pairs.
+
+    low, high = the (1 - level)/2 and (1 + level)/2 quantiles of ``bootstrap_distribution``
+    (same resamples, same skipping rule); deterministic given ``seed``.
+    """
+    if not 0 < level < 1:
+        raise TaskrelError(f"level must lie strictly between 0 and 1, got {level!r}")
+    draws = bootstrap_distribution(x, y, method=method, n_boot=n_boot, seed=seed)
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return BootstrapCI(method=method, estimate=METHODS[method](x, y), low=float(low), high=float(high),
+                       level=float(level), n_boot=int(n_boot), n_used=int(draws.size))

@@ -1,14 +1,40 @@
 import numpy as np
 import pytest
+from scipy import stats
 
 from taskrel_utils import correlation
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.errors import TaskrelError, UnknownNameError
 
 
 def naive_pearson(x, y):
     x, y = np.asarray(x, float), np.asarray(y, float)
     xc, yc = x - x.mean(), y - y.mean()
     return (xc * yc).sum() / np.sqrt((xc ** 2).sum() * (yc ** 2).sum())
+
+
+def naive_weighted_tau(x, y):
+    """Additive hyperbolic weighted tau without ties: mean of the taus weighted by the rank by x and by y."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+
+    def one_side(key):
+        rank = np.empty(len(key), int)
+        rank[np.argsort(-key)] = np.arange(len(key))      # 0 = largest value
+        num = den = 0.0
+        for i in range(len(x)):
+            for j in range(i + 1, len(x)):
+                w = 1 / (rank[i] + 1) + 1 / (rank[j] + 1)
+                num += w * np.sign(x[i] - x[j]) * np.sign(y[i] - y[j])
+                den += w
+        return num / den
+
+    return (one_side(x) + one_side(y)) / 2
+
+
+@pytest.fixture
+def correlated():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=25)
+    return x, x + rng.normal(size=25)
 
 
 def test_pearson_matches_the_definition_and_is_affine_invariant():
@@ -26,8 +52,130 @@ def test_spearman_is_rank_based():
     assert correlation.pearson(x, np.exp(x)) < 0.9
 
 
+def test_rank_correlations_are_one_on_a_monotone_non_linear_relation_and_pearson_is_not():
+    x = np.linspace(0.1, 5, 12)
+    y = np.exp(2 * x)
+    for name in ("spearman", "kendall", "weighted_kendall"):
+        assert correlation.METHODS[name](x, y) == pytest.approx(1.0)
+        assert correlation.METHODS[name](x, -y) == pytest.approx(-1.0)
+    assert correlation.pearson(x, y) < 0.9
+
+
+def test_kendall_hand_computed():
+    # pairs of y = [3,1,2,5,4] in x order: 7 concordant, 3 discordant -> (7 - 3) / 10
+    assert correlation.kendall([1, 2, 3, 4, 5], [3, 1, 2, 5, 4]) == pytest.approx(0.4)
+    # one pair tied in x: C = 5, D = 0, n0 = 6, n_x = 1 -> tau-b = 5 / sqrt(5 * 6), not tau-a = 5/6
+    assert correlation.kendall([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(5 / np.sqrt(30))
+
+
+def test_weighted_kendall_is_scipys_default_and_matches_the_definition(correlated):
+    x, y = correlated
+    expected = stats.weightedtau(x, y, rank=True, weigher=None, additive=True).statistic
+    assert correlation.weighted_kendall(x, y) == pytest.approx(expected, abs=1e-12)
+    assert correlation.weighted_kendall(x, y) == pytest.approx(naive_weighted_tau(x, y), abs=1e-12)
+    assert correlation.weighted_kendall(y, x) == pytest.approx(correlation.weighted_kendall(x, y), abs=1e-12)
+    assert correlation.weighted_kendall(x, y) != pytest.approx(correlation.kendall(x, y), abs=1e-3)
+
+
+def test_weighted_kendall_identical_and_reversed_rankings():
+    acc = np.array([84.1, 84.6, 85.5, 86.3, 84.7, 84.2, 85.4, 66.5, 79.7, 80.3, 80.2])
+    assert correlation.weighted_kendall(np.log(acc), acc) == pytest.approx(1.0)
+    assert correlation.weighted_kendall(-acc, acc) == pytest.approx(-1.0)
+
+
+def test_weighted_kendall_emphasises_the_top_ranks():
+    acc = np.arange(10.0)                                    # top = largest
+    swap_top, swap_bottom = acc.copy(), acc.copy()
+    swap_top[[8, 9]] = swap_top[[9, 8]]
+    swap_bottom[[0, 1]] = swap_bottom[[1, 0]]
+    assert correlation.kendall(swap_top, acc) == pytest.approx(correlation.kendall(swap_bottom, acc))
+    assert correlation.weighted_kendall(swap_top, acc) < correlation.weighted_kendall(swap_bottom, acc) < 1
+
+
+def test_weighted_kendall_of_a_negated_score_is_not_the_negated_weighted_kendall(correlated):
+    x, y = correlated
+    assert correlation.kendall(-x, y) == pytest.approx(-correlation.kendall(x, y))
+    assert correlation.weighted_kendall(-x, y) != pytest.approx(-correlation.weighted_kendall(x, y), abs=1e-3)
+
+
+def test_methods_lists_the_four_coefficients():
+    assert set(correlation.METHODS) == {"pearson", "spearman", "kendall", "weighted_kendall"}
+    assert correlation.METHODS["pearson"] is correlation.pearson
+
+
+@pytest.mark.parametrize("method", sorted(correlation.METHODS))
+def test_bootstrap_distribution_equals_the_coefficient_on_each_resample(method):
+    x = np.array([0.3, 0.3, 0.3, 2.9, 4.4])                 # ties: about 8% of resamples have a constant x
+    y = np.array([1.0, 0.4, 2.5, 2.2, 5.0])
+    draws = correlation.bootstrap_distribution(x, y, method=method, n_boot=300, seed=3)
+    idx = np.random.default_rng(3).integers(0, x.size, size=(300, x.size))
+    expected = [correlation.METHODS[method](x[i], y[i]) for i in idx if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0]
+    assert 0 < len(expected) < 300                         # some resamples were constant and skipped
+    np.testing.assert_allclose(draws, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [60, 120])                   # both Kendall code paths (vectorised up to 80 pairs)
+def test_bootstrap_distribution_of_kendall_with_many_ties(n):
+    rng = np.random.default_rng(n)
+    x = rng.integers(0, 6, n).astype(float)
+    y = x + rng.integers(0, 4, n)
+    draws = correlation.bootstrap_distribution(x, y, method="kendall", n_boot=40, seed=0)
+    idx = np.random.default_rng(0).integers(0, n, size=(40, n))
+    np.testing.assert_allclose(draws, [correlation.kendall(x[i], y[i]) for i in idx], atol=1e-12)
+
+
+@pytest.mark.parametrize("method", sorted(correlation.METHODS))
+def test_bootstrap_ci_contains_the_estimate_and_is_reproducible(correlated, method):
+    x, y = correlated
+    ci = correlation.bootstrap_ci(x, y, method=method, n_boot=400, seed=1)
+    assert ci.estimate == pytest.approx(correlation.METHODS[method](x, y))
+    assert -1 <= ci.low < ci.estimate < ci.high <= 1
+    assert (ci.method, ci.level, ci.n_boot, ci.n_used) == (method, 0.95, 400, 400)
+    assert correlation.bootstrap_ci(x, y, method=method, n_boot=400, seed=1) == ci
+    other = correlation.bootstrap_ci(x, y, method=method, n_boot=400, seed=2)
+    assert (other.low, other.high) != (ci.low, ci.high)
+
+
+def test_bootstrap_ci_is_the_central_percentile_interval_of_the_distribution(correlated):
+    x, y = correlated
+    draws = correlation.bootstrap_distribution(x, y, method="spearman", n_boot=500, seed=4)
+    ci = correlation.bootstrap_ci(x, y, method="spearman", n_boot=500, level=0.8, seed=4)
+    assert (ci.low, ci.high) == pytest.approx(tuple(np.quantile(draws, [0.1, 0.9])), abs=1e-12)
+    assert np.mean((draws >= ci.low) & (draws <= ci.high)) == pytest.approx(0.8, abs=0.01)
+
+
+def test_bootstrap_ci_narrows_with_more_points_and_widens_with_the_level():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    y = x + rng.normal(size=400)
+    few = correlation.bootstrap_ci(x[:15], y[:15])
+    many = correlation.bootstrap_ci(x, y)
+    assert many.high - many.low < 0.5 * (few.high - few.low)
+    wide = correlation.bootstrap_ci(x, y, level=0.99)
+    assert wide.low < many.low and wide.high > many.high
+
+
+def test_bootstrap_refuses_too_many_constant_resamples():
+    # P(constant x) = P(constant y) = 9/27, both at once 3/27: 15/27 > 1/2 of the resamples are skipped
+    with pytest.raises(TaskrelError, match="constant x or y"):
+        correlation.bootstrap_ci([0, 0, 1], [0, 1, 1], n_boot=500)
+    assert correlation.bootstrap_ci([0, 1, 2], [0, 1, 1], n_boot=500).n_used < 500   # 9/27 skipped: allowed
+
+
+def test_bootstrap_argument_errors(correlated):
+    x, y = correlated
+    with pytest.raises(UnknownNameError, match="pearson"):
+        correlation.bootstrap_ci(x, y, method="pearsonr")
+    with pytest.raises(TaskrelError, match="level"):
+        correlation.bootstrap_ci(x, y, level=95)
+    with pytest.raises(TaskrelError, match="n_boot"):
+        correlation.bootstrap_ci(x, y, n_boot=0)
+
+
+@pytest.mark.parametrize("function", [*correlation.METHODS.values(), correlation.bootstrap_ci])
 @pytest.mark.parametrize("x,y,msg", [([1, 2], [1, 2], "at least 3"), ([1, 2, 3], [1, 2], "same length"),
-                                     ([1, 2, np.nan], [1, 2, 3], "finite"), ([1, 1, 1], [1, 2, 3], "constant")])
-def test_errors(x, y, msg):
+                                     ([1, 2, np.nan], [1, 2, 3], "finite"), ([1, 1, 1], [1, 2, 3], "constant"),
+                                     ([1, 2, 3], [4, 4, 4], "constant")])
+def test_errors(function, x, y, msg):
     with pytest.raises(TaskrelError, match=msg):
-        correlation.pearson(x, y)
+        function(x, y)

@@ -1,0 +1,72 @@
+"""Published numbers shipped with the kit (``data/published/``; sources in its README.md).
+
+``finetune_accuracy`` gives the end-to-end fine-tuning accuracies of the LogME/SFDA model zoos
+(group 1: 11 supervised ImageNet models, group 2: 12 self-supervised ResNet-50s) on Aircraft,
+DTD and Pets; ``paper_pearson`` and ``paper_pseudo_label_ablation`` the Pearson correlations
+reported on the NeurIPS 2024 poster (METHOD 5.2 and 5.3).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .errors import MissingDataError, UnknownNameError
+from .paths import PUBLISHED_DIR
+
+GROUPS = {1: "supervised ImageNet models", 2: "self-supervised ResNet-50s"}
+TARGETS = ("aircraft", "dtd", "pets")
+PAPER_TARGETS = ("pets", "dtd", "aircraft", "average")          # the poster's row order
+PAPER_METHODS = ("LogME", "LEEP", "NCE", "PACTran", "SFDA", "H-Score", "OT-NCE", "OTCE", "TR")
+
+
+def _read(name: str) -> pd.DataFrame:
+    path = PUBLISHED_DIR / name
+    if not path.is_file():
+        raise MissingDataError(f"{path} is missing: it ships with the kit in data/published/; "
+                               "restore it from the kit's repository (git checkout -- data/published)")
+    return pd.read_csv(path)
+
+
+def finetune_accuracy(group: int | None = None, target: str | None = None) -> pd.DataFrame:
+    """Published fine-tuning accuracies (%), long format, one row per (group, model, target).
+
+    Columns ``group`` (1 or 2), ``model``, ``target`` (``aircraft``, ``dtd``, ``pets``), ``accuracy``
+    (in (0, 100)), ``metric`` (``mean_per_class_accuracy`` for Aircraft and Pets,
+    ``top1_accuracy`` for DTD) and ``source``; 23 models x 3 targets = 69 rows without filters.
+    ``group`` / ``target`` select rows; ``df.pivot(index="model", columns="target",
+    values="accuracy")`` gives the model x target table.
+    """
+    if group is not None and group not in GROUPS:
+        raise UnknownNameError("group", group, GROUPS)
+    if target is not None and target not in TARGETS:
+        raise UnknownNameError("target", target, TARGETS)
+    df = _read("finetune_accuracy.csv")
+    if group is not None:
+        df = df[df["group"] == group]
+    if target is not None:
+        df = df[df["target"] == target]
+    return df.reset_index(drop=True)
+
+
+def paper_pearson() -> pd.DataFrame:
+    """Pearson r with fine-tuning accuracy reported on the poster: (4 targets x 9 methods) table.
+
+    Rows ``pets``, ``dtd``, ``aircraft``, ``average`` (the arithmetic mean of the three, as printed),
+    columns ``PAPER_METHODS``; ``TR`` is the poster's "Ours (TR)". Raw signs: TR and PACTran are
+    lower-is-better scores, so a good result is a negative r for them and a positive r otherwise.
+    """
+    df = _read("paper_pearson.csv")
+    df = df[df["target_labels"] == "true"]
+    table = df.pivot(index="target", columns="method", values="pearson")
+    return table.loc[list(PAPER_TARGETS), list(PAPER_METHODS)].rename_axis(columns=None)
+
+
+def paper_pseudo_label_ablation() -> pd.DataFrame:
+    """Pearson r of TR with fine-tuning accuracy, target labels true vs pseudo: (3 targets x 2) table.
+
+    Rows ``pets``, ``dtd``, ``aircraft``; columns ``true`` (same as ``paper_pearson()["TR"]``)
+    and ``pseudo`` (TR computed with pseudo-labels on the target, METHOD 4.2). No average printed.
+    """
+    df = _read("paper_pearson.csv")
+    df = df[df["method"] == "TR"]
+    table = df.pivot(index="target", columns="target_labels", values="pearson")
+    return table.loc[list(PAPER_TARGETS[:3]), ["true", "pseudo"]].rename_axis(columns=None)
