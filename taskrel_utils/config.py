@@ -33,6 +33,7 @@ class Profile:
     task_options: dict = field(default_factory=dict)
     relatedness: dict = field(default_factory=dict)
     max_feature_dim: int | None = None
+    finetune: dict = field(default_factory=lambda: {"recipe": "mini"})
     seed: int = 0
 
     @property
@@ -93,6 +94,8 @@ def _validated(raw: dict) -> Profile:
         raise TaskrelError("task_options must map task names to dicts of load_task options")
     if not isinstance(raw.get("relatedness", {}), dict):
         raise TaskrelError("relatedness must be a dict of relatedness.task_relatedness options")
+    if not isinstance(raw.get("finetune", {}), dict):
+        raise TaskrelError("finetune must be a dict: {recipe: <name>, <recipe field>: <value>, ...}")
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TaskrelError(f"seed must be an integer, got {seed!r}")
@@ -109,5 +112,6 @@ def _validated(raw: dict) -> Profile:
         task_options=dict(raw.get("task_options") or {}),
         relatedness=dict(raw.get("relatedness") or {}),
         max_feature_dim=positive_or_none("max_feature_dim"),
+        finetune=dict(raw.get("finetune") or {"recipe": "mini"}),
         seed=seed,
     )

@@ -160,3 +160,32 @@ def bootstrap_ci(x, y, method: str = "pearson", n_boot: int = 2000, level: float
     low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
     return BootstrapCI(method=method, estimate=METHODS[method](x, y), low=float(low), high=float(high),
                        level=float(level), n_boot=int(n_boot), n_used=int(draws.size))
+
+
+def correlation_table(table, scores, truth: str = "accuracy", by: str = "target", method: str = "pearson"):
+    """The paper's layout: one row per group (``by``, e.g. target) plus an ``Average`` row, one
+    column per score: the correlation across the group's rows (e.g. encoders) of each score with
+    ``truth``. A group whose score is constant or too small gets NaN; the Average skips NaN.
+
+    ``table``: a pandas DataFrame with the columns ``by``, ``truth`` and every name in ``scores``.
+    """
+    import pandas as pd
+
+    if method not in METHODS:
+        raise UnknownNameError("correlation method", method, list(METHODS))
+    missing = [c for c in (by, truth, *scores) if c not in table.columns]
+    if missing:
+        raise TaskrelError(f"correlation_table: columns {missing} are missing from the table")
+    out = {}
+    for group, g in table.groupby(by, sort=False):
+        row = {}
+        for s in scores:
+            try:
+                row[s] = METHODS[method](g[s], g[truth])
+            except TaskrelError:
+                row[s] = np.nan
+        out[group] = row
+    result = pd.DataFrame.from_dict(out, orient="index")[list(scores)]
+    result.loc["Average"] = result.mean(skipna=True)
+    result.index.name = by
+    return result

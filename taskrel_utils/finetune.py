@@ -1,19 +1,343 @@
-"""Transferability measured by training on the target: the linear probe (METHOD 5.1).
+"""Transferability measured by training on the target: end-to-end fine-tuning and the linear probe.
 
-The probe is a new linear softmax head on frozen, standardised target features, trained with the
-same gradient-norm penalty as the reference classifier h_R so that its loss is comparable with the
-bound; its target-test cross-entropy is "the actual transferability" of notebook 03.
+* ``finetune(encoder, train_task, test_task, recipe="mini")`` - the NeurIPS paper's ground truth
+  (METHOD 5.2): the whole encoder plus a new linear head trained on the target's labelled images,
+  evaluated on the target test split each epoch; the result is cached per (encoder weights, target
+  content, recipe, seed), so a rerun is instant and any change of those retrains.
+* ``linear_probe(train, test)`` - the official code's "transferability" (METHOD 5.1): a new linear
+  softmax head on frozen, standardised features trained with the same gradient-norm penalty as
+  h_R, so that its cross-entropy is comparable with the bound (notebook 03).
+
+Recipes are data (:data:`RECIPES`); every field can be overridden. The paper's end-to-end recipe is
+not published (METHOD A16); ``paper`` follows the Salman et al. recipe METHOD 5.2 suggests, ``mini``
+is cut to the mini profile's time budget (a few images per class, a few epochs).
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
+import json
+import math
+import time
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.preprocessing import StandardScaler
+from torch import nn
+from tqdm.auto import tqdm
 
+from .errors import TaskrelError, UnknownNameError
+from .io import content_key, write_json
+from .paths import cache_dir
 from .reference_classifier import ReferenceClassifier, train_reference_classifier
 
+__all__ = ["Recipe", "RECIPES", "get_recipe", "finetune", "FinetuneResult", "linear_probe", "ProbeResult",
+           "AUGMENTATIONS", "SCHEDULES"]
 
+FORMAT_VERSION = 1  # bump when the training loop changes meaning (invalidates cached results)
+AUGMENTATIONS = ("none", "shift", "flip_shift", "random_resized_crop_flip")
+SCHEDULES = ("constant", "cosine", "step")
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to fine-tune: optimiser, schedule, augmentation, data caps.
+
+    ``lr`` is the encoder's learning rate, ``head_lr`` the new head's. ``schedule``: "constant",
+    "cosine" (to 0 over all steps) or "step" (times ``gamma`` every ``step_epochs`` epochs).
+    ``augmentation`` acts on preprocessed batches: "shift" = random translation by up to 1/8 of
+    the side (zero padding), "flip_shift" adds horizontal flips, "random_resized_crop_flip" = a
+    random crop of 8-100 % of the area and aspect 3/4-4/3 resized back, plus flips (the ImageNet
+    recipe, applied to the centre-cropped image). ``max_train_per_class`` / ``max_test_per_class``
+    take a stratified, seeded subset (``None``: all). ``eval_every``: test evaluation every k epochs
+    (the last epoch is always evaluated); the reported accuracy is the last epoch's, never the best.
+    """
+
+    name: str = "custom"
+    epochs: int = 4
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    head_lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    step_epochs: int = 50
+    gamma: float = 0.1
+    augmentation: str = "shift"
+    max_train_per_class: int | None = None
+    max_test_per_class: int | None = None
+    eval_every: int = 1
+
+    def __post_init__(self):
+        def positive_int(key, allow_none=False):
+            v = getattr(self, key)
+            if allow_none and v is None:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise TaskrelError(f"recipe {self.name!r}: {key} must be a positive integer"
+                                   f"{' or None' if allow_none else ''}, got {v!r}")
+
+        for key in ("epochs", "batch_size", "step_epochs", "eval_every"):
+            positive_int(key)
+        for key in ("max_train_per_class", "max_test_per_class"):
+            positive_int(key, allow_none=True)
+        for key in ("lr", "head_lr", "momentum", "weight_decay", "gamma"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise TaskrelError(f"recipe {self.name!r}: {key} must be a finite number >= 0, got {v!r}")
+        for key, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("augmentation", AUGMENTATIONS)):
+            if getattr(self, key) not in valid:
+                raise UnknownNameError(f"recipe {key}", getattr(self, key), valid)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+#: the named recipes. ``mini``: 40 training images per class, 3 epochs, 50 test images per class, so
+#: that the 40 fine-tunings of the mini zoo take a few minutes on 2 cores (the EfficientNets at
+#: 64 px dominate); translations only (digits must not be flipped).
+#: ``paper``: METHOD 5.2's suggestion (Salman et al., robust-models-transfer): SGD momentum 0.9,
+#: lr 0.01, weight decay 5e-4, batch 64, 150 epochs, lr x 0.1 every 50 epochs, random-resized
+#: crop + flip. ``smoke``: one epoch on a handful of images (tests).
+RECIPES = {
+    "smoke": Recipe(name="smoke", epochs=1, batch_size=16, max_train_per_class=4, max_test_per_class=4),
+    "mini": Recipe(name="mini", epochs=3, batch_size=20, lr=0.01, head_lr=0.1, schedule="cosine",
+                   augmentation="shift", max_train_per_class=40, max_test_per_class=50),
+    "paper": Recipe(name="paper", epochs=150, batch_size=64, lr=0.01, head_lr=0.01, schedule="step",
+                    step_epochs=50, gamma=0.1, augmentation="random_resized_crop_flip"),
+}
+
+
+def get_recipe(recipe: "str | Recipe | dict" = "mini", **overrides) -> Recipe:
+    """A :class:`Recipe` from a name of :data:`RECIPES`, a Recipe or a dict (``{"recipe": name, **fields}``
+    as in a profile), with ``overrides`` applied."""
+    if isinstance(recipe, dict):
+        recipe = dict(recipe)
+        overrides = {**recipe, **overrides}
+        recipe = overrides.pop("recipe", "mini")
+    if isinstance(recipe, str):
+        if recipe not in RECIPES:
+            raise UnknownNameError("fine-tuning recipe", recipe, list(RECIPES))
+        recipe = RECIPES[recipe]
+    if not isinstance(recipe, Recipe):
+        raise TaskrelError(f"recipe must be a name ({', '.join(RECIPES)}), a Recipe or a dict, got {recipe!r}")
+    fields = {f.name for f in dataclasses.fields(Recipe)}
+    for key in overrides:
+        if key not in fields:
+            raise UnknownNameError("recipe field", key, sorted(fields))
+    return dataclasses.replace(recipe, **overrides) if overrides else recipe
+
+
+@dataclass
+class FinetuneResult:
+    """Target-test accuracy and cross-entropy after fine-tuning (last epoch), with the per-epoch
+    ``history`` (train loss/accuracy, test accuracy/cross-entropy where evaluated)."""
+
+    encoder: str
+    target: str
+    accuracy: float
+    cross_entropy: float
+    history: list
+    recipe: dict
+    seed: int
+    n_train: int
+    n_test: int
+    seconds: float
+    key: str
+    cache_hit: bool = False
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "cache_hit"}
+
+
+def finetune_key(encoder, train_task, test_task, recipe: Recipe, seed: int) -> str:
+    """Content key of one fine-tuning: encoder weights + preprocessing, both splits' content, recipe, seed."""
+    return content_key({"format": FORMAT_VERSION, "encoder": encoder.name, "weights": encoder.weights_id,
+                        "preprocess": encoder.preprocess.description,
+                        "train": [train_task.name, train_task.split, train_task.content_id],
+                        "test": [test_task.name, test_task.split, test_task.content_id],
+                        "recipe": {k: v for k, v in recipe.to_dict().items() if k != "name"}, "seed": seed})
+
+
+def finetune(encoder, train_task, test_task, recipe="mini", *, seed: int = 0, cache: bool = True,
+             cache_root=None, progress: bool = True, **overrides) -> FinetuneResult:
+    """Fine-tune ``encoder`` end to end with a new linear head on ``train_task``; evaluate on ``test_task``.
+
+    ``encoder``: an :class:`~taskrel_utils.encoders.Encoder` (it is copied, never modified).
+    ``recipe``: a name of :data:`RECIPES`, a :class:`Recipe` or a dict; ``overrides`` change fields.
+    Deterministic given ``seed`` (head initialisation, subsets, batch order, augmentation).
+    """
+    recipe = get_recipe(recipe, **overrides)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TaskrelError(f"seed must be an integer, got {seed!r}")
+    _check_tasks(train_task, test_task)
+    train_task = _capped(train_task, recipe.max_train_per_class, seed)
+    test_task = _capped(test_task, recipe.max_test_per_class, seed)
+    key = finetune_key(encoder, train_task, test_task, recipe, int(seed))
+    root = Path(cache_root) if cache_root is not None else cache_dir("finetune")
+    safe = encoder.name.replace("/", "_").replace(":", "_")
+    path = root / f"{safe}__{train_task.name}__{recipe.name}__{key}.json"
+    if cache and path.exists():
+        cached = _read_result(path, key)
+        if cached is not None:
+            return cached
+    result = _train(encoder, train_task, test_task, recipe, int(seed), key, progress)
+    if cache:
+        write_json(path, result.to_dict())
+    return result
+
+
+def _check_tasks(train_task, test_task):
+    if train_task.n_classes != test_task.n_classes:
+        raise TaskrelError(f"train and test tasks have {train_task.n_classes} and {test_task.n_classes} classes; "
+                           f"pass two splits of the same task")
+    missing = np.flatnonzero(np.bincount(train_task.labels, minlength=train_task.n_classes) == 0)
+    if missing.size:
+        raise TaskrelError(f"{train_task.name}/{train_task.split}: classes {missing.tolist()} have no training "
+                           f"images; fine-tuning needs at least one per class")
+
+
+def _capped(task, per_class, seed):
+    if per_class is None or np.bincount(task.labels).max() <= per_class:
+        return task
+    return task.stratified_subset(per_class, seed=seed)
+
+
+def _read_result(path: Path, key: str):
+    try:
+        d = json.loads(path.read_text())
+        if d.get("key") != key:
+            raise ValueError("key mismatch")
+        return FinetuneResult(**d, cache_hit=True)
+    except Exception as e:  # unreadable JSON, missing fields ...
+        warnings.warn(f"fine-tuning cache file {path} is corrupted ({type(e).__name__}: {e}); training again",
+                      RuntimeWarning, stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _preprocessed(encoder, task, batch_size=256) -> torch.Tensor:
+    """All images of ``task`` preprocessed for ``encoder``: (N, C, size, size) float32."""
+    if getattr(task, "images", None) is not None:
+        return torch.cat([encoder.preprocess(task.images[i:i + batch_size]) for i in range(0, len(task), batch_size)])
+    return torch.cat([encoder.preprocess([task.image(j) for j in range(i, min(i + batch_size, len(task)))])
+                      for i in range(0, len(task), batch_size)])
+
+
+def augment(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """A randomly augmented copy of a preprocessed batch ``x`` (B, C, S, S); see :class:`Recipe`."""
+    if kind == "none":
+        return x
+    B, _, S, _ = x.shape
+    if kind in ("shift", "flip_shift"):
+        pad = max(1, S // 8)
+        padded = nn.functional.pad(x, (pad, pad, pad, pad))
+        dx, dy = torch.randint(0, 2 * pad + 1, (2, B), generator=gen)
+        x = torch.stack([padded[i, :, dy[i]:dy[i] + S, dx[i]:dx[i] + S] for i in range(B)])
+    elif kind == "random_resized_crop_flip":
+        area = torch.empty(B).uniform_(0.08, 1.0, generator=gen)
+        log_ratio = torch.empty(B).uniform_(math.log(3 / 4), math.log(4 / 3), generator=gen)
+        w = (S * torch.sqrt(area * torch.exp(log_ratio))).clamp(1, S).round().long()
+        h = (S * torch.sqrt(area / torch.exp(log_ratio))).clamp(1, S).round().long()
+        u = torch.rand(2, B, generator=gen)
+        top, left = (u[0] * (S - h + 1)).long(), (u[1] * (S - w + 1)).long()
+        x = torch.cat([nn.functional.interpolate(x[i:i + 1, :, top[i]:top[i] + h[i], left[i]:left[i] + w[i]],
+                                                 size=(S, S), mode="bilinear", align_corners=False, antialias=True)
+                       for i in range(B)])
+    if kind in ("flip_shift", "random_resized_crop_flip"):
+        flip = torch.rand(B, generator=gen) < 0.5
+        x = torch.where(flip.view(B, 1, 1, 1), x.flip(-1), x)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _lr_factor(recipe: Recipe, epoch_progress: float) -> float:
+    """Multiplier of the learning rates at ``epoch_progress`` (epochs done, fractional)."""
+    if recipe.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * epoch_progress / recipe.epochs))
+    if recipe.schedule == "step":
+        return recipe.gamma ** int(epoch_progress // recipe.step_epochs)
+    return 1.0
+
+
+def _train(encoder, train_task, test_task, recipe: Recipe, seed: int, key: str, progress: bool) -> FinetuneResult:
+    t0 = time.perf_counter()
+    n_classes = train_task.n_classes
+    x_train, y_train = _preprocessed(encoder, train_task), torch.as_tensor(train_task.labels, dtype=torch.long)
+    x_test, y_test = _preprocessed(encoder, test_task), torch.as_tensor(test_task.labels, dtype=torch.long)
+    device = encoder.device
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        model = copy.deepcopy(encoder.model).to(device)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        head = nn.Linear(encoder.feature_dim, n_classes).to(device)
+        groups = [{"params": list(model.parameters()), "lr": recipe.lr},
+                  {"params": list(head.parameters()), "lr": recipe.head_lr}]
+        if recipe.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+        else:
+            opt = torch.optim.AdamW(groups, weight_decay=recipe.weight_decay)
+        base_lrs = [g["lr"] for g in opt.param_groups]
+        steps_per_epoch = -(-len(x_train) // recipe.batch_size)
+        history = []
+        bar = tqdm(total=recipe.epochs * steps_per_epoch, disable=not progress, leave=False, unit="step",
+                   desc=f"fine-tuning {encoder.name} on {train_task.name}")
+        for epoch in range(recipe.epochs):
+            model.train(), head.train()
+            perm = torch.randperm(len(x_train), generator=gen)
+            loss_sum = correct = 0.0
+            for s in range(steps_per_epoch):
+                factor = _lr_factor(recipe, epoch + s / steps_per_epoch)
+                for g, lr in zip(opt.param_groups, base_lrs):
+                    g["lr"] = lr * factor
+                idx = perm[s * recipe.batch_size:(s + 1) * recipe.batch_size]
+                xb = augment(x_train[idx], recipe.augmentation, gen).to(device)
+                yb = y_train[idx].to(device)
+                logits = head(model(xb))
+                loss = nn.functional.cross_entropy(logits, yb)
+                if not torch.isfinite(loss):
+                    raise TaskrelError(f"fine-tuning {encoder.name} on {train_task.name} diverged at epoch "
+                                       f"{epoch + 1} (loss {loss.item()}); lower lr/head_lr in the recipe")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.item() * len(idx)
+                correct += (logits.argmax(1) == yb).sum().item()
+                bar.update(1)
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / len(x_train), "train_accuracy": correct / len(x_train)}
+            if (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs:
+                row["test_accuracy"], row["test_cross_entropy"] = _evaluate(model, head, x_test, y_test, device)
+            history.append(row)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{row['train_loss']:.3f}", test_acc=row.get("test_accuracy"))
+        bar.close()
+    last = history[-1]
+    return FinetuneResult(encoder=encoder.name, target=train_task.name, accuracy=last["test_accuracy"],
+                          cross_entropy=last["test_cross_entropy"], history=history, recipe=recipe.to_dict(),
+                          seed=seed, n_train=len(x_train), n_test=len(x_test),
+                          seconds=round(time.perf_counter() - t0, 2), key=key)
+
+
+@torch.no_grad()
+def _evaluate(model, head, x, y, device, batch_size=256) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy (natural log) of ``head(model(x))`` on ``(x, y)``."""
+    model.eval(), head.eval()
+    correct = loss = 0.0
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(device).contiguous(memory_format=torch.channels_last)
+        yb = y[i:i + batch_size].to(device)
+        logits = head(model(xb))
+        loss += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
+    return correct / len(x), loss / len(x)
+
+
+# ---------------------------------------------------------------------------- linear probe
 @dataclass
 class ProbeResult:
     """Target-test cross-entropy (mean, natural log) and accuracy of a linear probe."""

@@ -70,3 +70,28 @@ def paper_pseudo_label_ablation() -> pd.DataFrame:
     df = df[df["method"] == "TR"]
     table = df.pivot(index="target", columns="target_labels", values="pearson")
     return table.loc[list(PAPER_TARGETS[:3]), ["true", "pseudo"]].rename_axis(columns=None)
+
+
+#: group-1 models whose published (torchvision) weights the kit can load, as kit encoder names
+#: (timm's ``.tv_in1k`` tags are the torchvision weights). mnasnet1_0, mobilenet_v2 and googlenet
+#: have no torchvision-weight twin in timm, and the self-supervised group 2 is not in timm: to use
+#: them, load their checkpoints with ``timm:<arch>:<path>`` and extend this mapping.
+KIT_ENCODERS = {m: f"timm:{m}.tv_in1k" for m in ("resnet34", "resnet50", "resnet101", "resnet152",
+                                                    "densenet121", "densenet169", "densenet201", "inception_v3")}
+
+
+def kit_finetune_accuracy(encoders) -> pd.DataFrame:
+    """The published accuracies of the kit ``encoders`` that :data:`KIT_ENCODERS` maps to a
+    published model: columns ``encoder``, ``target``, ``accuracy`` (%), ``model``.
+
+    Raises ``UnknownNameError`` when none of ``encoders`` has published accuracies.
+    """
+    to_model = {v: k for k, v in KIT_ENCODERS.items()}
+    known = [e for e in encoders if e in to_model]
+    if not known:
+        raise UnknownNameError("encoder with published fine-tuning accuracies", ", ".join(encoders),
+                               list(KIT_ENCODERS.values()))
+    df = finetune_accuracy(group=1)
+    df = df[df["model"].isin([to_model[e] for e in known])].copy()
+    df.insert(0, "encoder", df["model"].map(KIT_ENCODERS))
+    return df[["encoder", "target", "accuracy", "model"]].reset_index(drop=True)

@@ -3,11 +3,23 @@ the features of every (encoder, task, split), and the (encoder, target) pairs th
 """
 from __future__ import annotations
 
+import json
+import time
+import warnings
+
 import numpy as np
+import pandas as pd
+from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from . import data, encoders, feature_space, features
+from . import data, encoders, feature_space, features, relatedness
 from .config import Profile
+from .io import content_key, sha256_bytes, write_json
+from .paths import cache_dir
+from .reference_classifier import train_reference_classifier
+
+#: bump when task_relatedness changes its numbers (invalidates cached relatedness rows)
+RELATEDNESS_CACHE_FORMAT = 1
 
 SPLITS = ("train", "test")
 
@@ -116,3 +128,150 @@ def example_plan(res, pair_kwargs: dict, n_per_side: int = 12, seed: int = 0) ->
     cost = euclidean_cost(U, Xt) + res.options["Lambda"] * label_cost
     plan = emd_plan(np.full(len(U), 1 / len(U)), np.full(len(Xt), 1 / len(Xt)), cost)
     return {"plan": plan, "reference_labels": yr, "target_labels": yt}
+
+
+# ---------------------------------------------------------------------------- relatedness over the zoo
+def reference_model(pair_kwargs: dict, *, seed: int = 0, scale: str = "small",
+                    reference_classifier_options: dict | None = None):
+    """``(s_R, h_R)``: the reference standardiser and classifier exactly as ``task_relatedness``
+    trains them for this pair's encoder (they depend only on the reference features)."""
+    (Zr, yr), (Zr_te, yr_te) = pair_kwargs["ref_train"], pair_kwargs["ref_test"]
+    s_R = StandardScaler().fit(np.asarray(Zr, dtype=np.float64))
+    h_R = train_reference_classifier(s_R.transform(Zr), yr, int(np.max(yr)) + 1, scale=scale,
+                                     Z_test=s_R.transform(Zr_te), y_test=yr_te, seed=seed,
+                                     **(reference_classifier_options or {}))
+    return s_R, h_R
+
+
+def _pair_digest(pair_kwargs: dict) -> str:
+    parts = []
+    for key in sorted(pair_kwargs):
+        for a in pair_kwargs[key]:
+            a = np.ascontiguousarray(a) if a is not None else np.zeros(0)
+            parts += [key, str(a.dtype), str(a.shape), a.tobytes()]
+    return sha256_bytes(*parts)
+
+
+def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, reference_classifier=None,
+                       **options) -> tuple[dict, object]:
+    """``task_relatedness(**pair_kwargs, seed=seed, **options)`` as a :func:`result_row` (plus
+    ``seconds``), cached on disk by the content of the four feature sets, the options and the seed.
+
+    Returns ``(row, h_R)``; ``h_R`` is the reference classifier used (``reference_classifier`` on a
+    cache hit) so that the caller can reuse it for the encoder's next target.
+    """
+    key = content_key({"format": RELATEDNESS_CACHE_FORMAT, "pair": _pair_digest(pair_kwargs),
+                       "options": options, "seed": seed})
+    path = cache_dir("relatedness") / f"{key}.json"
+    if cache and path.exists():
+        try:
+            return json.loads(path.read_text())["row"], reference_classifier
+        except (ValueError, KeyError) as e:
+            warnings.warn(f"relatedness cache file {path} is corrupted ({e}); computing it again", RuntimeWarning)
+    t0 = time.perf_counter()
+    res = relatedness.task_relatedness(**pair_kwargs, seed=seed, reference_classifier=reference_classifier,
+                                       **options)
+    row = dict(result_row(res), seconds=round(time.perf_counter() - t0, 3))
+    if cache:
+        write_json(path, {"key": key, "row": row})
+    return row, res.reference_classifier
+
+
+def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
+                      cache: bool = True, progress: bool = True, **options) -> pd.DataFrame:
+    """Task-relatedness of every (encoder, target) of the profile: one :func:`result_row` per pair.
+
+    ``options`` override the profile's ``relatedness`` options; each encoder's h_R is trained once
+    and reused across its targets; results come from the cache when nothing changed.
+    """
+    opts = {**profile.relatedness, **options}
+    seed = profile.seed if seed is None else seed
+    rows = []
+    jobs = [(e, t) for e in (encoders or profile.encoders) for t in (targets or profile.targets)]
+    h_R = {}
+    for enc_name, target in tqdm(jobs, desc="task-relatedness", disable=not progress):
+        kwargs = pair(feats, enc_name, profile.reference, target, max_dim=profile.max_feature_dim)
+        row, h_R[enc_name] = cached_relatedness(kwargs, seed=seed, cache=cache,
+                                                reference_classifier=h_R.get(enc_name), **opts)
+        rows.append({"encoder": enc_name, "target": target, **row})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- fine-tuning over the zoo
+def finetune_table(profile: Profile, encs: dict, tasks: dict, *, recipe=None, seed: int | None = None,
+                   progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """End-to-end fine-tuning of every (encoder, target) of the profile (cached per recipe).
+
+    Returns ``(results, history)``: one row per pair (accuracy, cross-entropy, seconds, cache hit)
+    and one row per (pair, epoch).
+    """
+    from . import finetune  # imported here: only notebook 04 fine-tunes
+
+    recipe = finetune.get_recipe(recipe if recipe is not None else profile.finetune)
+    seed = profile.seed if seed is None else seed
+    rows, history = [], []
+    jobs = [(e, t) for e in encs for t in profile.targets]
+    for enc_name, target in tqdm(jobs, desc="fine-tuning", disable=not progress):
+        res = finetune.finetune(encs[enc_name], tasks[target]["train"], tasks[target]["test"], recipe,
+                                seed=seed, progress=progress)
+        rows.append({"encoder": enc_name, "target": target, "accuracy": res.accuracy,
+                     "cross_entropy": res.cross_entropy, "n_train": res.n_train, "n_test": res.n_test,
+                     "seconds": res.seconds, "cache_hit": res.cache_hit})
+        history += [{"encoder": enc_name, "target": target, **h} for h in res.history]
+    return pd.DataFrame(rows), pd.DataFrame(history)
+
+
+# ---------------------------------------------------------------------------- baseline scores over the zoo
+def score_table(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
+                progress: bool = True) -> pd.DataFrame:
+    """Every baseline score of :data:`scores.SCORES` for every (encoder, target), plus the OTCE
+    components ``otce_wasserstein`` and ``otce_conditional_entropy``.
+
+    Feature-based scores see the encoder's raw target-train features (as the original code);
+    probability-based ones (LEEP, NCE, PACTran-Dirichlet/Gamma) see the source probabilities of
+    the encoder's reference classifier h_R (METHOD 6: the same source task for the whole zoo);
+    OT-NCE / OTCE pair the raw reference-train and target-train features.
+    """
+    from . import scores  # imported here: only notebook 04 scores
+
+    opts = profile.relatedness
+    seed = profile.seed if seed is None else seed
+    rows = []
+    for enc_name in tqdm(encoders or profile.encoders, desc="baseline scores", disable=not progress):
+        Zr, yr = feats[enc_name, profile.reference, "train"]
+        s_R = h_R = None
+        for target in targets or profile.targets:
+            Zt, yt = feats[enc_name, target, "train"]
+            kwargs = pair(feats, enc_name, profile.reference, target, max_dim=profile.max_feature_dim)
+            if h_R is None:
+                s_R, h_R = reference_model(kwargs, seed=seed, scale=opts.get("scale", "small"),
+                                           reference_classifier_options=opts.get("reference_classifier_options"))
+            probs = h_R.predict_proba(s_R.transform(kwargs["target_train"][0]))
+            row = {"encoder": enc_name, "target": target}
+            for name, spec in scores.SCORES.items():
+                if spec.kind == "features":
+                    row[name] = spec.function(Zt, yt)
+                elif spec.kind == "source_probs":
+                    row[name] = spec.function(probs, yt)
+            w, ce = scores.otce_components(Zr, yr, Zt, yt, seed=seed)
+            row.update(ot_nce=-ce, otce_wasserstein=w, otce_conditional_entropy=ce)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def otce_leave_one_target_out(table: pd.DataFrame, accuracy: str = "accuracy") -> pd.Series:
+    """OTCE = lambda_1 W + lambda_2 CE + b0 with the coefficients fitted by least squares on the
+    *other* targets' (encoder, accuracy) rows (METHOD 6: no auxiliary tasks, so leave one target out).
+
+    ``table``: columns target, otce_wasserstein, otce_conditional_entropy and ``accuracy``.
+    Returns the OTCE score of every row (NaN where fewer than 3 rows remain to fit on).
+    """
+    out = pd.Series(np.nan, index=table.index, name="otce")
+    X = np.column_stack([table["otce_wasserstein"], table["otce_conditional_entropy"], np.ones(len(table))])
+    for target in table["target"].unique():
+        held = (table["target"] == target).to_numpy()
+        if (~held).sum() < 3:
+            continue
+        coef, *_ = np.linalg.lstsq(X[~held], table.loc[~held, accuracy].to_numpy(), rcond=None)
+        out[held] = X[held] @ coef
+    return out

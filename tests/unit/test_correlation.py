@@ -179,3 +179,27 @@ def test_bootstrap_argument_errors(correlated):
 def test_errors(function, x, y, msg):
     with pytest.raises(TaskrelError, match=msg):
         function(x, y)
+
+
+def test_correlation_table_layout_and_average():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for target, sign in (("a", 1.0), ("b", -1.0)):
+        acc = rng.uniform(size=6)
+        for i, a in enumerate(acc):
+            rows.append({"target": target, "accuracy": a, "good": sign * a + 0.01 * i, "flat": 1.0})
+    table = pd.DataFrame(rows)
+    t = correlation.correlation_table(table, ["good", "flat"])
+    assert list(t.index) == ["a", "b", "Average"] and list(t.columns) == ["good", "flat"]
+    assert t.loc["a", "good"] == pytest.approx(correlation.pearson(table.good[:6], table.accuracy[:6]))
+    assert t.loc["a", "good"] > 0.99 and t.loc["b", "good"] < -0.99
+    assert t.loc["Average", "good"] == pytest.approx((t.loc["a", "good"] + t.loc["b", "good"]) / 2)
+    assert np.isnan(t.loc["a", "flat"]) and np.isnan(t.loc["Average", "flat"])  # constant score: undefined
+    k = correlation.correlation_table(table, ["good"], method="kendall")
+    assert k.loc["a", "good"] == pytest.approx(1.0)
+    with pytest.raises(TaskrelError, match="missing"):
+        correlation.correlation_table(table, ["nope"])
+    with pytest.raises(UnknownNameError):
+        correlation.correlation_table(table, ["good"], method="cosine")

@@ -94,3 +94,12 @@ def test_a_missing_file_says_where_it_belongs(monkeypatch, tmp_path):
     monkeypatch.setattr(published, "PUBLISHED_DIR", tmp_path)
     with pytest.raises(MissingDataError, match="data/published"):
         published.paper_pearson()
+
+
+def test_kit_finetune_accuracy_maps_encoders():
+    df = published.kit_finetune_accuracy(["timm:resnet50.tv_in1k", "effnet-lite0", "timm:densenet121.tv_in1k"])
+    assert set(df.encoder) == {"timm:resnet50.tv_in1k", "timm:densenet121.tv_in1k"} and len(df) == 6
+    row = df[(df.encoder == "timm:resnet50.tv_in1k") & (df.target == "pets")]
+    assert row.accuracy.item() == pytest.approx(93.88)
+    with pytest.raises(UnknownNameError, match="resnet50"):
+        published.kit_finetune_accuracy(["effnet-lite0"])

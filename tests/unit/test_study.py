@@ -51,3 +51,35 @@ def test_example_plan_is_a_coupling_that_keeps_classes(feats):
     # B is a permutation here: all mass stays on (reference class j, target class perm[j]) blocks
     mapped = res.B.argmax(0)[out["reference_labels"]]
     assert plan[mapped[:, None] != out["target_labels"][None, :]].sum() < 1e-9
+
+
+def test_cached_relatedness_hits_and_keys(feats, tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKREL_CACHE", str(tmp_path))
+    p = study.pair(feats, "e", "ref", "tgt")
+    opts = dict(steps=5, batch_size=60, reference_classifier_options=dict(iterations=50))
+    row, h_R = study.cached_relatedness(p, seed=0, **opts)
+    assert h_R is not None and len(list((tmp_path / "relatedness").glob("*.json"))) == 1
+    res = relatedness.task_relatedness(**p, seed=0, **opts)
+    assert row["value"] == pytest.approx(res.value, rel=1e-12)
+    again, h_none = study.cached_relatedness(p, seed=0, **opts)
+    assert again == row and h_none is None  # a cache hit trains nothing
+    other, _ = study.cached_relatedness(p, seed=1, **opts)
+    changed = dict(p, target_train=(p["target_train"][0] + 1e-3, p["target_train"][1]))
+    study.cached_relatedness(changed, seed=0, **opts)
+    assert len(list((tmp_path / "relatedness").glob("*.json"))) == 3 and other["value"] != row["value"]
+
+
+def test_otce_leave_one_target_out_never_sees_the_held_out_accuracies():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"target": np.repeat(["a", "b", "c"], 5), "otce_wasserstein": rng.normal(size=15),
+                          "otce_conditional_entropy": rng.normal(size=15)})
+    table["accuracy"] = 0.5 * table.otce_wasserstein - 2 * table.otce_conditional_entropy + 1
+    exact = study.otce_leave_one_target_out(table)
+    np.testing.assert_allclose(exact, table.accuracy, atol=1e-10)  # a linear truth is recovered
+    poisoned = table.copy()
+    poisoned.loc[poisoned.target == "a", "accuracy"] = 99.0
+    s = study.otce_leave_one_target_out(poisoned)
+    np.testing.assert_allclose(s[table.target == "a"], table.accuracy[table.target == "a"], atol=1e-10)
+    assert not np.allclose(s[table.target == "b"], table.accuracy[table.target == "b"])

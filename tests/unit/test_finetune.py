@@ -1,0 +1,141 @@
+"""End-to-end fine-tuning: determinism, the cache, learning on an easy task, recipes and bad input."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from taskrel_utils import data, encoders, finetune
+from taskrel_utils.errors import TaskrelError, UnknownNameError
+
+FAST = dict(epochs=2, batch_size=16, max_train_per_class=None, max_test_per_class=None)
+
+
+def squares_task(split, n_per_class=12, n_classes=3, seed=0):
+    """Class c = a bright 8x8 square in corner c of a noisy 28x28 image (easy to learn)."""
+    rng = np.random.default_rng(seed + (split == "test"))
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    images = rng.integers(0, 40, size=(len(y), 28, 28)).astype(np.uint8)
+    corners = [(2, 2), (2, 18), (18, 2), (18, 18)]
+    for i, c in enumerate(y):
+        r, col = corners[c]
+        images[i, r:r + 8, col:col + 8] = 220
+    return data.Task("squares", split, y, [f"corner{c}" for c in range(n_classes)], images=images)
+
+
+@pytest.fixture(scope="module")
+def enc():
+    return encoders.load_encoder("lenet-random", progress=False)
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    return squares_task("train"), squares_task("test", n_per_class=8)
+
+
+def test_same_seed_same_numbers_and_encoder_untouched(enc, tasks, tmp_path):
+    before = {k: v.clone() for k, v in enc.model.state_dict().items()}
+    a = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, **FAST)
+    b = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, **FAST)
+    assert a.history == b.history and a.accuracy == b.accuracy
+    c = finetune.finetune(enc, *tasks, "smoke", seed=1, cache=False, progress=False, **FAST)
+    assert c.history != a.history
+    after = enc.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not any(p.requires_grad for p in enc.model.parameters())
+    assert [h["epoch"] for h in a.history] == [1, 2] and all("test_accuracy" in h for h in a.history)
+
+
+def test_learns_an_easy_task(enc, tasks):
+    res = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False,
+                            **dict(FAST, epochs=6, lr=0.02, head_lr=0.1, augmentation="none"))
+    assert res.accuracy >= 0.9, res.history
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    assert res.n_train == 36 and res.n_test == 24
+
+
+def test_cache_hit_and_keys(enc, tasks, tmp_path):
+    first = finetune.finetune(enc, *tasks, "smoke", cache_root=tmp_path, progress=False, **FAST)
+    assert not first.cache_hit and len(list(tmp_path.glob("*.json"))) == 1
+    again = finetune.finetune(enc, *tasks, "smoke", cache_root=tmp_path, progress=False, **FAST)
+    assert again.cache_hit and again.accuracy == first.accuracy and again.history == first.history
+    other = finetune.finetune(enc, *tasks, "smoke", cache_root=tmp_path, progress=False, **dict(FAST, epochs=1))
+    assert not other.cache_hit and len(list(tmp_path.glob("*.json"))) == 2
+    assert not finetune.finetune(enc, *tasks, "smoke", seed=3, cache_root=tmp_path, progress=False,
+                                 **FAST).cache_hit
+
+
+def test_corrupted_cache_is_recomputed(enc, tasks, tmp_path):
+    first = finetune.finetune(enc, *tasks, "smoke", cache_root=tmp_path, progress=False, **FAST)
+    path, = tmp_path.glob("*.json")
+    d = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(d, key="tampered")))
+    with pytest.warns(RuntimeWarning, match="corrupted"):
+        again = finetune.finetune(enc, *tasks, "smoke", cache_root=tmp_path, progress=False, **FAST)
+    assert not again.cache_hit and again.accuracy == first.accuracy
+    path.write_text("{not json")
+    with pytest.warns(RuntimeWarning, match="corrupted"):
+        finetune.finetune(enc, *tasks, "smoke", cache_root=tmp_path, progress=False, **FAST)
+    assert json.loads(path.read_text())["key"] == first.key
+
+
+def test_caps_are_stratified(enc, tasks):
+    res = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False,
+                            **dict(FAST, epochs=1, max_train_per_class=5, max_test_per_class=2))
+    assert res.n_train == 15 and res.n_test == 6
+
+
+@pytest.mark.parametrize("kind", finetune.AUGMENTATIONS)
+def test_augment_shapes_and_determinism(kind):
+    x = torch.rand(6, 3, 16, 16)
+    a = finetune.augment(x, kind, torch.Generator().manual_seed(0))
+    b = finetune.augment(x, kind, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b)
+    if kind == "none":
+        assert torch.equal(a, x)
+    else:
+        assert not torch.equal(a, x)
+
+
+def test_shift_moves_content_without_rescaling():
+    x = torch.zeros(64, 1, 16, 16)
+    x[:, :, 7, 7] = 1.0
+    out = finetune.augment(x, "shift", torch.Generator().manual_seed(0))
+    assert torch.allclose(out.sum(dim=(1, 2, 3)), torch.ones(64))  # the dot stays inside (shift <= 2)
+    positions = {tuple(torch.nonzero(o[0])[0].tolist()) for o in out}
+    assert len(positions) > 5 and all(abs(r - 7) <= 2 and abs(c - 7) <= 2 for r, c in positions)
+
+
+def test_flip_mirrors_some_images():
+    x = torch.zeros(64, 1, 16, 16)
+    x[..., 0] = 1.0  # left column lit
+    out = finetune.augment(x, "flip_shift", torch.Generator().manual_seed(0))
+    lit_right = (out[..., 8:].sum(dim=(1, 2, 3)) > 0)
+    assert 0 < int(lit_right.sum()) < 64
+
+
+def test_recipes_and_bad_input(enc, tasks):
+    assert finetune.get_recipe("mini").epochs == finetune.RECIPES["mini"].epochs
+    assert finetune.get_recipe({"recipe": "mini", "epochs": 7}).epochs == 7
+    assert finetune.get_recipe("paper").augmentation == "random_resized_crop_flip"
+    with pytest.raises(UnknownNameError, match="mini"):
+        finetune.get_recipe("fast")
+    with pytest.raises(UnknownNameError, match="epochs"):
+        finetune.get_recipe("mini", epoch=3)
+    with pytest.raises(TaskrelError, match="epochs must be a positive integer"):
+        finetune.get_recipe("mini", epochs=0)
+    with pytest.raises(UnknownNameError, match="shift"):
+        finetune.get_recipe("mini", augmentation="mixup")
+    with pytest.raises(TaskrelError, match="lr must be a finite number"):
+        finetune.get_recipe("mini", lr=float("nan"))
+    train, test = tasks
+    with pytest.raises(TaskrelError, match="classes"):
+        finetune.finetune(enc, train, squares_task("test", n_classes=4), "smoke", cache=False, progress=False)
+    no_class_2 = train.subset(np.flatnonzero(train.labels != 2))
+    no_class_2 = data.Task("squares", "train", no_class_2.labels, train.class_names, images=no_class_2.images)
+    with pytest.raises(TaskrelError, match=r"classes \[2\] have no training"):
+        finetune.finetune(enc, no_class_2, test, "smoke", cache=False, progress=False)
+    with pytest.raises(TaskrelError, match="diverged"):
+        finetune.finetune(enc, train, test, "smoke", cache=False, progress=False,
+                          **dict(FAST, lr=1e12, head_lr=1e12, augmentation="none"))
