@@ -7,7 +7,8 @@
 
 ``ytilde`` an independent uniformly random label (the large-scale form of METHOD 2.4). The input
 gradient has the closed form of METHOD 8.2 #5, ``grad_z CE(Wz + c, y) = W^T (softmax(Wz + c) - e_y)``,
-so one ordinary back-prop suffices (``gradient="closed_form"``, default); ``gradient="autograd"``
+and so have the penalty's gradients in ``W`` and ``c``: ``gradient="closed_form"`` (default) computes
+loss and gradients without back-prop (:func:`_closed_form_loss_and_grads`); ``gradient="autograd"``
 does the original double back-prop (same numbers up to rounding).
 """
 from __future__ import annotations
@@ -157,6 +158,39 @@ def train_reference_classifier(Z, y, n_classes: int | None = None, *, scale: str
     return clf
 
 
+def _closed_form_loss_and_grads(W, c, X, y, y_rand, tau0, weight):
+    """Loss of METHOD 2.4 and its exact gradients in W (K x d), c (K), no back-prop (METHOD 8.2 #5).
+
+    With ``p = softmax(W x + c)``, ``v = p - e_y`` and the Gram matrix ``G = W W^T``, the input
+    gradient norm is ``g = ||W^T v|| = sqrt(v^T G v)``; a penalty term ``w/N relu(g - tau0)^2``
+    has ``alpha = 2 w relu(g - tau0) / (N g)`` and contributes ``alpha v v^T W`` to the W-gradient
+    (through G) and ``alpha J_p G v`` to the logit gradient, ``J_p = diag(p) - p p^T`` (through p).
+    The CE contributes ``v / N`` to the logit gradient. Returns ``(loss, ce, gp_y, gp_random, dW, dc)``.
+    """
+    N, K = len(X), W.shape[0]
+    logits = X @ W.T + c
+    logp = torch.log_softmax(logits, 1)
+    p = logp.exp()
+    G = W @ W.T
+    eye = torch.eye(K, dtype=W.dtype, device=W.device)
+    g_logits = (p - eye[y]) / N  # the CE part
+    dG = torch.zeros_like(G)
+    gps = []
+    for labels in (y, y_rand):
+        v = p - eye[labels]
+        Gv = v @ G
+        norm = (Gv * v).sum(1).clamp_min(torch.finfo(W.dtype).tiny).sqrt()
+        excess = torch.relu(norm - tau0)
+        gps.append(excess.pow(2).mean())
+        alpha = (2.0 * weight / N) * excess / norm
+        dG += (v * alpha[:, None]).T @ v
+        aGv = alpha[:, None] * Gv
+        g_logits += p * aGv - p * (p * aGv).sum(1, keepdim=True)  # J_p (alpha G v)
+    ce = -logp.gather(1, y[:, None]).mean()
+    loss = ce + weight * (gps[0] + gps[1])
+    return loss, ce, gps[0], gps[1], g_logits.T @ X + dG @ W, g_logits.sum(0)
+
+
 def _train_loop(opts, rng, Xt, yt, W, c, opt, K, tau0, weight, bs, gradient, dtype, log_every, test, clf, history, seed):
     N = len(Xt)
     for it in range(int(opts["iterations"])):
@@ -164,16 +198,10 @@ def _train_loop(opts, rng, Xt, yt, W, c, opt, K, tau0, weight, bs, gradient, dty
         ytil = torch.from_numpy(rng.integers(0, K, bs))
         xb, yb = Xt[idx], yt[idx]
         if gradient == "closed_form":
-            logits = xb @ W.T + c
-            logp = torch.log_softmax(logits, 1)
-            ce = -logp.gather(1, yb[:, None])[:, 0]
-            p = logp.exp()
-            # ||W^T v||^2 = v^T (W W^T) v: the K x K Gram matrix replaces the (bs x K)(K x d) products
-            G = W @ W.T
-            v_y = p - torch.nn.functional.one_hot(yb, K).to(dtype)
-            v_t = p - torch.nn.functional.one_hot(ytil, K).to(dtype)
-            norm_y = ((v_y @ G) * v_y).sum(1).clamp_min(torch.finfo(dtype).tiny).sqrt()
-            norm_t = ((v_t @ G) * v_t).sum(1).clamp_min(torch.finfo(dtype).tiny).sqrt()
+            with torch.no_grad():
+                loss, ce_m, gp_y, gp_t, gW, gc = _closed_form_loss_and_grads(W, c, xb, yb, ytil, tau0, weight)
+            opt.zero_grad()
+            W.grad, c.grad = gW, gc
         else:
             xb = xb.clone().requires_grad_(True)
             logits = xb @ W.T + c
@@ -181,12 +209,12 @@ def _train_loop(opts, rng, Xt, yt, W, c, opt, K, tau0, weight, bs, gradient, dty
             ce_t = torch.nn.functional.cross_entropy(logits, ytil, reduction="none")
             norm_y = torch.autograd.grad(ce.sum(), xb, create_graph=True)[0].norm(dim=1)
             norm_t = torch.autograd.grad(ce_t.sum(), xb, create_graph=True)[0].norm(dim=1)
-        gp_y = torch.relu(norm_y - tau0).pow(2).mean()
-        gp_t = torch.relu(norm_t - tau0).pow(2).mean()
-        ce_m = ce.mean()
-        loss = ce_m + weight * (gp_y + gp_t)
-        opt.zero_grad()
-        loss.backward()
+            gp_y = torch.relu(norm_y - tau0).pow(2).mean()
+            gp_t = torch.relu(norm_t - tau0).pow(2).mean()
+            ce_m = ce.mean()
+            loss = ce_m + weight * (gp_y + gp_t)
+            opt.zero_grad()
+            loss.backward()
         opt.step()
         if log_every and (it % log_every == 0 or it == opts["iterations"] - 1):
             row = dict(iteration=it, loss=loss.item(), ce=ce_m.item(), gp_y=gp_y.item(), gp_random=gp_t.item())

@@ -16,12 +16,31 @@ Two schedules compute the same algorithm:
   the O(nmd) squared-distance feature term and every gradient by autograd, tau by autograd.
 * ``schedule="fast"`` (default) - the exact reformulations of METHOD 8.2: barycentric feature
   term (#3), class-level label term (#4), closed-form gradients (#5: the linear maps, the IC
-  penalty, tau, h_R), and the class-structured OT (#6; equal to the full plan whenever the full plan
-  puts no mass across the components of the class-level support - measured in
-  ``benchmarks/bench_relatedness.py``). ``ot="full"`` uses the full point-level EMD instead.
+  penalty, tau, h_R), and the class-structured OT (#6; costs computed on the allowed class blocks
+  only; equal to the full plan whenever the full plan puts no mass across the components of the
+  class-level support). ``ot="full"`` uses the full point-level EMD instead (then the fast schedule
+  reproduces the reference's numbers to ~1e-10, see the tests). All in torch, float64, fused
+  Adam, on the GPU when there is one (``device``); CPU loops run on one thread below d = 384.
+
+Opt-in approximations of the fast schedule (defaults are exact), measured against the reference
+with ``benchmarks/bench_relatedness.py`` (synthetic pets d=512 K=37 batch 1500 100 steps, mini
+d=200/256 K=10 200 steps; b_init="class_means"; seeds 0, 1; the reference's own seed-to-seed spread
+of the value is 0.5-0.8 %, and the exact fast default already moves it by 0.1-1 % per seed because
+the class-structured plan's rare differences are amplified along the path, mostly through tau, a
+max over test points):
+
+* ``precision="float32"`` - the d x d algebra and the gradients of A, A_bar, b in float32 (OT
+  costs, plan and Adam stay float64). Value moved by 0.5-0.6 % (pets), 0.7-1.0 % (mini200),
+  0.1-0.4 % (mini256) per seed, and by up to 2 % on one 400-step mini256 seed: not reliably
+  within 1 %, so opt-in. 1.2-1.4x faster per step on a CPU.
+* ``ot_every=k`` - new batches and plan every k steps; in between, the feature term uses the plan's
+  moments (``A S + b s^T - T``, no O(nd^2) work). A different random path: value moved by 1.6-3 %
+  at k = 5-10 (terms W and tau by 1-8 %), above the 1 % rule, so opt-in. 2-4x faster per step
+  than the exact fast schedule at k = 10 with float32.
 
 Both schedules draw the same batches from the same seed, so their numbers agree up to rounding
-(and the rare cases where the class-structured plan differs from the full one).
+(and the cases where the class-structured plan differs from the full one, whose effect is then
+amplified along the path).
 """
 from __future__ import annotations
 
@@ -30,7 +49,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.sparse import csr_matrix
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from .errors import TaskrelError
 from .reference_classifier import ReferenceClassifier, train_reference_classifier
@@ -46,7 +67,8 @@ SCHEDULES = ("fast", "reference")
 #: (with h_R's tau0 = 0.2): on planted standardised features (d = 16, 200) it separated related
 #: from unrelated targets clearly, while tau0 = 0.02 left h_R near uniform and the bound barely
 #: separated them (as METHOD 10 reports). ``large`` = the ImageNet-scale values of the official
-#: code (Lambda 1e6, batch 1000, 2001 steps, tau0 = 0.02).
+#: code (Lambda 1e6, batch 1000, 2001 steps, tau0 = 0.02). No preset turns on the fast schedule's
+#: approximations (``precision="float32"``, ``ot_every``): measured effects in the module doc.
 SCALE_PRESETS = {
     "large": dict(batch_size=1000, steps=2001, Lambda=1e6, lambda_wd=2.0, lambda_pm=1.0, lambda_ic=1.0,
                   lr=1e-2, lr_delta=1e-3, reweighted_loss="pool"),
@@ -65,7 +87,10 @@ _OTHER_OPTIONS = dict(
     reference_classifier=None,  # a fitted ReferenceClassifier to reuse (skips training h_R)
     reference_classifier_options=None,  # dict passed to train_reference_classifier
     track_target_accuracy=True,  # target-test accuracy of h_T in the history rows
-    num_threads=None,           # torch threads in the loop (None: 1 below d = 256, else unchanged)
+    num_threads=None,           # CPU threads in the loop (None: 1 below d = 384, else unchanged)
+    ot_every=1,                 # fast schedule: new batches and plan every k steps (1: every step, exact)
+    precision="float64",        # fast schedule: "float32" for the d x d algebra and gradients
+    device=None,                # fast schedule: torch device (None: the GPU when there is one)
 )
 
 
@@ -228,7 +253,9 @@ def task_relatedness(ref_train, ref_test, target_train, target_test, n_target_cl
     ``reweighted_loss`` ("pool" exact over the train pool | "batch" the small-scale class-balanced
     estimate), ``b_init``, ``b_init_eps``, ``ot``, ``log_every``, ``eval_steps``, ``adam_betas``,
     ``adam_eps``, ``theorem_wasserstein``, ``reference_classifier``,
-    ``reference_classifier_options`` (e.g. ``dict(tau0=0.2, iterations=2001)``).
+    ``reference_classifier_options`` (e.g. ``dict(tau0=0.2, iterations=2001)``), ``num_threads``;
+    fast schedule only: ``device`` (None: the GPU when there is one) and the opt-in approximations
+    ``precision`` ("float64" | "float32") and ``ot_every`` (k >= 1), see the module doc.
     """
     t_start = time.perf_counter()
     if mode not in MODES:
@@ -246,6 +273,10 @@ def task_relatedness(ref_train, ref_test, target_train, target_test, n_target_cl
         raise TaskrelError(f"b_init must be 'random' or 'class_means', got {opts['b_init']!r}")
     if opts["ot"] not in ("class", "full"):
         raise TaskrelError(f"ot must be 'class' or 'full', got {opts['ot']!r}")
+    if opts["precision"] not in ("float64", "float32"):
+        raise TaskrelError(f"precision must be 'float64' or 'float32', got {opts['precision']!r}")
+    if isinstance(opts["ot_every"], bool) or not isinstance(opts["ot_every"], (int, np.integer)) or opts["ot_every"] < 1:
+        raise TaskrelError(f"ot_every must be a positive integer, got {opts['ot_every']!r}")
     if opts["reweighted_loss"] not in ("pool", "batch"):
         raise TaskrelError(f"reweighted_loss must be 'pool' or 'batch', got {opts['reweighted_loss']!r}")
 
@@ -317,25 +348,28 @@ def task_relatedness(ref_train, ref_test, target_train, target_test, n_target_cl
         D_fixed = pi_R.copy()
 
     history, history_eval = [], []
-    t_loop = 0.0
     ctx = dict(Xr=Xr, yr=yr, Xt=Xt, yt=yt, Xr_te=Xr_te, yr_te=yr_te, Xt_te=Xt_te, yt_te=yt_te, pi_R=pi_R,
                pi_T=pi_T, S_tr=S_tr, S_te=S_te, ce_tr=ce_tr, h_R=h_R, K_R=K_R, K_T=K_T, seed=seed,
                schedule=schedule, opts=opts)
-    if mode == "fixed_all":
-        B, D = B_fixed, D_fixed
-    else:
-        t0 = time.perf_counter()
-        n_threads = torch.get_num_threads()
-        torch.set_num_threads(int(opts["num_threads"] or (1 if d < 256 else n_threads)))
-        try:
-            A, A_bar, b, B, D = _learn(ctx, rng, beta, delta if mode == "learned_all" else None,
-                                       None if mode == "learned_all" else (B_fixed, D_fixed), history, history_eval)
-        finally:
-            torch.set_num_threads(n_threads)
-        t_loop = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ev = _evaluate(ctx, A, A_bar, b, B, D)
-    t_eval = time.perf_counter() - t0
+    n_threads = torch.get_num_threads()
+    # small problems: a second thread only adds waiting (10x slower on a busy 2-core machine)
+    threads = int(opts["num_threads"] or (1 if d < 384 else n_threads))
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(threads, user_api="blas"):
+            t0 = time.perf_counter()
+            if mode == "fixed_all":
+                B, D = B_fixed, D_fixed
+            else:
+                A, A_bar, b, B, D = _learn(ctx, rng, beta, delta if mode == "learned_all" else None,
+                                           None if mode == "learned_all" else (B_fixed, D_fixed), history,
+                                           history_eval)
+            t_loop = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            ev = _evaluate(ctx, A, A_bar, b, B, D)
+            t_eval = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(n_threads)
     terms = {k: v for k, v in ev.items() if k not in ("target_accuracy", "target_cross_entropy")}
     opts_out = {k: v for k, v in opts.items() if k != "reference_classifier"}
     opts_out.update(mode=mode, schedule=schedule, seed=seed, scale=scale, reference_prior=pi_R, target_prior=pi_T)
@@ -349,159 +383,261 @@ def task_relatedness(ref_train, ref_test, target_train, target_test, n_target_cl
 
 
 def _learn(ctx, rng, beta0, delta0, fixed, history, history_eval):
-    """The alternating scheme of METHOD 3.2. ``fixed=(B, D)`` for learned_a (only A, A_bar, b learn)."""
+    """The alternating scheme of METHOD 3.2. ``fixed=(B, D)`` for learned_a (only A, A_bar, b learn).
+
+    Per step: PriorSample batches, a transport plan (fast schedule: a new one every ``ot_every``
+    steps), one Adam step. Returns numpy ``(A, A_bar, b, B, D)``.
+    """
     o = ctx["opts"]
     Xr, yr, Xt, yt = ctx["Xr"], ctx["yr"], ctx["Xt"], ctx["yt"]
     K_R, K_T, pi_R, pi_T = ctx["K_R"], ctx["K_T"], ctx["pi_R"], ctx["pi_T"]
-    d = Xr.shape[1]
-    N, Lam = int(o["batch_size"]), float(o["Lambda"])
-    lwd, lpm, lic = float(o["lambda_wd"]), float(o["lambda_pm"]), float(o["lambda_ic"])
+    N = int(o["batch_size"])
     reference = ctx["schedule"] == "reference"
-    f64 = torch.float64
-    A = torch.eye(d, dtype=f64, requires_grad=True)
-    A_bar = torch.eye(d, dtype=f64, requires_grad=True)
-    b = torch.zeros(d, dtype=f64, requires_grad=True)
-    params = [A, A_bar, b]
-    learned = fixed is None
-    if learned:
-        beta = torch.tensor(beta0, dtype=f64, requires_grad=True)
-        delta = torch.tensor(delta0, dtype=f64, requires_grad=True)
-        groups = [dict(params=[A, A_bar, b, beta], lr=o["lr"]), dict(params=[delta], lr=o["lr_delta"])]
-    else:
-        B_fix, D_fix = (torch.tensor(x, dtype=f64) for x in fixed)
-        groups = [dict(params=params, lr=o["lr"])]
-    opt = torch.optim.Adam(groups, betas=tuple(o["adam_betas"]), eps=o["adam_eps"])
+    par = _Params(Xr.shape[1], beta0, delta0, fixed, o, torch.device("cpu") if reference else _device(o["device"]),
+                  fused=None if reference else True)  # fused Adam: one kernel per tensor
+    stepper = _ReferenceStep(ctx, par) if reference else _FastStep(ctx, par)
+    ot_every = 1 if reference else int(o["ot_every"])
     ref_idx = [np.flatnonzero(yr == j) for j in range(K_R)]
     tgt_idx = [np.flatnonzero(yt == i) for i in range(K_T)]
-    Xr_t, Xt_t = torch.from_numpy(Xr), torch.from_numpy(Xt)
-    pi_T_t = torch.from_numpy(pi_T)
-    I = torch.eye(d, dtype=f64)
-    v_pool = torch.from_numpy(ctx["S_tr"] / (pi_R * len(yr)))
-    ce_tr = ctx["ce_tr"]
+    v_pool = ctx["S_tr"] / (pi_R * len(yr))
     eval_steps = set(int(s) for s in o["eval_steps"])
     steps = int(o["steps"])
     log_every = int(o["log_every"] or 0)
 
     for step in range(steps):
-        with torch.no_grad():
-            B_now = _colsoftmax(beta).numpy() if learned else fixed[0]
-            D_now = torch.softmax(delta, 0).numpy() if learned else fixed[1]
-        ri = prior_sample(rng, ref_idx, N, D_now)
-        ti = prior_sample(rng, tgt_idx, N, pi_T)
-        # re-weighted reference loss: L_C = sum_j D_j v_j (h_R frozen; CE precomputed per sample)
+        B_now, D_now = par.numpy_B_D()
+        if step % ot_every == 0:
+            ri = prior_sample(rng, ref_idx, N, D_now)
+            ti = prior_sample(rng, tgt_idx, N, pi_T)
+            if len(ri) == 0 or len(ti) == 0:
+                raise TaskrelError(f"batch_size {N} is too small: PriorSample drew an empty batch")
+            stepper.new_batches(Xr[ri], yr[ri], Xt[ti], yt[ti], B_now)
         v = v_pool
-        if learned and o["reweighted_loss"] == "batch":
-            bi = prior_sample(rng, ref_idx, N, pi_R)
-            counts = np.bincount(yr[bi], minlength=K_R)
-            r = int(counts.min())
-            if r > 0:
-                sums = np.zeros(K_R)
-                for j in range(K_R):
-                    sums[j] = ce_tr[bi[yr[bi] == j][:r]].sum()
-                v = torch.from_numpy(sums / (pi_R * r * K_R))
-        yk, sl = yr[ri], yt[ti]
-        n, m = len(ri), len(ti)
-        if n == 0 or m == 0:
-            raise TaskrelError(f"batch_size {N} is too small: PriorSample drew an empty batch")
-        z, t = Xr_t[ri], Xt_t[ti]
+        if par.learned and o["reweighted_loss"] == "batch":
+            v = _batch_class_weights(rng, ref_idx, yr, ctx["ce_tr"], N, pi_R, v_pool)
         log_now = log_every and (step % log_every == 0 or step == steps - 1)
-        rec = {}
-        if reference:
-            # ---------------- original: full point-level plan, O(nmd) term, autograd everywhere
-            u = z @ A.T + b
-            Bg = _colsoftmax(beta) if learned else B_fix
-            Dg = torch.softmax(delta, 0) if learned else D_fix
-            q = Bg[:, torch.from_numpy(yk)].T  # n x K_T soft transformed labels
-            with torch.no_grad():
-                E = np.eye(K_T)[sl]
-                M = euclidean_cost(u.detach().numpy(), t.numpy()) + Lam * euclidean_cost(q.detach().numpy(), E)
-            Pi = torch.from_numpy(emd_plan(None, None, M))
-            sq = (u * u).sum(1)[:, None] + (t * t).sum(1)[None, :] - 2.0 * u @ t.T
-            feat = (Pi * sq).sum()
-            lab_sq = (q * q).sum(1)[:, None] - 2.0 * q[:, torch.from_numpy(sl)] + 1.0
-            lab = (Pi * lab_sq).sum()
-            H = _entropy(Bg, Dg)
-            LC = (Dg * v).sum()
-            PM = ((pi_T_t - Bg @ Dg) ** 2).sum()
-            IC = ((A @ A_bar - I) ** 2).sum() + ((A_bar @ A - I) ** 2).sum()
-            J = H + LC + lwd * (feat + Lam * lab) + lpm * PM + lic * IC
-            opt.zero_grad()
-            J.backward()
-            opt.step()
-            if log_now:
-                rec = dict(objective=J.item(), feature_term=feat.item(), label_term=lab.item(), H=H.item(),
-                           LC=LC.item(), PM=PM.item(), IC=IC.item())
-        else:
-            # ---------------- fast: same objective, exact reformulations (METHOD 8.2 #3-#6)
-            with torch.no_grad():
-                An, Abn, bn = A.detach(), A_bar.detach(), b.detach()
-                u = z @ An.T + bn
-                un, tn = u.numpy(), t.numpy()
-                Bn = B_now
-                Lc = np.sqrt(np.maximum(_label_sq_cost(torch.from_numpy(Bn)).numpy(), 0.0))
-                # a fixed permutation B has tied label costs (degenerate class-level LP): full OT
-                if o["ot"] == "class" and learned:
-                    rows, cols, vals, gamma = class_structured_plan(un, yk, tn, sl, Lc)
-                else:
-                    M = euclidean_cost(un, tn) + Lam * Lc[np.ix_(yk, sl)]
-                    P = emd_plan(None, None, M)
-                    rows, cols = np.nonzero(P)
-                    vals = P[rows, cols]
-                    gamma = np.zeros((K_R, K_T))
-                    np.add.at(gamma, (yk[rows], sl[cols]), vals)
-                a_row = np.bincount(rows, weights=vals, minlength=n)
-                Pt = np.zeros((n, d))
-                np.add.at(Pt, rows, vals[:, None] * tn[cols])  # sum_l Pi_kl t_l
-                R = torch.from_numpy(a_row[:, None] * un - Pt)  # a_k (u_k - t_hat_k)
-                gA = (2.0 * lwd) * (R.T @ z)
-                gb = (2.0 * lwd) * R.sum(0)
-                E1 = An @ Abn - I
-                E2 = Abn @ An - I
-                gA += (2.0 * lic) * (E1 @ Abn.T + Abn.T @ E2)
-                gAb = (2.0 * lic) * (An.T @ E1 + E2 @ An.T)
-            opt.zero_grad()
-            A.grad, A_bar.grad, b.grad = gA, gAb, gb
-            if learned:
-                Bg = _colsoftmax(beta)
-                Dg = torch.softmax(delta, 0)
-                lab = (torch.from_numpy(gamma) * _label_sq_cost(Bg)).sum()
-                H = _entropy(Bg, Dg)
-                LC = (Dg * v).sum()
-                PM = ((pi_T_t - Bg @ Dg) ** 2).sum()
-                Js = H + LC + lwd * Lam * lab + lpm * PM
-                Js.backward()
-            opt.step()
-            if log_now:
-                with torch.no_grad():
-                    feat = float((a_row * (un * un).sum(1)).sum() - 2.0 * (un * Pt).sum()
-                                 + (np.bincount(cols, weights=vals, minlength=m) * (tn * tn).sum(1)).sum())
-                    if not learned:
-                        lab = (torch.from_numpy(gamma) * _label_sq_cost(B_fix)).sum()
-                        H, LC, PM = _entropy(B_fix, D_fix), (D_fix * v).sum(), ((pi_T_t - B_fix @ D_fix) ** 2).sum()
-                    IC = float((E1 ** 2).sum() + (E2 ** 2).sum())
-                    rec = dict(objective=(H + LC + lwd * (feat + Lam * lab) + lpm * PM + lic * IC).item(),
-                               feature_term=feat, label_term=lab.item(), H=H.item(), LC=LC.item(), PM=PM.item(),
-                               IC=IC)
+        rec = stepper.step(torch.from_numpy(v).to(par.device), log_now)
         if log_now:
-            rec = dict(step=step, n_ref=n, n_target=m, **rec)
+            rec = dict(step=step, n_ref=stepper.n, n_target=stepper.m, **rec)
             if o["track_target_accuracy"]:
-                with torch.no_grad():
-                    Bc = _colsoftmax(beta).numpy() if learned else fixed[0]
-                    Xp = (ctx["Xt_te"] - b.detach().numpy()) @ A_bar.detach().numpy().T
-                    P = ctx["h_R"].predict_proba(Xp) @ Bc.T
-                    rec["target_accuracy"] = float((P.argmax(1) == ctx["yt_te"]).mean())
+                A, A_bar, b, B, _ = par.numpy_all()
+                P = ctx["h_R"].predict_proba((ctx["Xt_te"] - b) @ A_bar.T) @ B.T
+                rec["target_accuracy"] = float((P.argmax(1) == ctx["yt_te"]).mean())
             history.append(rec)
         if step in eval_steps:
-            with torch.no_grad():
-                Bc = _colsoftmax(beta).numpy() if learned else fixed[0]
-                Dc = torch.softmax(delta, 0).numpy() if learned else fixed[1]
-                ev = _evaluate(ctx, A.detach().numpy().copy(), A_bar.detach().numpy().copy(),
-                               b.detach().numpy().copy(), Bc, Dc)
-            history_eval.append(dict(step=step, **ev))
-    with torch.no_grad():
-        Bc = _colsoftmax(beta).numpy().copy() if learned else fixed[0]
-        Dc = torch.softmax(delta, 0).numpy().copy() if learned else fixed[1]
-    return (A.detach().numpy().copy(), A_bar.detach().numpy().copy(), b.detach().numpy().copy(), Bc, Dc)
+            history_eval.append(dict(step=step, **_evaluate(ctx, *par.numpy_all())))
+    return par.numpy_all()
+
+
+def _device(name):
+    """``None``: the GPU when there is one, else the CPU."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _batch_class_weights(rng, ref_idx, yr, ce_tr, N, pi_R, v_pool):
+    """Small-scale L_C estimate (METHOD 3.1): v_j = sum of r CE values of class j / (pi^R_j r K_R)
+    on a class-balanced sub-batch of a PriorSample(pi^R) batch; ``v_pool`` if a class is absent."""
+    K_R = len(ref_idx)
+    bi = prior_sample(rng, ref_idx, N, pi_R)
+    counts = np.bincount(yr[bi], minlength=K_R)
+    r = int(counts.min())
+    if r == 0:
+        return v_pool
+    sums = np.array([ce_tr[bi[yr[bi] == j][:r]].sum() for j in range(K_R)])
+    return sums / (pi_R * r * K_R)
+
+
+class _Params:
+    """The learned transformations (float64, on ``device``) and their Adam optimiser (METHOD 3.3).
+
+    ``A``, ``A_bar`` (d x d), ``b`` (d); learned_all: ``beta`` (K_T x K_R), ``delta`` (K_R) with
+    ``B = colsoftmax(beta)``, ``D = softmax(delta)``; learned_a: ``B``, ``D`` fixed.
+    """
+
+    def __init__(self, d, beta0, delta0, fixed, o, device, fused):
+        f64 = dict(dtype=torch.float64, device=device)
+        self.device = device
+        self.A = torch.eye(d, **f64).requires_grad_(True)
+        self.A_bar = torch.eye(d, **f64).requires_grad_(True)
+        self.b = torch.zeros(d, **f64).requires_grad_(True)
+        self.learned = fixed is None
+        if self.learned:
+            self.beta = torch.tensor(beta0, **f64).requires_grad_(True)
+            self.delta = torch.tensor(delta0, **f64).requires_grad_(True)
+            groups = [dict(params=[self.A, self.A_bar, self.b, self.beta], lr=o["lr"]),
+                      dict(params=[self.delta], lr=o["lr_delta"])]
+        else:
+            self.B_fix, self.D_fix = (torch.tensor(x, **f64) for x in fixed)
+            self.fixed = fixed
+            groups = [dict(params=[self.A, self.A_bar, self.b], lr=o["lr"])]
+        self.opt = torch.optim.Adam(groups, betas=tuple(o["adam_betas"]), eps=o["adam_eps"], fused=fused)
+
+    def B(self):
+        return _colsoftmax(self.beta) if self.learned else self.B_fix
+
+    def D(self):
+        return torch.softmax(self.delta, 0) if self.learned else self.D_fix
+
+    def numpy_B_D(self):
+        if not self.learned:
+            return self.fixed
+        with torch.no_grad():
+            return self.B().cpu().numpy(), self.D().cpu().numpy()
+
+    def numpy_all(self):
+        """Copies of ``(A, A_bar, b, B, D)`` as float64 numpy arrays."""
+        B, D = self.numpy_B_D()
+        return tuple(x.detach().cpu().numpy().copy() for x in (self.A, self.A_bar, self.b)) + (B.copy(), D.copy())
+
+
+def _label_terms(par, gamma, v, pi_T):
+    """Small terms of J (METHOD 3.1) as tensors: label term sum_ji Gamma_ji ||B e_j - e_i||^2
+    (class level, METHOD 8.2 #4), H, L_C = D . v and PM."""
+    B, D = par.B(), par.D()
+    lab = (gamma * _label_sq_cost(B)).sum()
+    H = _entropy(B, D)
+    LC = (D * v).sum()
+    PM = ((pi_T - B @ D) ** 2).sum()
+    return lab, H, LC, PM
+
+
+class _ReferenceStep:
+    """The original step: full point-level plan, O(nmd) squared-distance term, autograd everywhere."""
+
+    def __init__(self, ctx, par):
+        self.par, self.o, self.K_T = par, ctx["opts"], ctx["K_T"]
+        self.pi_T = torch.from_numpy(ctx["pi_T"])
+        self.I = torch.eye(par.A.shape[0], dtype=torch.float64)
+
+    def new_batches(self, z, yk, t, sl, B_now):
+        self.z, self.t, self.yk, self.sl = torch.from_numpy(z), torch.from_numpy(t), yk, sl
+        self.n, self.m = len(yk), len(sl)
+
+    def step(self, v, log_now):
+        par, o = self.par, self.o
+        Lam, lwd, lpm, lic = (float(o[k]) for k in ("Lambda", "lambda_wd", "lambda_pm", "lambda_ic"))
+        A, A_bar, b, z, t = par.A, par.A_bar, par.b, self.z, self.t
+        u = z @ A.T + b
+        Bg, Dg = par.B(), par.D()
+        q = Bg[:, torch.from_numpy(self.yk)].T  # n x K_T soft transformed labels
+        with torch.no_grad():
+            E = np.eye(self.K_T)[self.sl]
+            M = euclidean_cost(u.detach().numpy(), t.numpy()) + Lam * euclidean_cost(q.detach().numpy(), E)
+        Pi = torch.from_numpy(emd_plan(None, None, M))
+        sq = (u * u).sum(1)[:, None] + (t * t).sum(1)[None, :] - 2.0 * u @ t.T
+        feat = (Pi * sq).sum()
+        lab_sq = (q * q).sum(1)[:, None] - 2.0 * q[:, torch.from_numpy(self.sl)] + 1.0
+        lab = (Pi * lab_sq).sum()
+        H = _entropy(Bg, Dg)
+        LC = (Dg * v).sum()
+        PM = ((self.pi_T - Bg @ Dg) ** 2).sum()
+        IC = ((A @ A_bar - self.I) ** 2).sum() + ((A_bar @ A - self.I) ** 2).sum()
+        J = H + LC + lwd * (feat + Lam * lab) + lpm * PM + lic * IC
+        par.opt.zero_grad()
+        J.backward()
+        par.opt.step()
+        if not log_now:
+            return {}
+        return dict(objective=J.item(), feature_term=feat.item(), label_term=lab.item(), H=H.item(),
+                    LC=LC.item(), PM=PM.item(), IC=IC.item())
+
+
+class _FastStep:
+    """The same step by the exact reformulations of METHOD 8.2 #3-#6 (see the module doc).
+
+    The plan enters only through its row masses ``a`` (n), barycentric sums ``Pt = Pi t`` (n x d)
+    and class-level block masses ``gamma`` (K_R x K_T). With ``ot_every = k > 1`` plan and batches
+    are kept for k steps and the feature term uses the plan's moments (no O(n d^2) work per step).
+    ``precision="float32"``: the d x d algebra and the gradients of A, A_bar, b in float32 (costs,
+    plan and Adam stay float64).
+    """
+
+    def __init__(self, ctx, par):
+        o = self.o = ctx["opts"]
+        self.par, self.K_R, self.K_T = par, ctx["K_R"], ctx["K_T"]
+        self.dev = par.device
+        self.alg = torch.float32 if o["precision"] == "float32" else torch.float64
+        self.pi_T = torch.from_numpy(ctx["pi_T"]).to(self.dev)
+        self.I = torch.eye(par.A.shape[0], dtype=self.alg, device=self.dev)
+        self.moments_needed = int(o["ot_every"]) > 1
+        self.fresh = False
+
+    def new_batches(self, z, yk, t, sl, B_now):
+        """Solve the plan for the new batches at the current (A, b, B) and keep what the steps need."""
+        par, o, dev = self.par, self.o, self.dev
+        self.n, self.m = n, m = len(yk), len(sl)
+        self.z = torch.from_numpy(z).to(dev)
+        with torch.no_grad():
+            u = (self.z @ par.A.T + par.b).cpu().numpy()
+        Lc = np.sqrt(np.maximum(_label_sq_cost(torch.from_numpy(B_now)).numpy(), 0.0))
+        # a fixed permutation B has tied label costs (degenerate class-level LP): full OT
+        if o["ot"] == "class" and par.learned:
+            rows, cols, vals, gamma = class_structured_plan(u, yk, t, sl, Lc)
+        else:
+            P = emd_plan(None, None, euclidean_cost(u, t) + float(o["Lambda"]) * Lc[np.ix_(yk, sl)])
+            rows, cols = np.nonzero(P)
+            vals = P[rows, cols]
+            gamma = np.zeros((self.K_R, self.K_T))
+            np.add.at(gamma, (yk[rows], sl[cols]), vals)
+        Pi = csr_matrix((vals, (rows, cols)), shape=(n, m))
+        self.a = torch.from_numpy(np.asarray(Pi.sum(1))[:, 0]).to(dev)
+        self.Pt = torch.from_numpy(Pi @ t).to(dev)  # sum_l Pi_kl t_l
+        self.gamma = torch.from_numpy(gamma).to(dev)
+        self.const = float((np.asarray(Pi.sum(0))[0] * (t * t).sum(1)).sum())  # sum_l b_l ||t_l||^2
+        self.u_fresh = torch.from_numpy(u).to(dev)
+        if self.moments_needed:
+            self.moments = _plan_moments(self.z.to(self.alg), self.a.to(self.alg), self.Pt.to(self.alg))
+
+    def step(self, v, log_now):
+        par, o = self.par, self.o
+        Lam, lwd, lpm, lic = (float(o[k]) for k in ("Lambda", "lambda_wd", "lambda_pm", "lambda_ic"))
+        with torch.no_grad():
+            A, A_bar, b = (x.detach().to(self.alg) for x in (par.A, par.A_bar, par.b))
+            if self.u_fresh is not None:  # the plan was solved at these parameters: use u
+                R = (self.a[:, None] * self.u_fresh - self.Pt).to(self.alg)  # a_k (u_k - t_hat_k)
+                gA, gb = R.T @ self.z.to(self.alg), R.sum(0)
+            else:
+                gA, gb = _feature_grads(A, b, self.moments)
+            gA *= 2.0 * lwd
+            gb *= 2.0 * lwd
+            E1 = A @ A_bar - self.I
+            E2 = A_bar @ A - self.I
+            gA += (2.0 * lic) * (E1 @ A_bar.T + A_bar.T @ E2)
+            gAb = (2.0 * lic) * (A.T @ E1 + E2 @ A.T)
+        par.opt.zero_grad()
+        par.A.grad, par.A_bar.grad, par.b.grad = (g.to(torch.float64) for g in (gA, gAb, gb))
+        lab, H, LC, PM = _label_terms(par, self.gamma, v, self.pi_T)
+        if par.learned:
+            (H + LC + lwd * Lam * lab + lpm * PM).backward()
+        rec = {}
+        if log_now:
+            feat = self._feature_term(A, b)
+            IC = float((E1 ** 2).sum() + (E2 ** 2).sum())
+            rec = dict(objective=(H + LC + lwd * (feat + Lam * lab) + lpm * PM + lic * IC).item(),
+                       feature_term=feat, label_term=lab.item(), H=H.item(), LC=LC.item(), PM=PM.item(), IC=IC)
+        par.opt.step()
+        self.u_fresh = None
+        return rec
+
+    def _feature_term(self, A, b):
+        """sum_kl Pi_kl ||u_k - t_l||^2 = sum_k a_k ||u_k||^2 - 2 sum_k u_k . Pt_k + sum_l b_l ||t_l||^2."""
+        with torch.no_grad():
+            u = self.z @ A.T.to(torch.float64) + b.to(torch.float64)
+            return float((self.a * (u * u).sum(1)).sum() - 2.0 * (u * self.Pt).sum()) + self.const
+
+
+def _plan_moments(Z, a, Pt):
+    """Moments of a fixed plan (METHOD 8.2 #3): ``S = Z^T diag(a) Z``, ``T = Pt^T Z`` (d x d),
+    ``s = Z^T a``, ``p = Pt^T 1`` (d), ``mass = sum a`` for a batch ``Z`` (n x d)."""
+    return dict(S=(Z * a[:, None]).T @ Z, T=Pt.T @ Z, s=Z.T @ a, p=Pt.sum(0), mass=a.sum())
+
+
+def _feature_grads(A, b, mom):
+    """Half-gradients of sum_k a_k ||A z_k + b - t_hat_k||^2 from the plan's moments:
+    ``A S + b s^T - T`` (d x d) and ``A s + mass b - p`` (d)."""
+    return A @ mom["S"] + torch.outer(b, mom["s"]) - mom["T"], A @ mom["s"] + mom["mass"] * b - mom["p"]
 
 
 def _evaluate(ctx, A, A_bar, b, B, D) -> dict:

@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 import ot
+from threadpoolctl import ThreadpoolController
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -27,6 +28,16 @@ from .errors import TaskrelError
 NUM_ITERMAX = 10_000_000
 #: value of ``W`` when a hard-label class is empty on exactly one side (official code's flag)
 W_FAILURE = 1e10
+
+
+_THREADPOOLS = []  # one ThreadpoolController, created on first use (scanning the libraries takes ms)
+
+
+def _one_blas_thread():
+    """Context manager: BLAS limited to one thread (many small products: threads only add waiting)."""
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1, user_api="blas")
 
 
 class OTConvergenceWarning(UserWarning):
@@ -136,7 +147,8 @@ def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int 
     marginals; its support is a forest (a basic solution), so the block masses of every plan
     supported on it are fixed by the marginals and the label cost is a constant there. Then, per
     connected component of the support, the exact point-level OT with the plain Euclidean feature
-    cost on the support blocks only (POT's sparse network simplex; a single block is solved dense).
+    cost on the support blocks only, computed block by block (POT's sparse network simplex; a single
+    block is solved dense).
 
     This is the limit ``Lambda -> infinity`` of the official cost ``feature + Lambda * label``; it
     equals the official plan whenever that plan puts no mass outside the class-level support
@@ -159,24 +171,19 @@ def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int 
     # bipartite support graph: nodes 0..K_R-1 reference classes, K_R.. target classes
     graph = coo_matrix((np.ones(len(jj)), (jj, K_R + ii)), shape=(K_R + K_T, K_R + K_T))
     _, comp = connected_components(graph, directed=False)
-    Mf = euclidean_cost(u, t)  # one BLAS call beats many small per-block ones
-    allowed = gamma > 0
+    ref_of = [np.flatnonzero(y == j) for j in range(K_R)]
+    tgt_of = [np.flatnonzero(s == i) for i in range(K_T)]
     rows, cols, vals = [], [], []
     for c in np.unique(comp[jj]):
         edges = np.flatnonzero(comp[jj] == c)
-        rk = np.flatnonzero(np.isin(y, jj[edges]))
-        tl = np.flatnonzero(np.isin(s, ii[edges]))
-        a = np.full(len(rk), 1.0 / n)
-        b = np.full(len(tl), 1.0 / m)
-        b *= a.sum() / b.sum()  # equal up to rounding: a component is balanced by construction
-        Msub = Mf[np.ix_(rk, tl)]
         if len(edges) == 1:
-            P = emd_plan(a, b, Msub, num_itermax)
-            pr, pc = np.nonzero(P)
-            pv = P[pr, pc]
+            rk, tl = ref_of[jj[edges[0]]], tgt_of[ii[edges[0]]]
+            pr, pc, pv = _solve_block(u[rk], t[tl], len(rk) / n, num_itermax)
         else:
-            er, ec = np.nonzero(allowed[np.ix_(y[rk], s[tl])])
-            Ms = coo_matrix((Msub[er, ec], (er, ec)), shape=Msub.shape)
+            rk, tl, Ms = _support_cost(u, t, ref_of, tgt_of, jj[edges], ii[edges])
+            a = np.full(len(rk), 1.0 / n)
+            b = np.full(len(tl), 1.0 / m)
+            b *= a.sum() / b.sum()  # equal up to rounding: a component is balanced by construction
             P, log = ot.emd(a, b, Ms, numItermax=int(num_itermax), log=True)
             if log.get("result_code", 1) != 1 or log.get("warning"):
                 warnings.warn(f"exact OT did not converge: {log.get('warning')}", OTConvergenceWarning, stacklevel=2)
@@ -187,3 +194,35 @@ def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int 
         cols.append(tl[pc])
         vals.append(pv)
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), gamma
+
+
+def _solve_block(u, t, mass, num_itermax):
+    """Dense exact OT between ``mass``-weighted uniform measures on ``u`` and ``t`` (one class block)."""
+    a = np.full(len(u), mass / len(u))
+    b = np.full(len(t), mass / len(t))
+    P = emd_plan(a, b, euclidean_cost(u, t), num_itermax)
+    pr, pc = np.nonzero(P)
+    return pr, pc, P[pr, pc]
+
+
+def _support_cost(u, t, ref_of, tgt_of, jj, ii):
+    """Sparse Euclidean cost on the allowed blocks ``(jj[e], ii[e])`` of one component.
+
+    Only the allowed blocks are computed (O(sum_e n_j m_i d) instead of O(nmd)). Returns the
+    component's reference and target point indices (class by class) and the COO cost matrix in
+    their local numbering.
+    """
+    r_cls, c_cls = np.unique(jj), np.unique(ii)
+    rk = np.concatenate([ref_of[j] for j in r_cls])
+    tl = np.concatenate([tgt_of[i] for i in c_cls])
+    r_off = dict(zip(r_cls, np.cumsum([0] + [len(ref_of[j]) for j in r_cls[:-1]])))
+    c_off = dict(zip(c_cls, np.cumsum([0] + [len(tgt_of[i]) for i in c_cls[:-1]])))
+    er, ec, ev = [], [], []
+    with _one_blas_thread():
+        for j, i in zip(jj, ii):
+            nj, mi = len(ref_of[j]), len(tgt_of[i])
+            er.append(np.repeat(np.arange(r_off[j], r_off[j] + nj), mi))
+            ec.append(np.tile(np.arange(c_off[i], c_off[i] + mi), nj))
+            ev.append(euclidean_cost(u[ref_of[j]], t[tgt_of[i]]).ravel())
+    Ms = coo_matrix((np.concatenate(ev), (np.concatenate(er), np.concatenate(ec))), shape=(len(rk), len(tl)))
+    return rk, tl, Ms

@@ -252,3 +252,61 @@ def test_bad_options_raise():
                dict(b_init="zeros")):
         with pytest.raises(ValueError):
             task_relatedness(**args, **kw)
+
+
+# ------------------------------------------------------------------------------- fast-schedule options
+def test_fast_with_full_ot_equals_reference_step_by_step(data, h_R):
+    """ot="full", ot_every=1, float64: the fast reformulations give the reference's numbers."""
+    R, R_te, T, T_te, _, _ = data
+    kw = dict(seed=2, reference_classifier=h_R, steps=15, batch_size=300, log_every=5)
+    ref = task_relatedness(R, R_te, T, T_te, schedule="reference", **kw)
+    fast = task_relatedness(R, R_te, T, T_te, ot="full", ot_every=1, precision="float64", **kw)
+    np.testing.assert_allclose(fast.A, ref.A, atol=1e-10)
+    np.testing.assert_allclose(fast.B, ref.B, atol=1e-10)
+    for key in ("reweighted_reference_loss", "label_mismatch", "wasserstein", "tau", "wasserstein_theorem"):
+        assert fast.terms[key] == pytest.approx(ref.terms[key], rel=1e-6)
+    for a, b in zip(ref.history, fast.history):
+        assert b["objective"] == pytest.approx(a["objective"], rel=1e-7)
+        assert b["feature_term"] == pytest.approx(a["feature_term"], rel=1e-7)
+
+
+def test_plan_moments_give_the_same_feature_gradient():
+    from taskrel_utils.relatedness import _feature_grads, _plan_moments
+    g = torch.Generator().manual_seed(0)
+    n, d = 30, 5
+    Z, Pt = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(n, d, generator=g, dtype=torch.float64)
+    a = torch.rand(n, generator=g, dtype=torch.float64)
+    A, b = torch.randn(d, d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
+    R = a[:, None] * (Z @ A.T + b) - Pt
+    gA, gb = _feature_grads(A, b, _plan_moments(Z, a, Pt))
+    torch.testing.assert_close(gA, R.T @ Z)
+    torch.testing.assert_close(gb, R.sum(0))
+
+
+def test_float32_algebra_close_to_float64(data, h_R):
+    R, R_te, T, T_te, _, _ = data
+    kw = dict(seed=1, reference_classifier=h_R, steps=60, batch_size=300, log_every=0)
+    f64 = task_relatedness(R, R_te, T, T_te, precision="float64", **kw)
+    f32 = task_relatedness(R, R_te, T, T_te, precision="float32", **kw)
+    np.testing.assert_allclose(f32.A, f64.A, atol=1e-2)
+    np.testing.assert_allclose(f32.B, f64.B, atol=1e-2)
+    for key in ("reweighted_reference_loss", "label_mismatch", "wasserstein", "tau"):
+        assert f32.terms[key] == pytest.approx(f64.terms[key], rel=0.01)
+
+
+def test_ot_every_reuses_the_plan_and_stays_close(data, h_R):
+    R, R_te, T, T_te, _, _ = data
+    kw = dict(seed=1, reference_classifier=h_R, steps=200, batch_size=300, log_every=0)
+    every = task_relatedness(R, R_te, T, T_te, ot_every=1, **kw)
+    again = task_relatedness(R, R_te, T, T_te, ot_every=1, **kw)
+    assert every.value == again.value
+    k5 = task_relatedness(R, R_te, T, T_te, ot_every=5, **kw)
+    assert k5.options["ot_every"] == 5
+    assert k5.value == pytest.approx(every.value, rel=0.05)
+    assert k5.target_accuracy >= every.target_accuracy - 0.05
+
+
+@pytest.mark.parametrize("kw", [dict(ot_every=0), dict(ot_every=1.5), dict(precision="float16")])
+def test_bad_fast_options_raise(kw):
+    with pytest.raises(TaskrelError):
+        task_relatedness(**_ok(), steps=1, **kw)
