@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from . import data, encoders, feature_space, features, relatedness
+from . import data, encoders, feature_space, features, pseudo_labels, relatedness
 from .config import Profile
 from .io import content_key, sha256_bytes, write_json
 from .paths import cache_dir
@@ -153,15 +153,18 @@ def _pair_digest(pair_kwargs: dict) -> str:
 
 
 def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, reference_classifier=None,
-                       **options) -> tuple[dict, object]:
+                       target_labels: bool = True, **options) -> tuple[dict, object]:
     """``task_relatedness(**pair_kwargs, seed=seed, **options)`` as a :func:`result_row` (plus
     ``seconds``), cached on disk by the content of the four feature sets, the options and the seed.
 
+    ``target_labels=False``: the pseudo-label variant; the target labels of ``pair_kwargs`` are
+    hidden from the fit (only their number of classes is passed) and used afterwards for the row's
+    ``pseudo_label_accuracy`` (agreement on the target test set after the best class matching).
     Returns ``(row, h_R)``; ``h_R`` is the reference classifier used (``reference_classifier`` on a
     cache hit) so that the caller can reuse it for the encoder's next target.
     """
     key = content_key({"format": RELATEDNESS_CACHE_FORMAT, "pair": _pair_digest(pair_kwargs),
-                       "options": options, "seed": seed})
+                       "options": options, "seed": seed, "target_labels": bool(target_labels)})
     path = cache_dir("relatedness") / f"{key}.json"
     if cache and path.exists():
         try:
@@ -169,20 +172,29 @@ def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, 
         except (ValueError, KeyError) as e:
             warnings.warn(f"relatedness cache file {path} is corrupted ({e}); computing it again", RuntimeWarning)
     t0 = time.perf_counter()
-    res = relatedness.task_relatedness(**pair_kwargs, seed=seed, reference_classifier=reference_classifier,
-                                       **options)
+    kwargs = dict(pair_kwargs)
+    if not target_labels:
+        (Zt, yt), (Zt_te, yt_te) = pair_kwargs["target_train"], pair_kwargs["target_test"]
+        kwargs.update(target_train=(Zt, None), target_test=(Zt_te, None), n_target_classes=int(yt.max()) + 1)
+    res = relatedness.task_relatedness(**kwargs, seed=seed, reference_classifier=reference_classifier, **options)
     row = dict(result_row(res), seconds=round(time.perf_counter() - t0, 3))
+    if not target_labels:
+        row["pseudo_label_accuracy"] = pseudo_labels.matched_accuracy(res.pseudo_labels(Zt_te), yt_te,
+                                                                      kwargs["n_target_classes"])
     if cache:
         write_json(path, {"key": key, "row": row})
     return row, res.reference_classifier
 
 
 def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
-                      cache: bool = True, progress: bool = True, **options) -> pd.DataFrame:
+                      cache: bool = True, progress: bool = True, target_labels: bool = True,
+                      fraction: float | None = None, fraction_seed: int = 0, **options) -> pd.DataFrame:
     """Task-relatedness of every (encoder, target) of the profile: one :func:`result_row` per pair.
 
     ``options`` override the profile's ``relatedness`` options; each encoder's h_R is trained once
     and reused across its targets; results come from the cache when nothing changed.
+    ``target_labels=False``: the pseudo-label variant (see :func:`cached_relatedness`);
+    ``fraction``: only a stratified fraction of the target data (see :func:`target_fraction`).
     """
     opts = {**profile.relatedness, **options}
     seed = profile.seed if seed is None else seed
@@ -191,7 +203,9 @@ def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=N
     h_R = {}
     for enc_name, target in tqdm(jobs, desc="task-relatedness", disable=not progress):
         kwargs = pair(feats, enc_name, profile.reference, target, max_dim=profile.max_feature_dim)
-        row, h_R[enc_name] = cached_relatedness(kwargs, seed=seed, cache=cache,
+        if fraction is not None:
+            kwargs = target_fraction(kwargs, fraction, seed=fraction_seed)
+        row, h_R[enc_name] = cached_relatedness(kwargs, seed=seed, cache=cache, target_labels=target_labels,
                                                 reference_classifier=h_R.get(enc_name), **opts)
         rows.append({"encoder": enc_name, "target": target, **row})
     return pd.DataFrame(rows)
@@ -275,3 +289,26 @@ def otce_leave_one_target_out(table: pd.DataFrame, accuracy: str = "accuracy") -
         coef, *_ = np.linalg.lstsq(X[~held], table.loc[~held, accuracy].to_numpy(), rcond=None)
         out[held] = X[held] @ coef
     return out
+
+
+# ---------------------------------------------------------------------------- little target data
+def target_fraction(pair_kwargs: dict, fraction: float, seed: int = 0) -> dict:
+    """The pair with only a stratified ``fraction`` of the target training data (METHOD 4.3).
+
+    Per class ``max(1, round(fraction * n_c))`` samples, drawn with ``seed``. The subset is used
+    for *everything* on the target side: it replaces ``target_train`` and, reused, ``target_test``
+    (a user with little target data has no separate labelled test set), so ``s_T``, the target
+    prior, the batches and the target side of W and tau all see only it.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
+    Z, y = pair_kwargs["target_train"]
+    if fraction == 1:
+        keep = np.arange(len(y))
+    else:
+        rng = np.random.default_rng(seed)
+        keep = np.sort(np.concatenate([
+            rng.permutation(idx)[:max(1, int(round(fraction * len(idx))))]
+            for idx in (np.flatnonzero(y == c) for c in np.unique(y))]))
+    subset = (Z[keep], y[keep])
+    return dict(pair_kwargs, target_train=subset, target_test=subset)

@@ -310,3 +310,59 @@ def test_ot_every_reuses_the_plan_and_stays_close(data, h_R):
 def test_bad_fast_options_raise(kw):
     with pytest.raises(TaskrelError):
         task_relatedness(**_ok(), steps=1, **kw)
+
+
+# ------------------------------------------------------------------ without target labels (METHOD 4.2)
+@pytest.fixture(scope="module")
+def unlabelled(data):
+    R, R_te, T, T_te, _, _ = data
+    return task_relatedness(R, R_te, (T[0], None), (T_te[0], None), n_target_classes=K, seed=0, **FAST)
+
+
+def test_pseudo_labels_recover_the_hidden_labels_up_to_renaming(unlabelled, data):
+    from taskrel_utils.pseudo_labels import matched_accuracy
+
+    _, _, T, T_te, _, _ = data
+    assert matched_accuracy(unlabelled.pseudo_labels(T[0]), T[1]) >= 0.9
+    assert matched_accuracy(unlabelled.pseudo_labels(T_te[0]), T_te[1]) >= 0.9
+    # the re-estimated prior is the hidden one, up to the class names
+    np.testing.assert_allclose(np.sort(unlabelled.options["target_prior"]), np.sort(np.bincount(T[1]) / len(T[1])),
+                               atol=0.05)
+    assert unlabelled.options["target_labels"] == "pseudo"
+    assert {r["stage"] for r in unlabelled.history} == {"label-free start", "self-training"}
+
+
+def test_pseudo_label_fit_is_a_valid_bound(unlabelled):
+    t = unlabelled.terms
+    assert np.isfinite(unlabelled.value) and not t["wasserstein_failed"]
+    assert unlabelled.value == pytest.approx(t["reweighted_reference_loss"] + t["label_mismatch"]
+                                             + t["distribution_mismatch"])
+    np.testing.assert_allclose(unlabelled.B.sum(0), 1.0)
+    assert np.isnan(unlabelled.target_accuracy)  # no labels, no accuracy
+
+
+def test_pseudo_label_fit_is_deterministic(data, unlabelled):
+    R, R_te, T, T_te, _, _ = data
+    again = task_relatedness(R, R_te, (T[0], None), (T_te[0], None), n_target_classes=K, seed=0, **FAST)
+    assert again.value == unlabelled.value and np.array_equal(again.B, unlabelled.B)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(), "pass n_target_classes"),
+    (dict(n_target_classes=1), "impossible"),
+    (dict(n_target_classes=10_000), "impossible"),
+    (dict(n_target_classes=2.5), "positive integer"),
+    (dict(n_target_classes=True), "positive integer"),
+    (dict(n_target_classes=K, mode="learned_a"), "learned_all"),
+    (dict(n_target_classes=K, pseudo_assign="greedy"), "pseudo_assign"),
+])
+def test_pseudo_label_errors(data, kwargs, match):
+    R, R_te, T, T_te, _, _ = data
+    with pytest.raises(TaskrelError, match=match):
+        task_relatedness(R, R_te, (T[0], None), (T_te[0], None), **dict(dict(steps=2), **kwargs))
+
+
+def test_labels_on_one_side_only_are_refused(data):
+    R, R_te, T, T_te, _, _ = data
+    with pytest.raises(TaskrelError, match="both target_train and target_test, or for neither"):
+        task_relatedness(R, R_te, (T[0], None), T_te, n_target_classes=K, steps=2)
