@@ -84,3 +84,44 @@ def test_03_bound_decomposition(smoke_run):
     assert set(m["value_change_with_reference_training"]) == set(cfg.targets)
     for name in ("03_bound_terms", "03_b_init_effect", "03_longer_reference_training"):
         assert smoke_run.path("tables", f"{name}.csv").exists()
+
+
+def test_04_finetune_correlation(smoke_run):
+    m = smoke_run.load_metrics("04_finetune_correlation")
+    cfg = config.load_profile("smoke")
+    assert m["recipe"]["name"] == "smoke"
+    pairs = {(r["encoder"], r["target"]) for r in m["finetune"]}
+    assert pairs == {(e, t) for e in cfg.encoders for t in cfg.targets}
+    assert all(0.0 <= r["accuracy"] <= 1.0 and r["cross_entropy"] > 0 for r in m["finetune"])
+    scores = ("task_relatedness", "logme", "leep", "nce", "h_score", "sfda", "pactran_dirichlet", "pactran_gamma",
+              "pactran_gaussian", "ot_nce", "otce")
+    for row in m["scores"]:
+        assert all(math.isfinite(row[s]) for s in scores), row
+        assert row["leep"] <= 0 and row["nce"] <= 1e-12 and row["ot_nce"] <= 1e-12  # log-likelihood / -entropy
+    assert set(m["pearson"]) == {*cfg.targets, "Average"}
+    columns = {"LogME", "LEEP", "NCE", "PACTran", "SFDA", "H-Score", "OT-NCE", "OTCE", "Ours (TR)"}
+    assert set(m["pearson"]["Average"]) == columns
+    finite = [v for row in m["pearson"].values() for v in row.values() if v is not None]
+    assert finite and all(-1.0 - 1e-9 <= v <= 1.0 + 1e-9 for v in finite)
+    for name in ("04_finetune", "04_scores", "04_pearson", "04_rank_correlations", "04_pearson_bootstrap"):
+        assert smoke_run.path("tables", f"{name}.csv").exists()
+    assert smoke_run.path("figures", "04_scores_vs_accuracy.png").exists()
+
+
+def test_05_pseudo_labels(smoke_run):
+    m = smoke_run.load_metrics("05_pseudo_labels")
+    cfg = config.load_profile("smoke")
+    assert set(m["true_vs_pseudo_pearson"]) == {*cfg.targets, "Average"}
+    assert all(set(row) == {"true labels", "pseudo-labels"} for row in m["true_vs_pseudo_pearson"].values())
+    assert len(m["pseudo_label_accuracy"]) == len(cfg.encoders) * len(cfg.targets)
+    assert all(0.0 <= r["pseudo_label_accuracy"] <= 1.0 for r in m["pseudo_label_accuracy"])
+    for row in m["pseudo_pairs"]:
+        assert all(math.isfinite(row[k]) for k in ("value", *TERMS))
+        assert row["value"] == pytest.approx(sum(row[k] for k in TERMS), rel=1e-9, abs=1e-9)
+    fractions = m["fractions"]
+    expected = sum(1 if f == 1 else len(m["fraction_seeds"]) for f in fractions) * len(cfg.targets)
+    assert len(m["fraction_pearson"]) == expected
+    assert {r["fraction"] for r in m["fraction_pearson"]} == set(fractions)
+    for name in ("05_true_vs_pseudo", "05_true_vs_pseudo_pearson", "05_fraction_pearson", "05_fraction_values"):
+        assert smoke_run.path("tables", f"{name}.csv").exists()
+    assert smoke_run.path("figures", "05_fraction_curve.png").exists()
