@@ -46,6 +46,16 @@ def test_defaults_are_the_mini_profile(path):
     assert nb.metadata["kernelspec"]["name"] == "taskrel"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_sees_every_parameter(path):
+    """papermill skips a line with two '=' (e.g. in its comment): then the parameter is invisible."""
+    import ast
+
+    source = nbformat.read(path, as_version=4).cells[0].source
+    assigned = {t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets}
+    assert assigned == set(pipeline.notebook_parameters(path)), f"{path.name}: reword the parameter comments"
+
+
 @pytest.mark.parametrize("params_file", PARAM_FILES, ids=lambda p: p.name)
 def test_parameter_files_only_name_declared_parameters(params_file):
     params = yaml.safe_load(params_file.read_text())
