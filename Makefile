@@ -36,8 +36,10 @@ lab: setup
 report: setup  ## re-render the HTML reports of runs/$(PROFILE)
 	for nb in runs/$(PROFILE)/executed/[0-9]*.ipynb; do $(PY) -m taskrel_utils report $$nb; done
 
-bench: setup
+bench: setup  ## side-by-side ratios (minutes): features, task-relatedness schedules, baseline scores
 	$(PY) benchmarks/bench_features.py
+	$(PY) benchmarks/bench_relatedness.py
+	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_scores.py
 
 build-mini: setup  ## rebuild data/mini/ from the raw files (SOURCE=folder with fashion-mnist/, opencv-digits/)
 	$(PY) -m taskrel_utils data build-mini $(if $(SOURCE),--source $(SOURCE),)
