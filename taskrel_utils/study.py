@@ -237,40 +237,63 @@ def finetune_table(profile: Profile, encs: dict, tasks: dict, *, recipe=None, se
 
 # ---------------------------------------------------------------------------- baseline scores over the zoo
 def score_table(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, source: str = "reference_classifier", encs: dict | None = None) -> pd.DataFrame:
     """Every baseline score of :data:`scores.SCORES` for every (encoder, target), plus the OTCE
     components ``otce_wasserstein`` and ``otce_conditional_entropy``.
 
     Feature-based scores see the encoder's raw target-train features (as the original code);
     probability-based ones (LEEP, NCE, PACTran-Dirichlet/Gamma) see the source probabilities of
-    the encoder's reference classifier h_R (METHOD 6: the same source task for the whole zoo);
+    ``source``: "reference_classifier" (default; the encoder's h_R on the reference task, the same
+    source task for the whole zoo, METHOD 6) or "imagenet_head" (the encoder's own ImageNet head,
+    ``encs[name].head``; only the probability-based scores, only for encoders that have a head).
     OT-NCE / OTCE pair the raw reference-train and target-train features.
     """
     from . import scores  # imported here: only notebook 04 scores
 
+    if source not in ("reference_classifier", "imagenet_head"):
+        raise ValueError(f"source must be 'reference_classifier' or 'imagenet_head', got {source!r}")
+    head_only = source == "imagenet_head"
+    if head_only and encs is None:
+        raise ValueError("source='imagenet_head' needs encs={name: Encoder} (the heads live on the encoders)")
     opts = profile.relatedness
     seed = profile.seed if seed is None else seed
+    names = list(encoders or profile.encoders)
+    if head_only:
+        names = [e for e in names if encs[e].head is not None]
     rows = []
-    for enc_name in tqdm(encoders or profile.encoders, desc="baseline scores", disable=not progress):
+    for enc_name in tqdm(names, desc="baseline scores", disable=not progress):
         Zr, yr = feats[enc_name, profile.reference, "train"]
         s_R = h_R = None
         for target in targets or profile.targets:
             Zt, yt = feats[enc_name, target, "train"]
-            kwargs = pair(feats, enc_name, profile.reference, target, max_dim=profile.max_feature_dim)
-            if h_R is None:
-                s_R, h_R = reference_model(kwargs, seed=seed, scale=opts.get("scale", "small"),
-                                           reference_classifier_options=opts.get("reference_classifier_options"))
-            probs = h_R.predict_proba(s_R.transform(kwargs["target_train"][0]))
-            row = {"encoder": enc_name, "target": target}
+            row = {"encoder": enc_name, "target": target, "source": source}
+            if head_only:
+                probs = _head_probabilities(encs[enc_name], Zt)
+            else:
+                kwargs = pair(feats, enc_name, profile.reference, target, max_dim=profile.max_feature_dim)
+                if h_R is None:
+                    s_R, h_R = reference_model(kwargs, seed=seed, scale=opts.get("scale", "small"),
+                                               reference_classifier_options=opts.get("reference_classifier_options"))
+                probs = h_R.predict_proba(s_R.transform(kwargs["target_train"][0]))
             for name, spec in scores.SCORES.items():
-                if spec.kind == "features":
-                    row[name] = spec.function(Zt, yt)
-                elif spec.kind == "source_probs":
+                if spec.kind == "source_probs":
                     row[name] = spec.function(probs, yt)
-            w, ce = scores.otce_components(Zr, yr, Zt, yt, seed=seed)
-            row.update(ot_nce=-ce, otce_wasserstein=w, otce_conditional_entropy=ce)
+                elif spec.kind == "features" and not head_only:
+                    row[name] = spec.function(Zt, yt)
+            if not head_only:
+                w, ce = scores.otce_components(Zr, yr, Zt, yt, seed=seed)
+                row.update(ot_nce=-ce, otce_wasserstein=w, otce_conditional_entropy=ce)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _head_probabilities(encoder, Z) -> np.ndarray:
+    """softmax of the encoder's own classifier head on its (raw, pooled) features ``Z`` (N, d)."""
+    import torch
+
+    with torch.no_grad():
+        logits = encoder.head(torch.as_tensor(np.asarray(Z), dtype=torch.float32, device=encoder.device))
+        return torch.softmax(logits.double(), dim=1).cpu().numpy()
 
 
 def otce_leave_one_target_out(table: pd.DataFrame, accuracy: str = "accuracy") -> pd.Series:

@@ -83,3 +83,52 @@ def test_otce_leave_one_target_out_never_sees_the_held_out_accuracies():
     s = study.otce_leave_one_target_out(poisoned)
     np.testing.assert_allclose(s[table.target == "a"], table.accuracy[table.target == "a"], atol=1e-10)
     assert not np.allclose(s[table.target == "b"], table.accuracy[table.target == "b"])
+
+
+def test_target_fraction_is_stratified_and_used_for_the_whole_target_side(feats):
+    p = study.pair(feats, "e", "ref", "tgt")
+    y = p["target_train"][1]
+    small = study.target_fraction(p, 0.1, seed=0)
+    Zs, ys = small["target_train"]
+    assert small["target_test"] is small["target_train"] and small["ref_train"] is p["ref_train"]
+    np.testing.assert_array_equal(np.bincount(ys), np.round(0.1 * np.bincount(y)).astype(int))
+    tiny = study.target_fraction(p, 1e-4, seed=0)
+    np.testing.assert_array_equal(np.bincount(tiny["target_train"][1]), np.ones(4, int))  # >= 1 per class
+    rows = {tuple(r) for r in p["target_train"][0]}
+    assert all(tuple(r) in rows for r in Zs)  # a subset of the real target data
+    again = study.target_fraction(p, 0.1, seed=0)["target_train"][0]
+    other = study.target_fraction(p, 0.1, seed=1)["target_train"][0]
+    assert np.array_equal(again, Zs) and not np.array_equal(other, Zs)
+    full = study.target_fraction(p, 1.0)
+    assert np.array_equal(full["target_train"][0], p["target_train"][0])
+    for bad in (0, 1.5, -0.1, True, "half"):
+        with pytest.raises(ValueError, match="fraction"):
+            study.target_fraction(p, bad)
+
+
+def test_score_table_sources(feats):
+    import torch
+
+    from taskrel_utils import config
+
+    cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e",),
+                         relatedness=dict(reference_classifier_options=dict(iterations=50)))
+    table = study.score_table(cfg, feats, progress=False)
+    assert len(table) == 1 and {"logme", "leep", "nce", "sfda", "h_score", "ot_nce", "otce_wasserstein",
+                                "pactran_gaussian"} <= set(table.columns)
+    assert table.leep.item() <= 0 and table.ot_nce.item() == -table.otce_conditional_entropy.item()
+
+    class Enc:  # an encoder whose "ImageNet head" is a fixed 12 -> 5 linear layer
+        head = torch.nn.Linear(12, 5)
+        device = "cpu"
+
+    heads = study.score_table(cfg, feats, source="imagenet_head", encs={"e": Enc()}, progress=False)
+    probs = study._head_probabilities(Enc(), feats["e", "tgt", "train"][0])
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+    from taskrel_utils import scores
+    assert heads.leep.item() == pytest.approx(scores.leep(probs, feats["e", "tgt", "train"][1]))
+    assert "logme" not in heads.columns  # only the probability-based scores change with the source
+    Enc.head = None
+    assert study.score_table(cfg, feats, source="imagenet_head", encs={"e": Enc()}, progress=False).empty
+    with pytest.raises(ValueError, match="encs"):
+        study.score_table(cfg, feats, source="imagenet_head")
