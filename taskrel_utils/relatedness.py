@@ -68,7 +68,8 @@ from .reference_classifier import ReferenceClassifier, train_reference_classifie
 from .transport import (class_structured_plan, classwise_w1_code, classwise_w1_theorem,
                         emd_plan, euclidean_cost)
 
-__all__ = ["task_relatedness", "TaskRelatedness", "SCALE_PRESETS", "MODES", "SCHEDULES", "prior_sample"]
+__all__ = ["task_relatedness", "TaskRelatedness", "SCALE_PRESETS", "MODES", "SCHEDULES", "prior_sample",
+           "default_options"]
 
 MODES = ("learned_all", "learned_a", "fixed_all")
 SCHEDULES = ("fast", "reference")
@@ -106,6 +107,13 @@ _OTHER_OPTIONS = dict(
     pseudo_assign="balanced",   # no target labels: "balanced" keeps the label-free start's class shares
                                 #   when re-labelling; "argmax" re-labels freely (collapses, see doc)
 )
+
+
+def default_options(scale: str = "small") -> dict:
+    """Every option of :func:`task_relatedness` with its default at ``scale``."""
+    if scale not in SCALE_PRESETS:
+        raise TaskrelError(f"unknown scale {scale!r}; valid scales are: {', '.join(SCALE_PRESETS)}")
+    return dict(SCALE_PRESETS[scale], **_OTHER_OPTIONS)
 
 
 def prior_sample(rng: np.random.Generator, class_index: list, N: int, q) -> np.ndarray:
@@ -278,7 +286,7 @@ def task_relatedness(ref_train, ref_test, target_train, target_test, n_target_cl
         raise TaskrelError(f"unknown schedule {schedule!r}; valid schedules are: {', '.join(SCHEDULES)}")
     if scale not in SCALE_PRESETS:
         raise TaskrelError(f"unknown scale {scale!r}; valid scales are: {', '.join(SCALE_PRESETS)}")
-    opts = dict(SCALE_PRESETS[scale], **_OTHER_OPTIONS)
+    opts = default_options(scale)
     unknown = set(options) - set(opts)
     if unknown:
         raise TaskrelError(f"unknown option(s) {sorted(unknown)}; valid options are: {', '.join(sorted(opts))}")

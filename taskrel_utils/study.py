@@ -4,6 +4,7 @@ the features of every (encoder, task, split), and the (encoder, target) pairs th
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 
@@ -163,8 +164,10 @@ def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, 
     Returns ``(row, h_R)``; ``h_R`` is the reference classifier used (``reference_classifier`` on a
     cache hit) so that the caller can reuse it for the encoder's next target.
     """
+    defaults = relatedness.default_options(options.get("scale", "small"))
+    canonical = {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}  # same fit, same key
     key = content_key({"format": RELATEDNESS_CACHE_FORMAT, "pair": _pair_digest(pair_kwargs),
-                       "options": options, "seed": seed, "target_labels": bool(target_labels)})
+                       "options": canonical, "seed": seed, "target_labels": bool(target_labels)})
     path = cache_dir("relatedness") / f"{key}.json"
     if cache and path.exists():
         try:
@@ -188,27 +191,80 @@ def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, 
 
 def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
                       cache: bool = True, progress: bool = True, target_labels: bool = True,
-                      fraction: float | None = None, fraction_seed: int = 0, **options) -> pd.DataFrame:
+                      fraction: float | None = None, fraction_seed: int = 0, n_jobs: int | None = None,
+                      **options) -> pd.DataFrame:
     """Task-relatedness of every (encoder, target) of the profile: one :func:`result_row` per pair.
 
     ``options`` override the profile's ``relatedness`` options; each encoder's h_R is trained once
     and reused across its targets; results come from the cache when nothing changed.
     ``target_labels=False``: the pseudo-label variant (see :func:`cached_relatedness`);
     ``fraction``: only a stratified fraction of the target data (see :func:`target_fraction`).
+    Encoders run in parallel processes (``n_jobs``, see :func:`n_jobs_default`; METHOD 8.2 #11:
+    exact, every fit is deterministic on its own).
     """
     opts = {**profile.relatedness, **options}
     seed = profile.seed if seed is None else seed
-    rows = []
-    jobs = [(e, t) for e in (encoders or profile.encoders) for t in (targets or profile.targets)]
-    h_R = {}
-    for enc_name, target in tqdm(jobs, desc="task-relatedness", disable=not progress):
-        kwargs = pair(feats, enc_name, profile.reference, target, max_dim=profile.max_feature_dim)
+    names, targets = list(encoders or profile.encoders), list(targets or profile.targets)
+    jobs = [({k: v for k, v in feats.items() if k[0] == e}, e, profile.reference, targets, profile.max_feature_dim,
+             seed, cache, target_labels, fraction, fraction_seed, opts) for e in names]
+    per_encoder = _map(_relatedness_rows, jobs, n_jobs, "task-relatedness", progress)
+    return pd.DataFrame([row for rows in per_encoder for row in rows])
+
+
+def _relatedness_rows(feats, enc_name, reference, targets, max_dim, seed, cache, target_labels, fraction,
+                      fraction_seed, opts) -> list:
+    """The rows of one encoder (one h_R for all its targets); runs in a worker process."""
+    rows, h_R = [], None
+    for target in targets:
+        kwargs = pair(feats, enc_name, reference, target, max_dim=max_dim)
         if fraction is not None:
             kwargs = target_fraction(kwargs, fraction, seed=fraction_seed)
-        row, h_R[enc_name] = cached_relatedness(kwargs, seed=seed, cache=cache, target_labels=target_labels,
-                                                reference_classifier=h_R.get(enc_name), **opts)
+        row, h_R = cached_relatedness(kwargs, seed=seed, cache=cache, target_labels=target_labels,
+                                      reference_classifier=h_R, **opts)
         rows.append({"encoder": enc_name, "target": target, **row})
-    return pd.DataFrame(rows)
+    return rows
+
+
+def n_jobs_default(n_tasks: int) -> int:
+    """Worker processes for ``n_tasks`` independent jobs: ``TASKREL_JOBS`` if set, else the CPU count."""
+    env = os.environ.get("TASKREL_JOBS", "").strip()
+    n = int(env) if env else (os.cpu_count() or 1)
+    return max(1, min(n, n_tasks))
+
+
+def _map(fn, jobs: list, n_jobs: int | None, desc: str, progress: bool) -> list:
+    """``[fn(*job) for job in jobs]``, in ``n_jobs`` processes (joblib) when more than one, in order."""
+    n_jobs = n_jobs_default(len(jobs)) if n_jobs is None else max(1, min(int(n_jobs), len(jobs)))
+    if n_jobs == 1:
+        return [fn(*job) for job in tqdm(jobs, desc=desc, disable=not progress)]
+    from joblib import Parallel, delayed
+
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(fn)(*job) for job in jobs)
+    return list(tqdm(results, total=len(jobs), desc=desc, disable=not progress))
+
+
+def probe_table(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
+                progress: bool = True, n_jobs: int | None = None) -> pd.DataFrame:
+    """The linear probe (METHOD 5.1, ``finetune.linear_probe``) of every (encoder, target) on the
+    same (projected) target features as the fits, with h_R's options: cross-entropy and accuracy."""
+    seed = profile.seed if seed is None else seed
+    names, targets = list(encoders or profile.encoders), list(targets or profile.targets)
+    jobs = [({k: v for k, v in feats.items() if k[0] == e}, e, profile, targets, seed) for e in names]
+    return pd.DataFrame([r for rows in _map(_probe_rows, jobs, n_jobs, "linear probes", progress) for r in rows])
+
+
+def _probe_rows(feats, enc_name, profile, targets, seed) -> list:
+    from .finetune import linear_probe
+
+    options = profile.relatedness.get("reference_classifier_options") or {}
+    rows = []
+    for target in targets:
+        kwargs = pair(feats, enc_name, profile.reference, target, max_dim=profile.max_feature_dim)
+        probe = linear_probe(kwargs["target_train"], kwargs["target_test"], seed=seed,
+                             scale=profile.relatedness.get("scale", "small"), **options)
+        rows.append({"encoder": enc_name, "target": target, "probe_cross_entropy": probe.cross_entropy,
+                     "probe_accuracy": probe.accuracy})
+    return rows
 
 
 # ---------------------------------------------------------------------------- fine-tuning over the zoo
@@ -241,12 +297,13 @@ def score_table(profile: Profile, feats: dict, *, encoders=None, targets=None, s
     """Every baseline score of :data:`scores.SCORES` for every (encoder, target), plus the OTCE
     components ``otce_wasserstein`` and ``otce_conditional_entropy``.
 
-    Feature-based scores see the encoder's raw target-train features (as the original code);
+    Feature-based scores see the encoder's target-train features as the fits do (raw, as in the
+    original code, unless the profile projects wide features, ``max_feature_dim``);
     probability-based ones (LEEP, NCE, PACTran-Dirichlet/Gamma) see the source probabilities of
     ``source``: "reference_classifier" (default; the encoder's h_R on the reference task, the same
     source task for the whole zoo, METHOD 6) or "imagenet_head" (the encoder's own ImageNet head,
     ``encs[name].head``; only the probability-based scores, only for encoders that have a head).
-    OT-NCE / OTCE pair the raw reference-train and target-train features.
+    OT-NCE / OTCE pair the reference-train and target-train features.
     """
     from . import scores  # imported here: only notebook 04 scores
 
@@ -262,19 +319,18 @@ def score_table(profile: Profile, feats: dict, *, encoders=None, targets=None, s
         names = [e for e in names if encs[e].head is not None]
     rows = []
     for enc_name in tqdm(names, desc="baseline scores", disable=not progress):
-        Zr, yr = feats[enc_name, profile.reference, "train"]
         s_R = h_R = None
         for target in targets or profile.targets:
-            Zt, yt = feats[enc_name, target, "train"]
+            kwargs = pair(feats, enc_name, profile.reference, target, max_dim=profile.max_feature_dim)
+            (Zr, yr), (Zt, yt) = kwargs["ref_train"], kwargs["target_train"]
             row = {"encoder": enc_name, "target": target, "source": source}
             if head_only:
-                probs = _head_probabilities(encs[enc_name], Zt)
+                probs = _head_probabilities(encs[enc_name], feats[enc_name, target, "train"][0])
             else:
-                kwargs = pair(feats, enc_name, profile.reference, target, max_dim=profile.max_feature_dim)
                 if h_R is None:
                     s_R, h_R = reference_model(kwargs, seed=seed, scale=opts.get("scale", "small"),
                                                reference_classifier_options=opts.get("reference_classifier_options"))
-                probs = h_R.predict_proba(s_R.transform(kwargs["target_train"][0]))
+                probs = h_R.predict_proba(s_R.transform(Zt))
             for name, spec in scores.SCORES.items():
                 if spec.kind == "source_probs":
                     row[name] = spec.function(probs, yt)

@@ -132,3 +132,17 @@ def test_score_table_sources(feats):
     assert study.score_table(cfg, feats, source="imagenet_head", encs={"e": Enc()}, progress=False).empty
     with pytest.raises(ValueError, match="encs"):
         study.score_table(cfg, feats, source="imagenet_head")
+
+
+def test_parallel_relatedness_equals_sequential(feats):
+    from taskrel_utils import config
+
+    two = {**feats, **{("f",) + k[1:]: (Z * 2.0 + 1.0, y) for k, (Z, y) in feats.items()}}
+    cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e", "f"),
+                         relatedness=dict(steps=4, batch_size=60, reference_classifier_options=dict(iterations=30)))
+    serial = study.relatedness_table(cfg, two, cache=False, n_jobs=1, progress=False)
+    parallel = study.relatedness_table(cfg, two, cache=False, n_jobs=2, progress=False)
+    assert list(parallel.encoder) == ["e", "f"]
+    cols = [c for c in serial.columns if c != "seconds"]
+    assert serial[cols].equals(parallel[cols])
+    assert study.n_jobs_default(1) == 1 and study.n_jobs_default(100) >= 1
