@@ -393,6 +393,23 @@ def _pac_posterior(S, y, base_logit):
     return q, Bs, np.log(Z[:, 0])
 
 
+def _pac_variational(source_probs, labels, alpha, base_logit):
+    """The variational loop shared by PACTran-Dirichlet and -Gamma: ``_PAC_VB_ITERS`` updates
+    ``a_w = a0 + onehot^T q``, ``q = _pac_posterior(Theta + 1e-10, y, base_logit(a_w))`` from
+    ``q = Theta``. Returns ``(Theta, y, K, a0, a_w, kl)`` with ``a_w`` of the last update's start."""
+    P = _source_probs(source_probs)
+    y, K, counts = _labels(labels, P.shape[0], all_present=True)
+    if alpha <= 0:
+        raise TaskrelError(f"alpha must be > 0, got {alpha}")
+    a0 = _pac_prior(counts, alpha)
+    S, q = P + 1e-10, P
+    for _ in range(_PAC_VB_ITERS):
+        aw = a0[:, None] + _class_sums(q, y, K)
+        q, Bs, logZ = _pac_posterior(S, y, base_logit(aw))
+    kl = np.sum(Bs * _class_sums(q, y, K)) - logZ.sum()
+    return P, y, K, a0, aw, kl
+
+
 def pactran_dirichlet(source_probs, labels, alpha: float = 1.0) -> float:
     """PACTran-Dirichlet (Ding et al.; ``calculate_pac_dir``). Lower is better.
 
@@ -404,18 +421,9 @@ def pactran_dirichlet(source_probs, labels, alpha: float = 1.0) -> float:
     ``log C(a) = lgamma(sum a) - sum lgamma(a)``; ``a_w`` is the one of the last update's start,
     as in the code.
     """
-    P = _source_probs(source_probs)
+    P, y, K, a0, aw, kl = _pac_variational(source_probs, labels, alpha,
+                                           lambda aw: special.digamma(aw) - special.digamma(aw.sum(0))[None, :])
     N, Ks = P.shape
-    y, K, counts = _labels(labels, N, all_present=True)
-    if alpha <= 0:
-        raise TaskrelError(f"alpha must be > 0, got {alpha}")
-    a0 = _pac_prior(counts, alpha)
-    S = P + 1e-10
-    q = P
-    for _ in range(_PAC_VB_ITERS):
-        aw = a0[:, None] + _class_sums(q, y, K)
-        q, Bs, logZ = _pac_posterior(S, y, special.digamma(aw) - special.digamma(aw.sum(0))[None, :])
-    kl = np.sum(Bs * _class_sums(q, y, K)) - logZ.sum()
     log_c0 = special.gammaln(a0.sum()) - special.gammaln(a0).sum()
     log_c = special.gammaln(aw.sum(0)) - special.gammaln(aw).sum(0)
     return float(-(Ks * log_c0 - log_c.sum() - kl) / (N * K))
@@ -430,18 +438,8 @@ def pactran_gamma(source_probs, labels, alpha: float = 1.0) -> float:
     (sum_{k,z} [lgamma(a0_k) - lgamma(a_w[k, z])] + sum_n [sum_z q (log q - log(Theta + 1e-10))
     + log l_n - 1]) / (N K)``.
     """
-    P = _source_probs(source_probs)
+    P, y, K, a0, aw, kl = _pac_variational(source_probs, labels, alpha, special.digamma)
     N, Ks = P.shape
-    y, K, counts = _labels(labels, N, all_present=True)
-    if alpha <= 0:
-        raise TaskrelError(f"alpha must be > 0, got {alpha}")
-    a0 = _pac_prior(counts, alpha)
-    S = P + 1e-10
-    q = P
-    for _ in range(_PAC_VB_ITERS):
-        aw = a0[:, None] + _class_sums(q, y, K)
-        q, Bs, logZ = _pac_posterior(S, y, special.digamma(aw))
-    kl = np.sum(Bs * _class_sums(q, y, K)) - logZ.sum()
     lw = P @ aw.sum(0)
     total = Ks * special.gammaln(a0).sum() - special.gammaln(aw).sum() + kl + np.sum(np.log(lw) - 1.0)
     return float(total / (N * K) + 1.0)
