@@ -20,7 +20,7 @@ from .paths import cache_dir
 from .reference_classifier import train_reference_classifier
 
 #: bump when task_relatedness changes its numbers (invalidates cached relatedness rows)
-RELATEDNESS_CACHE_FORMAT = 1
+RELATEDNESS_CACHE_FORMAT = 2
 
 SPLITS = ("train", "test")
 
