@@ -20,7 +20,7 @@ from .paths import cache_dir
 from .reference_classifier import train_reference_classifier
 
 #: bump when task_relatedness changes its numbers (invalidates cached relatedness rows)
-RELATEDNESS_CACHE_FORMAT = 2
+RELATEDNESS_CACHE_FORMAT = 3
 
 SPLITS = ("train", "test")
 
@@ -102,7 +102,8 @@ def result_row(res, **labels) -> dict:
     return {**labels, "value": res.value, "reweighted_reference_loss": t["reweighted_reference_loss"],
             "label_mismatch": t["label_mismatch"], "distribution_mismatch": t["distribution_mismatch"],
             "wasserstein": t["wasserstein"], "tau": t["tau"], "wasserstein_theorem": t.get("wasserstein_theorem"),
-            "target_accuracy": res.target_accuracy, "target_cross_entropy": res.target_cross_entropy}
+            "target_accuracy": res.target_accuracy, "target_cross_entropy": res.target_cross_entropy,
+            "reference_accuracy": t["reference_test_accuracy"]}
 
 
 def example_plan(res, pair_kwargs: dict, n_per_side: int = 12, seed: int = 0) -> dict:

@@ -1,6 +1,5 @@
 """End-to-end fine-tuning: determinism, the cache, learning on an easy task, recipes and bad input."""
 import json
-import warnings
 
 import numpy as np
 import pytest

@@ -61,6 +61,7 @@ def test_cached_relatedness_hits_and_keys(feats, tmp_path, monkeypatch):
     assert h_R is not None and len(list((tmp_path / "relatedness").glob("*.json"))) == 1
     res = relatedness.task_relatedness(**p, seed=0, **opts)
     assert row["value"] == pytest.approx(res.value, rel=1e-12)
+    assert row["reference_accuracy"] == res.terms["reference_test_accuracy"]
     again, h_none = study.cached_relatedness(p, seed=0, **opts)
     assert again == row and h_none is None  # a cache hit trains nothing
     other, _ = study.cached_relatedness(p, seed=1, **opts)
