@@ -54,11 +54,12 @@ def _umask() -> int:
 def write_json(path, obj) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=jsonable) + "\n")
     return Path(path)
 
 
-def _jsonable(x):
+def jsonable(x):
+    """``default=`` for json.dumps: numpy arrays and scalars as lists and numbers, anything else as str."""
     if hasattr(x, "tolist"):
         return x.tolist()
     if hasattr(x, "item"):

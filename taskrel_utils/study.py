@@ -3,6 +3,7 @@ the features of every (encoder, task, split), and the (encoder, target) pairs th
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -15,9 +16,9 @@ from tqdm.auto import tqdm
 
 from . import data, encoders, feature_space, features, pseudo_labels, relatedness
 from .config import Profile
-from .io import content_key, sha256_bytes, write_json
+from .io import atomic_path, content_key, jsonable, sha256_bytes, write_json
 from .paths import cache_dir
-from .reference_classifier import train_reference_classifier
+from .reference_classifier import ReferenceClassifier, train_reference_classifier
 
 #: bump when task_relatedness changes its numbers (invalidates cached relatedness rows)
 RELATEDNESS_CACHE_FORMAT = 3
@@ -82,8 +83,23 @@ def pair(feats: dict, encoder: str, reference: str, target: str, max_dim: int | 
     Z_ref = out["ref_train"][0]
     if max_dim is None or Z_ref.shape[1] <= max_dim:
         return out
-    P = feature_space.principal_axes(Z_ref, max_dim)
-    return {key: ((Z - Z_ref.mean(0)) @ P, y) for key, (Z, y) in out.items()}
+    mean, P = _projection(Z_ref, max_dim)
+    return {key: ((Z - mean) @ P, y) for key, (Z, y) in out.items()}
+
+
+_PROJECTIONS: dict = {}  # (content digest of Z_ref, k) -> (mean, axes); a few entries per process
+
+
+def _projection(Z_ref, k: int):
+    """``(mean, top-k principal axes)`` of ``Z_ref``, memoised by content: every target of an
+    encoder (and every table of a notebook) projects with the same map; the SVD of a 4000 x 1280
+    matrix costs ~2 s."""
+    key = (sha256_bytes(str(Z_ref.dtype), str(Z_ref.shape), np.ascontiguousarray(Z_ref).tobytes()), k)
+    if key not in _PROJECTIONS:
+        if len(_PROJECTIONS) >= 16:
+            _PROJECTIONS.pop(next(iter(_PROJECTIONS)))
+        _PROJECTIONS[key] = (Z_ref.mean(0), feature_space.principal_axes(Z_ref, k))
+    return _PROJECTIONS[key]
 
 
 def shuffled_target(pair_kwargs: dict, seed: int = 0) -> dict:
@@ -133,15 +149,41 @@ def example_plan(res, pair_kwargs: dict, n_per_side: int = 12, seed: int = 0) ->
 
 
 # ---------------------------------------------------------------------------- relatedness over the zoo
+#: bump when train_reference_classifier changes its numbers (invalidates cached h_R)
+REFERENCE_CACHE_FORMAT = 1
+
+
 def reference_model(pair_kwargs: dict, *, seed: int = 0, scale: str = "small",
-                    reference_classifier_options: dict | None = None):
+                    reference_classifier_options: dict | None = None, cache: bool = True):
     """``(s_R, h_R)``: the reference standardiser and classifier exactly as ``task_relatedness``
-    trains them for this pair's encoder (they depend only on the reference features)."""
+    trains them for this pair's encoder (they depend only on the reference features).
+
+    ``h_R`` is cached on disk (``cache_dir("reference_classifiers")``) by the content of the two
+    reference feature sets, the options and the seed, so that every table of every notebook (fits
+    with and without target labels, on fractions, the baseline scores) shares one h_R per encoder.
+    """
     (Zr, yr), (Zr_te, yr_te) = pair_kwargs["ref_train"], pair_kwargs["ref_test"]
-    s_R = StandardScaler().fit(np.asarray(Zr, dtype=np.float64))
+    Zr, Zr_te = (np.asarray(Z, dtype=np.float64) for Z in (Zr, Zr_te))  # as the fit: float32 features differ
+    s_R = StandardScaler().fit(Zr)
+    options = dict(reference_classifier_options or {})
+    key = content_key({"format": REFERENCE_CACHE_FORMAT, "seed": seed, "scale": scale, "options": options,
+                       "reference": _pair_digest({k: pair_kwargs[k] for k in ("ref_train", "ref_test")})})
+    path = cache_dir("reference_classifiers") / f"{key}.npz"
+    if cache and path.exists():
+        try:
+            with np.load(path) as f:
+                meta = json.loads(str(f["meta"]))
+                return s_R, ReferenceClassifier(W=f["W"], c=f["c"], tau0=meta["tau0"], options=meta["options"],
+                                                history=meta["history"])
+        except (OSError, ValueError, KeyError) as e:
+            warnings.warn(f"cached reference classifier {path} is unreadable ({e}); training it again", RuntimeWarning)
     h_R = train_reference_classifier(s_R.transform(Zr), yr, int(np.max(yr)) + 1, scale=scale,
-                                     Z_test=s_R.transform(Zr_te), y_test=yr_te, seed=seed,
-                                     **(reference_classifier_options or {}))
+                                     Z_test=s_R.transform(Zr_te), y_test=yr_te, seed=seed, **options)
+    if cache:
+        meta = json.dumps({"tau0": h_R.tau0, "options": h_R.options, "history": h_R.history}, default=jsonable)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, W=h_R.W, c=h_R.c, meta=np.array(meta))
     return s_R, h_R
 
 
@@ -154,16 +196,15 @@ def _pair_digest(pair_kwargs: dict) -> str:
     return sha256_bytes(*parts)
 
 
-def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, reference_classifier=None,
-                       target_labels: bool = True, **options) -> tuple[dict, object]:
+def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, target_labels: bool = True,
+                       **options) -> dict:
     """``task_relatedness(**pair_kwargs, seed=seed, **options)`` as a :func:`result_row` (plus
     ``seconds``), cached on disk by the content of the four feature sets, the options and the seed.
 
     ``target_labels=False``: the pseudo-label variant; the target labels of ``pair_kwargs`` are
     hidden from the fit (only their number of classes is passed) and used afterwards for the row's
     ``pseudo_label_accuracy`` (agreement on the target test set after the best class matching).
-    Returns ``(row, h_R)``; ``h_R`` is the reference classifier used (``reference_classifier`` on a
-    cache hit) so that the caller can reuse it for the encoder's next target.
+    h_R comes from :func:`reference_model`'s cache (the same numbers as training it in the fit).
     """
     defaults = relatedness.default_options(options.get("scale", "small"))
     canonical = {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}  # same fit, same key
@@ -172,7 +213,7 @@ def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, 
     path = cache_dir("relatedness") / f"{key}.json"
     if cache and path.exists():
         try:
-            return json.loads(path.read_text())["row"], reference_classifier
+            return json.loads(path.read_text())["row"]
         except (ValueError, KeyError) as e:
             warnings.warn(f"relatedness cache file {path} is corrupted ({e}); computing it again", RuntimeWarning)
     t0 = time.perf_counter()
@@ -180,14 +221,34 @@ def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, 
     if not target_labels:
         (Zt, yt), (Zt_te, yt_te) = pair_kwargs["target_train"], pair_kwargs["target_test"]
         kwargs.update(target_train=(Zt, None), target_test=(Zt_te, None), n_target_classes=int(yt.max()) + 1)
-    res = relatedness.task_relatedness(**kwargs, seed=seed, reference_classifier=reference_classifier, **options)
+    if options.get("reference_classifier") is None and options.get("schedule", "fast") == "fast":
+        _, h_R = reference_model(pair_kwargs, seed=seed, scale=options.get("scale", "small"),
+                                 reference_classifier_options=options.get("reference_classifier_options"), cache=cache)
+        options = dict(options, reference_classifier=h_R)
+    res = relatedness.task_relatedness(**kwargs, seed=seed, **options)
     row = dict(result_row(res), seconds=round(time.perf_counter() - t0, 3))
     if not target_labels:
         row["pseudo_label_accuracy"] = pseudo_labels.matched_accuracy(res.pseudo_labels(Zt_te), yt_te,
                                                                       kwargs["n_target_classes"])
     if cache:
         write_json(path, {"key": key, "row": row})
-    return row, res.reference_classifier
+    return row
+
+
+def zoo_pairs(profile: Profile, feats: dict, encoders=None, targets=None) -> list:
+    """``[(encoder, target, pair kwargs)]`` of the profile's pairs (projected as :func:`pair` does),
+    ordered for parallel work: targets outermost, widest encoders first (the slowest jobs start
+    early, and two workers rarely need the same encoder's h_R at once)."""
+    names, targets = list(encoders or profile.encoders), list(targets or profile.targets)
+    width = {e: feats[e, profile.reference, "train"][0].shape[1] for e in names}
+    return [(e, t, pair(feats, e, profile.reference, t, max_dim=profile.max_feature_dim))
+            for t in targets for e in sorted(names, key=lambda e: -width[e])]
+
+
+def _zoo_table(rows: list, encoders: list, targets: list) -> pd.DataFrame:
+    """Rows of per-pair jobs as a table in the profile's order (encoder-major)."""
+    order = {(e, t): i for i, (e, t) in enumerate((e, t) for e in encoders for t in targets)}
+    return pd.DataFrame(sorted(rows, key=lambda r: order[r["encoder"], r["target"]])).reset_index(drop=True)
 
 
 def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
@@ -197,33 +258,26 @@ def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=N
     """Task-relatedness of every (encoder, target) of the profile: one :func:`result_row` per pair.
 
     ``options`` override the profile's ``relatedness`` options; each encoder's h_R is trained once
-    and reused across its targets; results come from the cache when nothing changed.
+    (and cached, :func:`reference_model`); results come from the cache when nothing changed.
     ``target_labels=False``: the pseudo-label variant (see :func:`cached_relatedness`);
     ``fraction``: only a stratified fraction of the target data (see :func:`target_fraction`).
-    Encoders run in parallel processes (``n_jobs``, see :func:`n_jobs_default`; METHOD 8.2 #11:
+    Pairs run in parallel processes (``n_jobs``, see :func:`n_jobs_default`; METHOD 8.2 #11:
     exact, every fit is deterministic on its own).
     """
     opts = {**profile.relatedness, **options}
     seed = profile.seed if seed is None else seed
     names, targets = list(encoders or profile.encoders), list(targets or profile.targets)
-    jobs = [({k: v for k, v in feats.items() if k[0] == e}, e, profile.reference, targets, profile.max_feature_dim,
-             seed, cache, target_labels, fraction, fraction_seed, opts) for e in names]
-    per_encoder = _map(_relatedness_rows, jobs, n_jobs, "task-relatedness", progress)
-    return pd.DataFrame([row for rows in per_encoder for row in rows])
+    jobs = [(e, t, kwargs, seed, cache, target_labels, fraction, fraction_seed, opts)
+            for e, t, kwargs in zoo_pairs(profile, feats, names, targets)]
+    return _zoo_table(_map(_relatedness_row, jobs, n_jobs, "task-relatedness", progress), names, targets)
 
 
-def _relatedness_rows(feats, enc_name, reference, targets, max_dim, seed, cache, target_labels, fraction,
-                      fraction_seed, opts) -> list:
-    """The rows of one encoder (one h_R for all its targets); runs in a worker process."""
-    rows, h_R = [], None
-    for target in targets:
-        kwargs = pair(feats, enc_name, reference, target, max_dim=max_dim)
-        if fraction is not None:
-            kwargs = target_fraction(kwargs, fraction, seed=fraction_seed)
-        row, h_R = cached_relatedness(kwargs, seed=seed, cache=cache, target_labels=target_labels,
-                                      reference_classifier=h_R, **opts)
-        rows.append({"encoder": enc_name, "target": target, **row})
-    return rows
+def _relatedness_row(enc_name, target, kwargs, seed, cache, target_labels, fraction, fraction_seed, opts) -> dict:
+    """The row of one pair; runs in a worker process."""
+    if fraction is not None:
+        kwargs = target_fraction(kwargs, fraction, seed=fraction_seed)
+    row = cached_relatedness(kwargs, seed=seed, cache=cache, target_labels=target_labels, **opts)
+    return {"encoder": enc_name, "target": target, **row}
 
 
 def n_jobs_default(n_tasks: int) -> int:
@@ -250,22 +304,18 @@ def probe_table(profile: Profile, feats: dict, *, encoders=None, targets=None, s
     same (projected) target features as the fits, with h_R's options: cross-entropy and accuracy."""
     seed = profile.seed if seed is None else seed
     names, targets = list(encoders or profile.encoders), list(targets or profile.targets)
-    jobs = [({k: v for k, v in feats.items() if k[0] == e}, e, profile, targets, seed) for e in names]
-    return pd.DataFrame([r for rows in _map(_probe_rows, jobs, n_jobs, "linear probes", progress) for r in rows])
+    options = dict(profile.relatedness.get("reference_classifier_options") or {},
+                   scale=profile.relatedness.get("scale", "small"))
+    jobs = [(e, t, kwargs, seed, options) for e, t, kwargs in zoo_pairs(profile, feats, names, targets)]
+    return _zoo_table(_map(_probe_row, jobs, n_jobs, "linear probes", progress), names, targets)
 
 
-def _probe_rows(feats, enc_name, profile, targets, seed) -> list:
+def _probe_row(enc_name, target, kwargs, seed, options) -> dict:
     from .finetune import linear_probe
 
-    options = profile.relatedness.get("reference_classifier_options") or {}
-    rows = []
-    for target in targets:
-        kwargs = pair(feats, enc_name, profile.reference, target, max_dim=profile.max_feature_dim)
-        probe = linear_probe(kwargs["target_train"], kwargs["target_test"], seed=seed,
-                             scale=profile.relatedness.get("scale", "small"), **options)
-        rows.append({"encoder": enc_name, "target": target, "probe_cross_entropy": probe.cross_entropy,
-                     "probe_accuracy": probe.accuracy})
-    return rows
+    probe = linear_probe(kwargs["target_train"], kwargs["target_test"], seed=seed, **options)
+    return {"encoder": enc_name, "target": target, "probe_cross_entropy": probe.cross_entropy,
+            "probe_accuracy": probe.accuracy}
 
 
 # ---------------------------------------------------------------------------- fine-tuning over the zoo
@@ -294,7 +344,8 @@ def finetune_table(profile: Profile, encs: dict, tasks: dict, *, recipe=None, se
 
 # ---------------------------------------------------------------------------- baseline scores over the zoo
 def score_table(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
-                progress: bool = True, source: str = "reference_classifier", encs: dict | None = None) -> pd.DataFrame:
+                progress: bool = True, source: str = "reference_classifier", encs: dict | None = None,
+                n_jobs: int | None = None) -> pd.DataFrame:
     """Every baseline score of :data:`scores.SCORES` for every (encoder, target), plus the OTCE
     components ``otce_wasserstein`` and ``otce_conditional_entropy``.
 
@@ -304,10 +355,9 @@ def score_table(profile: Profile, feats: dict, *, encoders=None, targets=None, s
     ``source``: "reference_classifier" (default; the encoder's h_R on the reference task, the same
     source task for the whole zoo, METHOD 6) or "imagenet_head" (the encoder's own ImageNet head,
     ``encs[name].head``; only the probability-based scores, only for encoders that have a head).
-    OT-NCE / OTCE pair the reference-train and target-train features.
+    OT-NCE / OTCE pair the reference-train and target-train features. Pairs run in parallel
+    processes (``n_jobs``, as :func:`relatedness_table`).
     """
-    from . import scores  # imported here: only notebook 04 scores
-
     if source not in ("reference_classifier", "imagenet_head"):
         raise ValueError(f"source must be 'reference_classifier' or 'imagenet_head', got {source!r}")
     head_only = source == "imagenet_head"
@@ -315,41 +365,49 @@ def score_table(profile: Profile, feats: dict, *, encoders=None, targets=None, s
         raise ValueError("source='imagenet_head' needs encs={name: Encoder} (the heads live on the encoders)")
     opts = profile.relatedness
     seed = profile.seed if seed is None else seed
-    names = list(encoders or profile.encoders)
+    names, targets = list(encoders or profile.encoders), list(targets or profile.targets)
     if head_only:
         names = [e for e in names if encs[e].head is not None]
-    rows = []
-    for enc_name in tqdm(names, desc="baseline scores", disable=not progress):
-        s_R = h_R = None
-        for target in targets or profile.targets:
-            kwargs = pair(feats, enc_name, profile.reference, target, max_dim=profile.max_feature_dim)
-            (Zr, yr), (Zt, yt) = kwargs["ref_train"], kwargs["target_train"]
-            row = {"encoder": enc_name, "target": target, "source": source}
-            if head_only:
-                probs = _head_probabilities(encs[enc_name], feats[enc_name, target, "train"][0])
-            else:
-                if h_R is None:
-                    s_R, h_R = reference_model(kwargs, seed=seed, scale=opts.get("scale", "small"),
-                                               reference_classifier_options=opts.get("reference_classifier_options"))
-                probs = h_R.predict_proba(s_R.transform(Zt))
-            for name, spec in scores.SCORES.items():
-                if spec.kind == "source_probs":
-                    row[name] = spec.function(probs, yt)
-                elif spec.kind == "features" and not head_only:
-                    row[name] = spec.function(Zt, yt)
-            if not head_only:
-                w, ce = scores.otce_components(Zr, yr, Zt, yt, seed=seed)
-                row.update(ot_nce=-ce, otce_wasserstein=w, otce_conditional_entropy=ce)
-            rows.append(row)
-    return pd.DataFrame(rows)
+        if not names:
+            return pd.DataFrame()
+    reference = dict(seed=seed, scale=opts.get("scale", "small"),
+                     reference_classifier_options=opts.get("reference_classifier_options"))
+    heads = {e: copy.deepcopy(encs[e].head).cpu() for e in names} if head_only else {}  # CPU copies for the workers
+    jobs = [(e, t, kwargs, source, heads.get(e), feats[e, t, "train"][0] if head_only else None, reference)
+            for e, t, kwargs in zoo_pairs(profile, feats, names, targets)]
+    return _zoo_table(_map(_score_row, jobs, n_jobs, "baseline scores", progress), names, targets)
 
 
-def _head_probabilities(encoder, Z) -> np.ndarray:
-    """softmax of the encoder's own classifier head on its (raw, pooled) features ``Z`` (N, d)."""
+def _score_row(enc_name, target, kwargs, source, head, Z_raw, reference) -> dict:
+    """The baseline scores of one pair; runs in a worker process. ``head``, ``Z_raw``: the
+    encoder's ImageNet head and raw target-train features (``source="imagenet_head"`` only)."""
+    from . import scores
+
+    (Zr, yr), (Zt, yt) = kwargs["ref_train"], kwargs["target_train"]
+    row = {"encoder": enc_name, "target": target, "source": source}
+    if head is not None:
+        probs = _head_probabilities(head, Z_raw)
+    else:
+        s_R, h_R = reference_model(kwargs, **reference)
+        probs = h_R.predict_proba(s_R.transform(Zt))
+    for name, spec in scores.SCORES.items():
+        if spec.kind == "source_probs":
+            row[name] = spec.function(probs, yt)
+        elif spec.kind == "features" and head is None:
+            row[name] = spec.function(Zt, yt)
+    if head is None:
+        w, ce = scores.otce_components(Zr, yr, Zt, yt, seed=reference["seed"])
+        row.update(ot_nce=-ce, otce_wasserstein=w, otce_conditional_entropy=ce)
+    return row
+
+
+def _head_probabilities(head, Z) -> np.ndarray:
+    """softmax of an encoder's own classifier ``head`` (a torch module) on its (raw, pooled) features ``Z`` (N, d)."""
     import torch
 
     with torch.no_grad():
-        logits = encoder.head(torch.as_tensor(np.asarray(Z), dtype=torch.float32, device=encoder.device))
+        weight = next(head.parameters())
+        logits = head(torch.as_tensor(np.asarray(Z), dtype=weight.dtype, device=weight.device))
         return torch.softmax(logits.double(), dim=1).cpu().numpy()
 
 

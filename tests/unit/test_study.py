@@ -1,4 +1,6 @@
 """The glue between profiles and the analysis: pairs, the unrelated control, the example plan."""
+import json
+
 import numpy as np
 import pytest
 
@@ -57,17 +59,41 @@ def test_cached_relatedness_hits_and_keys(feats, tmp_path, monkeypatch):
     monkeypatch.setenv("TASKREL_CACHE", str(tmp_path))
     p = study.pair(feats, "e", "ref", "tgt")
     opts = dict(steps=5, batch_size=60, reference_classifier_options=dict(iterations=50))
-    row, h_R = study.cached_relatedness(p, seed=0, **opts)
-    assert h_R is not None and len(list((tmp_path / "relatedness").glob("*.json"))) == 1
-    res = relatedness.task_relatedness(**p, seed=0, **opts)
+    row = study.cached_relatedness(p, seed=0, **opts)
+    assert len(list((tmp_path / "relatedness").glob("*.json"))) == 1
+    assert len(list((tmp_path / "reference_classifiers").glob("*.npz"))) == 1
+    res = relatedness.task_relatedness(**p, seed=0, **opts)  # trains its own h_R: the cached one is the same
     assert row["value"] == pytest.approx(res.value, rel=1e-12)
     assert row["reference_accuracy"] == res.terms["reference_test_accuracy"]
-    again, h_none = study.cached_relatedness(p, seed=0, **opts)
-    assert again == row and h_none is None  # a cache hit trains nothing
-    other, _ = study.cached_relatedness(p, seed=1, **opts)
+    again = study.cached_relatedness(p, seed=0, **opts)
+    assert again == row
+    other = study.cached_relatedness(p, seed=1, **opts)
     changed = dict(p, target_train=(p["target_train"][0] + 1e-3, p["target_train"][1]))
     study.cached_relatedness(changed, seed=0, **opts)
     assert len(list((tmp_path / "relatedness").glob("*.json"))) == 3 and other["value"] != row["value"]
+    # h_R depends on the reference side only: a new target reuses it, a new seed trains another
+    assert len(list((tmp_path / "reference_classifiers").glob("*.npz"))) == 2
+
+
+def test_reference_model_is_the_fits_h_R_and_is_cached(feats, tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKREL_CACHE", str(tmp_path))
+    p = {k: (Z.astype(np.float32), y) for k, (Z, y) in study.pair(feats, "e", "ref", "tgt").items()}  # as extracted
+    rc = dict(iterations=40, tau0=0.5)
+    res = relatedness.task_relatedness(**p, seed=3, steps=2, batch_size=60, reference_classifier_options=rc)
+    s_R, h_R = study.reference_model(p, seed=3, reference_classifier_options=rc)
+    np.testing.assert_array_equal(h_R.W, res.reference_classifier.W)
+    np.testing.assert_array_equal(s_R.transform(p["ref_test"][0]), res.reference_scaler.transform(p["ref_test"][0]))
+    _, cached = study.reference_model(p, seed=3, reference_classifier_options=rc)
+    np.testing.assert_array_equal(cached.W, h_R.W)
+    np.testing.assert_array_equal(cached.c, h_R.c)
+    assert cached.tau0 == h_R.tau0 and cached.history == json.loads(json.dumps(h_R.history))
+    assert not np.array_equal(study.reference_model(p, seed=4, reference_classifier_options=rc)[1].W, h_R.W)
+    files = sorted((tmp_path / "reference_classifiers").glob("*.npz"))
+    assert len(files) == 2
+    files[0].write_bytes(b"not an npz")  # a corrupted file is retrained, with a warning
+    with pytest.warns(RuntimeWarning, match="training it again"):
+        for seed in (3, 4):
+            study.reference_model(p, seed=seed, reference_classifier_options=rc)
 
 
 def test_otce_leave_one_target_out_never_sees_the_held_out_accuracies():
@@ -124,7 +150,7 @@ def test_score_table_sources(feats):
         device = "cpu"
 
     heads = study.score_table(cfg, feats, source="imagenet_head", encs={"e": Enc()}, progress=False)
-    probs = study._head_probabilities(Enc(), feats["e", "tgt", "train"][0])
+    probs = study._head_probabilities(Enc.head, feats["e", "tgt", "train"][0])
     np.testing.assert_allclose(probs.sum(1), 1.0)
     from taskrel_utils import scores
     assert heads.leep.item() == pytest.approx(scores.leep(probs, feats["e", "tgt", "train"][1]))
@@ -143,7 +169,7 @@ def test_parallel_relatedness_equals_sequential(feats):
                          relatedness=dict(steps=4, batch_size=60, reference_classifier_options=dict(iterations=30)))
     serial = study.relatedness_table(cfg, two, cache=False, n_jobs=1, progress=False)
     parallel = study.relatedness_table(cfg, two, cache=False, n_jobs=2, progress=False)
-    assert list(parallel.encoder) == ["e", "f"]
+    assert list(parallel.encoder) == ["e", "f"]  # the profile's order, whatever order the jobs ran in
     cols = [c for c in serial.columns if c != "seconds"]
     assert serial[cols].equals(parallel[cols])
     assert study.n_jobs_default(1) == 1 and study.n_jobs_default(100) >= 1
