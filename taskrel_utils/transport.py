@@ -147,8 +147,8 @@ def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int 
     marginals; its support is a forest (a basic solution), so the block masses of every plan
     supported on it are fixed by the marginals and the label cost is a constant there. Then, per
     connected component of the support, the exact point-level OT with the plain Euclidean feature
-    cost on the support blocks only, computed block by block (POT's sparse network simplex; a single
-    block is solved dense).
+    cost on the support blocks only, computed block by block (POT's sparse network simplex; a
+    star, one class on one side, has every block allowed and is solved dense).
 
     This is the limit ``Lambda -> infinity`` of the official cost ``feature + Lambda * label``; it
     equals the official plan whenever that plan puts no mass outside the class-level support
@@ -176,9 +176,11 @@ def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int 
     rows, cols, vals = [], [], []
     for c in np.unique(comp[jj]):
         edges = np.flatnonzero(comp[jj] == c)
-        if len(edges) == 1:
-            rk, tl = ref_of[jj[edges[0]]], tgt_of[ii[edges[0]]]
-            pr, pc, pv = _solve_block(u[rk], t[tl], len(rk) / n, num_itermax)
+        r_cls, c_cls = np.unique(jj[edges]), np.unique(ii[edges])
+        if len(r_cls) == 1 or len(c_cls) == 1:  # a star: every block of the component is allowed, solve it dense
+            rk = np.concatenate([ref_of[j] for j in r_cls])
+            tl = np.concatenate([tgt_of[i] for i in c_cls])
+            pr, pc, pv = _solve_block(u[rk], t[tl], len(rk) / n, num_itermax, len(tl) / m)
         else:
             rk, tl, Ms = _support_cost(u, t, ref_of, tgt_of, jj[edges], ii[edges])
             a = np.full(len(rk), 1.0 / n)
@@ -196,10 +198,13 @@ def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int 
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), gamma
 
 
-def _solve_block(u, t, mass, num_itermax):
-    """Dense exact OT between ``mass``-weighted uniform measures on ``u`` and ``t`` (one class block)."""
+def _solve_block(u, t, mass, num_itermax, mass_t=None):
+    """Dense exact OT between uniform measures of mass ``mass`` on ``u`` and ``mass_t`` (equal up
+    to rounding; default ``mass``) on ``t``: one class block, or a star of blocks."""
     a = np.full(len(u), mass / len(u))
     b = np.full(len(t), mass / len(t))
+    if mass_t is not None:
+        b *= a.sum() / b.sum()  # a component is balanced by construction
     P = emd_plan(a, b, euclidean_cost(u, t), num_itermax)
     pr, pc = np.nonzero(P)
     return pr, pc, P[pr, pc]
