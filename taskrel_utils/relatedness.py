@@ -164,7 +164,14 @@ class TaskRelatedness:
         return self.reference_classifier.predict_proba(self._pre_image(Z)) @ self.B.T
 
     def pseudo_labels(self, Z) -> np.ndarray:
-        """``argmax_i [B h_R(A^{-1} z)]_i`` (METHOD 4.2) for raw target features."""
+        """``argmax_i [B h_R(A^{-1} z)]_i`` (METHOD 4.2) for raw target features ``Z`` (N x d) -> (N,).
+
+        A fit without target labels and ``pseudo_assign="balanced"`` labels as it labelled its own
+        target: the balanced assignment that gives class i the share ``target_prior[i]`` of ``Z``.
+        """
+        o = self.options
+        if o.get("target_labels") == "pseudo" and o.get("pseudo_assign") == "balanced":
+            return _balanced_labels(self.predict_proba(Z), o["target_prior"])
         return self.predict_proba(Z).argmax(1)
 
     def summary(self) -> str:
@@ -491,9 +498,14 @@ def _transferred_labels(h_R, X, A_bar, b, B, prior=None) -> np.ndarray:
     ``prior_i`` of the points (exact OT between the points and the classes, cost -log h_T(x)_i).
     """
     Q = h_R.predict_proba((X - b) @ A_bar.T) @ B.T
-    if prior is None:
-        return Q.argmax(1)
-    plan = emd_plan(np.full(len(X), 1.0 / len(X)), prior, -np.log(np.maximum(Q, 1e-300)))
+    return Q.argmax(1) if prior is None else _balanced_labels(Q, prior)
+
+
+def _balanced_labels(Q, prior) -> np.ndarray:
+    """Labels of ``N`` points with class probabilities ``Q`` (N x K) giving class i the share
+    ``prior[i]``: exact OT between the points and the classes with cost ``-log Q``."""
+    plan = emd_plan(np.full(len(Q), 1.0 / len(Q)), np.asarray(prior, dtype=np.float64),
+                    -np.log(np.maximum(Q, 1e-300)))
     return plan.argmax(1)
 
 
@@ -505,7 +517,7 @@ def _fit_without_labels(ctx, rng, history, history_eval):
     2. B's start from the target's reference-class posteriors under that map (k-means into K_T
        groups, :func:`pseudo_labels.label_map_from_posteriors`); pseudo-labels = argmax B h_R(...);
     3. self-training (V1): the usual fit from there, re-labelling the target and re-estimating its
-       prior every ``pseudo_refresh`` steps. The target test set is labelled at the end.
+       prior every ``pseudo_refresh`` steps. The target test set is labelled at the end, by the same rule.
     Updates ``ctx`` (yt, yt_te, pi_T) and returns ``(A, A_bar, b, B, D)``.
     """
     from .pseudo_labels import label_map_from_posteriors
@@ -528,8 +540,10 @@ def _fit_without_labels(ctx, rng, history, history_eval):
     for row in history[n_warm:]:
         row["stage"] = "self-training"
     yt = _transferred_labels(h_R, Xt, A_bar, b, B, ctx["pseudo_prior"])
-    ctx.update(yt=yt, pi_T=np.bincount(yt, minlength=K_T) / len(yt),
-               yt_te=_transferred_labels(h_R, ctx["Xt_te"], A_bar, b, B))
+    pi_T = np.bincount(yt, minlength=K_T) / len(yt)
+    # the test set is labelled by the same rule (argmax could leave a class empty there: W fails)
+    ctx.update(yt=yt, pi_T=pi_T, yt_te=_transferred_labels(h_R, ctx["Xt_te"], A_bar, b, B,
+                                                          pi_T if ctx["pseudo_prior"] is not None else None))
     return A, A_bar, b, B, D
 
 

@@ -21,7 +21,7 @@ from .paths import cache_dir
 from .reference_classifier import ReferenceClassifier, train_reference_classifier
 
 #: bump when task_relatedness changes its numbers (invalidates cached relatedness rows)
-RELATEDNESS_CACHE_FORMAT = 3
+RELATEDNESS_CACHE_FORMAT = 4
 
 SPLITS = ("train", "test")
 
@@ -117,7 +117,8 @@ def result_row(res, **labels) -> dict:
     t = res.terms
     return {**labels, "value": res.value, "reweighted_reference_loss": t["reweighted_reference_loss"],
             "label_mismatch": t["label_mismatch"], "distribution_mismatch": t["distribution_mismatch"],
-            "wasserstein": t["wasserstein"], "tau": t["tau"], "wasserstein_theorem": t.get("wasserstein_theorem"),
+            "wasserstein": t["wasserstein"], "wasserstein_failed": t["wasserstein_failed"], "tau": t["tau"],
+            "wasserstein_theorem": t.get("wasserstein_theorem"),
             "target_accuracy": res.target_accuracy, "target_cross_entropy": res.target_cross_entropy,
             "reference_accuracy": t["reference_test_accuracy"]}
 

@@ -332,6 +332,19 @@ def test_pseudo_labels_recover_the_hidden_labels_up_to_renaming(unlabelled, data
     assert {r["stage"] for r in unlabelled.history} == {"label-free start", "self-training"}
 
 
+def test_balanced_pseudo_labels_keep_every_class_on_new_points(unlabelled, data):
+    """Test points are labelled by the fit's balanced rule, not argmax: argmax can leave a class
+    empty there, and an empty class makes the code's W fail (1e10)."""
+    _, _, _, T_te, _, _ = data
+    labels = unlabelled.pseudo_labels(T_te[0])
+    shares = np.bincount(labels, minlength=K) / len(labels)
+    np.testing.assert_allclose(shares, unlabelled.options["target_prior"], atol=1.5 / len(labels))
+    assert not unlabelled.terms["wasserstein_failed"]
+    from taskrel_utils.relatedness import _balanced_labels
+    Q = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])  # argmax: all class 0
+    assert list(_balanced_labels(Q, [0.5, 0.5])) == [0, 0, 1, 1]  # the two least sure points go to class 1
+
+
 def test_pseudo_label_fit_is_a_valid_bound(unlabelled):
     t = unlabelled.terms
     assert np.isfinite(unlabelled.value) and not t["wasserstein_failed"]
