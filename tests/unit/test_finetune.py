@@ -46,6 +46,14 @@ def test_same_seed_same_numbers_and_encoder_untouched(enc, tasks, tmp_path):
     assert [h["epoch"] for h in a.history] == [1, 2] and all("test_accuracy" in h for h in a.history)
 
 
+def test_evaluating_less_often_changes_nothing_but_the_history(enc, tasks):
+    every = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, **dict(FAST, epochs=3))
+    last = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, **dict(FAST, epochs=3, eval_every=3))
+    assert last.accuracy == every.accuracy and last.cross_entropy == every.cross_entropy
+    assert [h["train_loss"] for h in last.history] == [h["train_loss"] for h in every.history]
+    assert ["test_accuracy" in h for h in last.history] == [False, False, True]
+
+
 def test_learns_an_easy_task(enc, tasks):
     res = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False,
                             **dict(FAST, epochs=6, lr=0.02, head_lr=0.1, augmentation="none"))

@@ -352,6 +352,20 @@ def test_pseudo_label_fit_is_a_valid_bound(unlabelled):
                                              + t["distribution_mismatch"])
     np.testing.assert_allclose(unlabelled.B.sum(0), 1.0)
     assert np.isnan(unlabelled.target_accuracy)  # no labels, no accuracy
+    # its W is the theorem's (never the code's failure flag); "code" is the option
+    assert t["value_wasserstein"] == "theorem"
+    assert t["distribution_mismatch"] == pytest.approx(t["tau"] * t["wasserstein_theorem"])
+
+
+def test_pseudo_label_fit_with_the_codes_wasserstein(data):
+    R, R_te, T, T_te, _, _ = data
+    res = task_relatedness(R, R_te, (T[0], None), (T_te[0], None), n_target_classes=K, seed=0,
+                           pseudo_wasserstein="code", **FAST)
+    t = res.terms
+    assert t["value_wasserstein"] == "code"
+    assert t["distribution_mismatch"] == pytest.approx(t["tau"] * t["wasserstein_rounded"])
+    with pytest.raises(TaskrelError, match="pseudo_wasserstein"):
+        task_relatedness(R, R_te, (T[0], None), (T_te[0], None), n_target_classes=K, pseudo_wasserstein="x", steps=1)
 
 
 def test_pseudo_label_fit_is_deterministic(data, unlabelled):
