@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from . import data, encoders, feature_space, features, pseudo_labels, relatedness
+from . import cnn_zoo, data, encoders, feature_space, features, pseudo_labels, relatedness
 from .config import Profile
 from .io import atomic_path, content_key, jsonable, sha256_bytes, write_json
 from .paths import cache_dir
@@ -42,10 +42,24 @@ def profile_tasks(profile: Profile) -> dict[str, dict[str, "data.Task"]]:
 
 
 def profile_encoders(profile: Profile, progress: bool = True) -> dict[str, "encoders.Encoder"]:
-    """``{encoder name: Encoder}``; in-kit CNNs are pre-trained (and cached) on first use."""
+    """``{encoder name: Encoder}``; in-kit CNNs are pre-trained (in parallel, cached) on first use."""
+    pretrain_zoo([(name, {}) for name in profile.encoders if name in cnn_zoo.ZOO], progress=progress)
     options = {"image_size": profile.image_size} if profile.image_size else {}
     return {name: encoders.load_encoder(name, progress=progress, **options)
             for name in tqdm(profile.encoders, desc="encoders", disable=not progress)}
+
+
+def pretrain_zoo(entries, n_jobs: int | None = None, progress: bool = True) -> None:
+    """Pre-train (and cache) the in-kit CNNs ``entries = [(name, options)]`` that are not cached
+    yet, in parallel processes (``n_jobs``); each trains on ``cnn_zoo.PRETRAIN_THREADS`` threads,
+    so the weights are those of a sequential run."""
+    jobs = [(name, dict(options)) for name, options in entries if not cnn_zoo.is_cached(name, **options)]
+    if jobs:
+        _map(_pretrain_entry, jobs, n_jobs, "pre-training", progress)
+
+
+def _pretrain_entry(name, options):
+    cnn_zoo.load_zoo_encoder(name, progress=False, **options)
 
 
 def profile_features(profile: Profile, encs: dict, tasks: dict, progress: bool = True):

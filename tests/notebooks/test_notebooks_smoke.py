@@ -80,10 +80,20 @@ def test_03_bound_decomposition(smoke_run):
         assert 0.0 <= row["probe_accuracy"] <= 1.0 and row["probe_cross_entropy"] > 0
         assert row["gap"] == pytest.approx(row["value"] - row["probe_cross_entropy"])
     assert -1.0 <= m["pearson_all_pairs"] <= 1.0
-    assert {r["b_init"] for r in m["b_init_effect"]} == {"random", "class_means"}
+    assert {r["b_init"] for r in m["b_init_effect"]} == {"random"}  # the default: the original start only
     assert set(m["value_change_with_reference_training"]) == set(cfg.targets)
     for name in ("03_bound_terms", "03_b_init_effect", "03_longer_reference_training"):
         assert smoke_run.path("tables", f"{name}.csv").exists()
+
+
+def test_03_compares_both_starts_of_B_when_asked(smoke_run, tmp_path):
+    nb = [p for p in pipeline.list_notebooks() if p.name.startswith("03_")]
+    run = pipeline.run_notebooks("smoke", run_dir=tmp_path / "run", notebooks=nb, render=False, progress=False,
+                                 parameters={"b_init_starts": ["random", "class_means"]})
+    m = run.load_metrics("03_bound_decomposition")
+    assert {r["b_init"] for r in m["b_init_effect"]} == {"random", "class_means"}
+    main = smoke_run.load_metrics("03_bound_decomposition")["pairs"]
+    assert [r["value"] for r in m["pairs"]] == [r["value"] for r in main]  # the first start's table, unchanged
 
 
 def test_04_finetune_correlation(smoke_run):

@@ -173,3 +173,18 @@ def test_parallel_relatedness_equals_sequential(feats):
     cols = [c for c in serial.columns if c != "seconds"]
     assert serial[cols].equals(parallel[cols])
     assert study.n_jobs_default(1) == 1 and study.n_jobs_default(100) >= 1
+
+
+def test_pretrain_zoo_in_parallel_gives_the_sequential_weights(tmp_path, monkeypatch):
+    from taskrel_utils import cnn_zoo
+
+    monkeypatch.setenv("TASKREL_CACHE", str(tmp_path))
+    entries = [("lenet-fashion", dict(epochs=1, n_train=64)), ("mlp-fashion", dict(epochs=1, n_train=64))]
+    assert not any(cnn_zoo.is_cached(name, **o) for name, o in entries)
+    study.pretrain_zoo(entries, n_jobs=2, progress=False)
+    assert all(cnn_zoo.is_cached(name, **o) for name, o in entries) and cnn_zoo.is_cached("lenet-random")
+    for name, o in entries:
+        _, spec, weights_id, _ = cnn_zoo.load_zoo_encoder(name, progress=False, **o)
+        images, labels, names = cnn_zoo.load_corpus(spec["corpus"])
+        here, _, _ = cnn_zoo.pretrain(spec, images, labels, len(names), progress=False)  # this process, serial
+        assert cnn_zoo.state_hash(here.state_dict()) == weights_id
