@@ -21,7 +21,7 @@ from .paths import cache_dir
 from .reference_classifier import ReferenceClassifier, train_reference_classifier
 
 #: bump when task_relatedness changes its numbers (invalidates cached relatedness rows)
-RELATEDNESS_CACHE_FORMAT = 5
+RELATEDNESS_CACHE_FORMAT = 6
 
 SPLITS = ("train", "test")
 
@@ -130,6 +130,7 @@ def result_row(res, **labels) -> dict:
     """One table row of a task-relatedness result: the value, its terms and the transferred classifier."""
     t = res.terms
     return {**labels, "value": res.value, "value_wasserstein": t["value_wasserstein"],
+            "value_failed": bool(t["wasserstein_failed"] and t["value_wasserstein"] == "code"),  # W's 1e10 flag
             "reweighted_reference_loss": t["reweighted_reference_loss"],
             "label_mismatch": t["label_mismatch"], "distribution_mismatch": t["distribution_mismatch"],
             "wasserstein": t["wasserstein"], "wasserstein_failed": t["wasserstein_failed"], "tau": t["tau"],

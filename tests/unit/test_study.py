@@ -188,3 +188,16 @@ def test_pretrain_zoo_in_parallel_gives_the_sequential_weights(tmp_path, monkeyp
         images, labels, names = cnn_zoo.load_corpus(spec["corpus"])
         here, _, _ = cnn_zoo.pretrain(spec, images, labels, len(names), progress=False)  # this process, serial
         assert cnn_zoo.state_hash(here.state_dict()) == weights_id
+
+
+def test_result_row_flags_a_value_whose_wasserstein_failed():
+    from types import SimpleNamespace
+
+    terms = dict(reweighted_reference_loss=1.0, label_mismatch=0.5, distribution_mismatch=1e9, wasserstein=1e10,
+                 wasserstein_failed=True, tau=0.1, reference_test_accuracy=0.9, value_wasserstein="code")
+    res = SimpleNamespace(value=1e9, terms=terms, target_accuracy=0.5, target_cross_entropy=1.0)
+    assert study.result_row(res)["value_failed"] is True
+    terms.update(value_wasserstein="theorem", wasserstein_theorem=2.0)  # the pseudo-label default: W_d
+    assert study.result_row(res)["value_failed"] is False
+    terms.update(wasserstein_failed=False, value_wasserstein="code")
+    assert study.result_row(res)["value_failed"] is False
