@@ -311,8 +311,18 @@ def _map(fn, jobs: list, n_jobs: int | None, desc: str, progress: bool) -> list:
         return [fn(*job) for job in tqdm(jobs, desc=desc, disable=not progress)]
     from joblib import Parallel, delayed
 
-    results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(fn)(*job) for job in jobs)
+    cache_env = os.environ.get("TASKREL_CACHE")  # reused workers keep the environment they started with
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_in_cache)(cache_env, fn, *job) for job in jobs)
     return list(tqdm(results, total=len(jobs), desc=desc, disable=not progress))
+
+
+def _in_cache(cache_env, fn, *args):
+    """``fn(*args)`` in a worker, with the caller's ``TASKREL_CACHE`` (None: the default folder)."""
+    if cache_env is None:
+        os.environ.pop("TASKREL_CACHE", None)
+    else:
+        os.environ["TASKREL_CACHE"] = cache_env
+    return fn(*args)
 
 
 def probe_table(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
