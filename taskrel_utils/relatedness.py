@@ -45,7 +45,7 @@ pseudo-labels, the target prior and B's start, then the usual fit (V1) re-labell
 every ``pseudo_refresh`` steps; the bound's target side uses pseudo-labels, and its W is the
 theorem's W_d of METHOD A4 (``pseudo_wasserstein="theorem"``, default): the code's W fails (1e10)
 whenever the learned B leaves a pseudo-class without a reference class, which self-trained labels
-often do (26 of 40 mini pairs). Measured on the planted
+often do (25 of 40 mini pairs). Measured on the planted
 tests' target (5 draws, 300 steps): matched agreement with the hidden labels 0.99, 0.98, 0.92,
 1.0, 0.94 with ``pseudo_assign="balanced"`` (re-labelling keeps the start's class shares), 0.84,
 0.98, 0.63, 1.0, 1.0 with free argmax re-labelling, which can merge classes (METHOD 10 saw 0.30

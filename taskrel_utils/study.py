@@ -434,7 +434,7 @@ def _head_probabilities(head, Z) -> np.ndarray:
 
     with torch.no_grad():
         weight = next(head.parameters())
-        logits = head(torch.as_tensor(np.asarray(Z), dtype=weight.dtype, device=weight.device))
+        logits = head(torch.tensor(np.asarray(Z), dtype=weight.dtype, device=weight.device))  # a copy: Z may be read-only
         return torch.softmax(logits.double(), dim=1).cpu().numpy()
 
 
