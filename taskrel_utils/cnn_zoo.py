@@ -191,16 +191,16 @@ def pretrain(spec: dict, images=None, labels=None, n_classes: int | None = None,
 
     Returns ``(encoder module (eval), head module or None, stats dict)``.
     """
-    t0 = time.perf_counter()
     n_threads = torch.get_num_threads()
     torch.set_num_threads(PRETRAIN_THREADS)
     try:
-        return _pretrain(spec, images, labels, n_classes, progress, desc, t0)
+        return _pretrain(spec, images, labels, n_classes, progress, desc)
     finally:
         torch.set_num_threads(n_threads)
 
 
-def _pretrain(spec, images, labels, n_classes, progress, desc, t0):
+def _pretrain(spec, images, labels, n_classes, progress, desc):
+    t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec["seed"])
         model = build(spec["arch"], spec["width"]).to(memory_format=torch.channels_last)

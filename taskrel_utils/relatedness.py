@@ -816,10 +816,11 @@ def _evaluate(ctx, A, A_bar, b, B, D) -> dict:
         reference_test_cross_entropy=float(ctx["S_te"].sum() / len(yr_te)),
         target_accuracy=acc, target_cross_entropy=ce,
     )
-    if o["theorem_wasserstein"] or (ctx["pseudo"] and o["pseudo_wasserstein"] == "theorem"):
+    theorem_value = ctx["pseudo"] and o["pseudo_wasserstein"] == "theorem"  # the value's W: the theorem's
+    if o["theorem_wasserstein"] or theorem_value:
         Wt, _ = classwise_w1_theorem(U, yr_te, Xt_te, yt_te, B, D, pi_T)
         terms.update(wasserstein_theorem=Wt, value_theorem=LC + H + tau * Wt)
-    if ctx["pseudo"] and o["pseudo_wasserstein"] == "theorem":  # the value's W: the theorem's (never fails)
+    if theorem_value:  # (never fails, unlike the code's W)
         terms.update(value=terms["value_theorem"], distribution_mismatch=tau * terms["wasserstein_theorem"],
                      value_wasserstein="theorem")
     return terms

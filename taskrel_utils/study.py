@@ -238,6 +238,7 @@ def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, 
     if not target_labels:
         (Zt, yt), (Zt_te, yt_te) = pair_kwargs["target_train"], pair_kwargs["target_test"]
         kwargs.update(target_train=(Zt, None), target_test=(Zt_te, None), n_target_classes=int(yt.max()) + 1)
+    # the shared, cached h_R (the reference schedule trains its own, by autograd, as the original)
     if options.get("reference_classifier") is None and options.get("schedule", "fast") == "fast":
         _, h_R = reference_model(pair_kwargs, seed=seed, scale=options.get("scale", "small"),
                                  reference_classifier_options=options.get("reference_classifier_options"), cache=cache)

@@ -180,7 +180,7 @@ def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int 
         if len(r_cls) == 1 or len(c_cls) == 1:  # a star: every block of the component is allowed, solve it dense
             rk = np.concatenate([ref_of[j] for j in r_cls])
             tl = np.concatenate([tgt_of[i] for i in c_cls])
-            pr, pc, pv = _solve_block(u[rk], t[tl], len(rk) / n, num_itermax, len(tl) / m)
+            pr, pc, pv = _solve_block(u[rk], t[tl], len(rk) / n, num_itermax)
         else:
             rk, tl, Ms = _support_cost(u, t, ref_of, tgt_of, jj[edges], ii[edges])
             a = np.full(len(rk), 1.0 / n)
@@ -198,13 +198,11 @@ def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int 
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), gamma
 
 
-def _solve_block(u, t, mass, num_itermax, mass_t=None):
-    """Dense exact OT between uniform measures of mass ``mass`` on ``u`` and ``mass_t`` (equal up
-    to rounding; default ``mass``) on ``t``: one class block, or a star of blocks."""
+def _solve_block(u, t, mass, num_itermax):
+    """Dense exact OT between uniform measures of mass ``mass`` on ``u`` and on ``t`` (one class
+    block, or a star of blocks: a component is balanced by construction)."""
     a = np.full(len(u), mass / len(u))
     b = np.full(len(t), mass / len(t))
-    if mass_t is not None:
-        b *= a.sum() / b.sum()  # a component is balanced by construction
     P = emd_plan(a, b, euclidean_cost(u, t), num_itermax)
     pr, pc = np.nonzero(P)
     return pr, pc, P[pr, pc]
