@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from . import cnn_zoo, data, encoders, feature_space, features, pseudo_labels, relatedness
 from .config import Profile
+from .errors import TaskrelError
 from .io import atomic_path, content_key, jsonable, sha256_bytes, write_json
 from .paths import cache_dir
 from .reference_classifier import ReferenceClassifier, train_reference_classifier
@@ -258,6 +259,10 @@ def zoo_pairs(profile: Profile, feats: dict, encoders=None, targets=None) -> lis
     ordered for parallel work: targets outermost, widest encoders first (the slowest jobs start
     early, and two workers rarely need the same encoder's h_R at once)."""
     names, targets = list(encoders or profile.encoders), list(targets or profile.targets)
+    missing = [(e, t, s) for e in names for t in (profile.reference, *targets) for s in SPLITS if (e, t, s) not in feats]
+    if missing:
+        raise TaskrelError(f"no features for {len(missing)} (encoder, task, split) such as {missing[0]}; "
+                           "compute them with study.profile_features(profile, encs, tasks)")
     width = {e: feats[e, profile.reference, "train"][0].shape[1] for e in names}
     return [(e, t, pair(feats, e, profile.reference, t, max_dim=profile.max_feature_dim))
             for t in targets for e in sorted(names, key=lambda e: -width[e])]

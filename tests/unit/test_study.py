@@ -201,3 +201,16 @@ def test_result_row_flags_a_value_whose_wasserstein_failed():
     assert study.result_row(res)["value_failed"] is False
     terms.update(wasserstein_failed=False, value_wasserstein="code")
     assert study.result_row(res)["value_failed"] is False
+
+
+def test_zoo_pairs_order_and_missing_features(feats):
+    from taskrel_utils import config
+    from taskrel_utils.errors import TaskrelError
+
+    wide = {**feats, **{("w",) + k[1:]: (np.hstack([Z, Z]), y) for k, (Z, y) in feats.items()}}
+    cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e", "w"))
+    pairs = study.zoo_pairs(cfg, wide)
+    assert [(e, t) for e, t, _ in pairs] == [("w", "tgt"), ("e", "tgt")]  # the widest encoder first
+    assert pairs[1][2]["target_train"] is feats["e", "tgt", "train"]
+    with pytest.raises(TaskrelError, match="no features"):
+        study.zoo_pairs(cfg, feats)  # encoder "w" has none
