@@ -2,13 +2,18 @@
 
 The bundle holds four ``.npz`` files (uint8 28x28 grey images, white on black, like MNIST):
 
+- ``fashion-source.npz`` 30,000 Fashion-MNIST *train*-file images (3,000 per class): the one
+                       pre-training corpus of the main zoo, and ``ref_train_idx``, the reference
+                       task's train pool drawn from it (500 per class), as the paper draws its
+                       reference pool from the encoders' pre-training data (ImageNet train);
+- ``fashion-eval.npz`` Fashion-MNIST *test*-file images: 200 train + 100 test per class for the
+                       fashion targets and ``ref_test_idx``, the reference task's held-out test
+                       split (100 per class, like ImageNet val), disjoint from the targets' images;
 - ``mnist5k.npz``      the 5,000 OpenCV sample digits (from MNIST), a fixed stratified
-                       4,000 train / 1,000 test split (400 / 100 per class): the reference task;
+                       4,000 train / 1,000 test split (400 / 100 per class): a target;
 - ``uci-digits.npz``   scikit-learn's UCI optical digits (8x8 -> 20x20 bilinear -> 28x28), a
-                       fixed stratified 2/3 train / 1/3 test split;
-- ``fashion-eval.npz`` Fashion-MNIST *test* file images, 200 train + 100 test per class;
-- ``fashion-train.npz`` Fashion-MNIST *train* file images, 1,000 per class, for pre-training the
-                       in-kit CNNs (a different source file than every evaluation split).
+                       fixed stratified 2/3 train / 1/3 test split: a target (and, turned 90
+                       degrees at load time, ``digits-rotated``).
 
 Every split is stored as index arrays and chosen by sorting on a sha256 of the image bytes (no
 random number generator), so the bundle never depends on RNG versions. The ``.npz`` files are
@@ -42,11 +47,11 @@ from .errors import CorruptedFileError, MissingDataError, UnknownNameError
 from .io import sha256_bytes, sha256_file, write_json
 from .paths import MINI_DIR
 
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2
 REBUILD_COMMAND = "python -m taskrel_utils data build-mini --source DIR"
 MANIFEST_NAME = "MANIFEST.json"
 PROVENANCE_NAME = "PROVENANCE.md"
-BUNDLE_FILES = ("mnist5k.npz", "uci-digits.npz", "fashion-eval.npz", "fashion-train.npz")
+BUNDLE_FILES = ("fashion-source.npz", "fashion-eval.npz", "mnist5k.npz", "uci-digits.npz")
 
 #: The raw inputs, relative to ``--source``, with their known sha256 (never read from elsewhere).
 KNOWN_INPUTS = {
@@ -78,9 +83,11 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 # sizes of the selections
 MNIST_TEST_PER_CLASS = 100          # of 500 per class -> 400 train / 100 test
-FASHION_EVAL_TRAIN_PER_CLASS = 200
-FASHION_EVAL_TEST_PER_CLASS = 100
-FASHION_PRETRAIN_PER_CLASS = 1000
+FASHION_EVAL_TRAIN_PER_CLASS = 200   # t10k file: the fashion targets' train split
+FASHION_EVAL_TEST_PER_CLASS = 100    # t10k file: the fashion targets' test split
+REFERENCE_TEST_PER_CLASS = 100       # t10k file: the reference task's held-out test split
+SOURCE_PER_CLASS = 3000              # train file: the pre-training corpus
+REFERENCE_TRAIN_PER_CLASS = 500      # the reference train pool, drawn from the corpus
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -217,36 +224,38 @@ def make_arrays(paths: dict[str, Path]) -> tuple[dict, dict]:
     u_test, u_train = _stratified_pick(u_labels, u_images, "uci-digits",
                                        lambda n: (int(round(n / 3)), n - int(round(n / 3))))
 
-    # Fashion-MNIST: evaluation images from the t10k file only
+    # Fashion-MNIST test file: the fashion targets' splits and the reference test split
     fm = "fashion-mnist/"
     te_images = _read_idx(paths[fm + "t10k-images-idx3-ubyte.gz"])
     te_labels = _read_idx(paths[fm + "t10k-labels-idx1-ubyte.gz"]).astype(np.int64)
-    f_test_src, f_train_src = _stratified_pick(
+    groups_src = _stratified_pick(
         te_labels, te_images, "fashion-eval",
-        lambda n: (FASHION_EVAL_TEST_PER_CLASS, FASHION_EVAL_TRAIN_PER_CLASS))
-    f_src = np.sort(np.concatenate([f_train_src, f_test_src]))
+        lambda n: (FASHION_EVAL_TEST_PER_CLASS, FASHION_EVAL_TRAIN_PER_CLASS, REFERENCE_TEST_PER_CLASS))
+    f_src = np.sort(np.concatenate(groups_src))
     f_images, f_labels = te_images[f_src], te_labels[f_src]
-    f_train = np.searchsorted(f_src, f_train_src).astype(np.int64)
-    f_test = np.searchsorted(f_src, f_test_src).astype(np.int64)
+    f_test, f_train, f_ref_test = (np.searchsorted(f_src, g).astype(np.int64) for g in groups_src)
 
-    # Fashion-MNIST: pre-training corpus from the train file only, minus any image equal to an
-    # evaluation image (there are none in the known files; the check keeps it true by construction)
+    # Fashion-MNIST train file: the pre-training corpus, minus any image equal to an evaluation
+    # image (there are none in the known files; the check keeps it true by construction), and the
+    # reference train pool inside it
     tr_images = _read_idx(paths[fm + "train-images-idx3-ubyte.gz"])
     tr_labels = _read_idx(paths[fm + "train-labels-idx1-ubyte.gz"]).astype(np.int64)
     eval_digests = _digest_set(m_images, u_images, np.rot90(u_images, 1, axes=(1, 2)), f_images)
     clash = np.array([hashlib.sha256(im.tobytes()).hexdigest() in eval_digests for im in tr_images])
     keep = np.flatnonzero(~clash)
-    (p_sub,) = _stratified_pick(tr_labels[keep], tr_images[keep], "fashion-train",
-                                lambda n: (FASHION_PRETRAIN_PER_CLASS,))
+    (p_sub,) = _stratified_pick(tr_labels[keep], tr_images[keep], "fashion-source",
+                                lambda n: (SOURCE_PER_CLASS,))
     p_src = keep[p_sub]
+    s_images, s_labels = tr_images[p_src], tr_labels[p_src]
+    (s_ref_train,) = _stratified_pick(s_labels, s_images, "fashion-ref", lambda n: (REFERENCE_TRAIN_PER_CLASS,))
 
     arrays = {
+        "fashion-source.npz": {"images": s_images, "labels": s_labels, "ref_train_idx": s_ref_train,
+                               "source_idx": p_src.astype(np.int64)},
+        "fashion-eval.npz": {"images": f_images, "labels": f_labels, "train_idx": f_train, "test_idx": f_test,
+                             "ref_test_idx": f_ref_test, "source_idx": f_src.astype(np.int64)},
         "mnist5k.npz": {"images": m_images, "labels": m_labels, "train_idx": m_train, "test_idx": m_test},
         "uci-digits.npz": {"images": u_images, "labels": u_labels, "train_idx": u_train, "test_idx": u_test},
-        "fashion-eval.npz": {"images": f_images, "labels": f_labels, "train_idx": f_train,
-                             "test_idx": f_test, "source_idx": f_src.astype(np.int64)},
-        "fashion-train.npz": {"images": tr_images[p_src], "labels": tr_labels[p_src],
-                              "source_idx": p_src.astype(np.int64)},
     }
     return arrays, {"uci_digits": uci_digest}
 
@@ -359,33 +368,38 @@ def provenance_text(manifest: dict) -> str:
         "",
         "| bundle data | source | version | licence |",
         "| --- | --- | --- | --- |",
-        "| `mnist5k` (reference task) | OpenCV sample `digits.png`: 5,000 handwritten digits "
+        "| `fashion-source` (the main zoo's pre-training corpus; the reference task's train pool) "
+        "| Fashion-MNIST train files (H. Xiao, K. Rasul, R. Vollgraf, Zalando Research) | Debian "
+        "`dataset-fashion-mnist` 0.0~git20200523.55506a9-1 | MIT (Expat), Copyright 2017 Zalando SE |",
+        "| `fashion-eval` (the reference task's test split; the `fashion`, `fashion-coarse` targets) "
+        "| Fashion-MNIST t10k (test) files | same | same |",
+        "| `mnist5k` (target) | OpenCV sample `digits.png`: 5,000 handwritten digits "
         "(20x20, 500 per class), derived from MNIST (Y. LeCun, C. Cortes, C. J. C. Burges) | "
         "Debian `opencv-doc` 4.6.0+dfsg-12 (OpenCV 4.6.0) | Apache-2.0 AND BSD-3-Clause (OpenCV) |",
         "| `uci-digits` (and `digits-rotated`, made at load time) | UCI ML hand-written optical "
         "digits (E. Alpaydin, C. Kaynak), as shipped in scikit-learn `load_digits()` | "
         f"scikit-learn {v['scikit-learn']} | BSD-3-Clause (scikit-learn) |",
-        "| `fashion-eval` (`fashion`, `fashion-coarse` tasks) | Fashion-MNIST t10k (test) files "
-        "(H. Xiao, K. Rasul, R. Vollgraf, Zalando Research) | Debian `dataset-fashion-mnist` "
-        "0.0~git20200523.55506a9-1 | MIT (Expat), Copyright 2017 Zalando SE |",
-        "| `fashion-train` (pre-training corpus) | Fashion-MNIST train files | same | same |",
         "",
         "## Contents",
         "",
         "All images are uint8, 28x28, grey, white on black (MNIST framing).",
         "",
+        f"- `fashion-source.npz`: {10 * SOURCE_PER_CLASS:,} images from the train file only, "
+        f"{SOURCE_PER_CLASS:,} per class (`source_idx` = index in the train file): the one "
+        "pre-training corpus of the main zoo. `ref_train_idx`: the reference task's train pool, "
+        f"{REFERENCE_TRAIN_PER_CLASS} per class of these images (the encoders saw them in pre-training, "
+        "as ImageNet models saw the paper's ImageNet-train reference pool).",
+        f"- `fashion-eval.npz`: images from the t10k file only (`source_idx` = index in it): "
+        f"`train_idx` / `test_idx` {FASHION_EVAL_TRAIN_PER_CLASS} / {FASHION_EVAL_TEST_PER_CLASS} "
+        f"per class for the fashion targets, `ref_test_idx` {REFERENCE_TEST_PER_CLASS} per class for "
+        "the reference task's test split; the three are disjoint, and no image of this file (or of "
+        "the digits) is byte-identical to a pre-training image.",
         "- `mnist5k.npz`: the sheet cut into 50 x 100 tiles (`img.reshape(50, 20, 100, 20)"
         ".swapaxes(1, 2).reshape(-1, 20, 20)`, labels `np.repeat(np.arange(10), 500)`), padded "
         "4 px each side; `train_idx` / `test_idx`: fixed stratified 4,000 / 1,000 split "
         "(400 / 100 per class).",
         "- `uci-digits.npz`: 1,797 images, 8x8 values 0..16 scaled to 0..255, resized to 20x20 "
         "(Pillow bilinear) and padded to 28x28; fixed stratified split, 1/3 of each class for test.",
-        "- `fashion-eval.npz`: 3,000 images from the t10k file only, 200 train + 100 test per "
-        "class; `source_idx` = index in the t10k file.",
-        "- `fashion-train.npz`: 10,000 images from the train file only, 1,000 per class, for "
-        "pre-training the in-kit CNNs; disjoint from every evaluation split by construction "
-        "(different source file; any byte-identical image would also be excluded); "
-        "`source_idx` = index in the train file.",
         "",
         "## sha256",
         "",

@@ -1,18 +1,19 @@
 """The task registry: the shipped mini tasks, the paper's torchvision tasks, ImageNet, a user's folder.
 
->>> task = load_task("mnist5k", split="train")      # 4,000 images, 10 classes
+>>> task = load_task("fashion-ref", split="train")  # 5,000 images, 10 classes
 >>> task.images.shape, task.labels[:5], task.class_names[:3]
 
 Mini tasks (``data/mini/``, checked against its MANIFEST before use; ``root=`` may name another
-bundle folder): ``mnist5k`` (reference), ``uci-digits``, ``digits-rotated``, ``fashion``,
-``fashion-coarse``. Paper tasks (``root=`` or ``TASKREL_DATA_ROOT``; ``download=True`` needs
-internet): ``pets``, ``dtd``, ``aircraft``, ``cifar10``, ``cifar100``. ``imagenet`` (``root=`` or
-``IMAGENET_ROOT``, ImageFolder layout) and ``folder`` (a user's own ``root/<class>/*`` or
-``root/<split>/<class>/*``).
+bundle folder): ``fashion-ref`` (the reference: a train pool from the zoo's pre-training corpus,
+a held-out test split), and the targets ``fashion`` and ``fashion-coarse`` (held-out Fashion-MNIST
+images, 10 or 4 coarse classes), ``mnist5k``, ``uci-digits``, ``digits-rotated``. Paper tasks
+(``root=`` or ``TASKREL_DATA_ROOT``; ``download=True`` needs internet): ``pets``, ``dtd``,
+``aircraft``, ``cifar10``, ``cifar100``. ``imagenet`` (``root=`` or ``IMAGENET_ROOT``, ImageFolder
+layout) and ``folder`` (a user's own ``root/<class>/*`` or ``root/<split>/<class>/*``).
 
-Pre-training corpora of the in-kit CNNs (disjoint from every evaluation split):
-:func:`load_pretraining_corpus` ``"fashion-train"``, ``"synth-digits"`` (rendered with Pillow's
-built-in font, cached), ``"mixed"``.
+Pre-training corpora of the in-kit CNNs (:func:`load_pretraining_corpus`): ``"fashion-source"``
+(the main zoo's source), ``"synth-digits"`` (rendered with Pillow's built-in font, cached),
+``"reference-train"``.
 """
 from __future__ import annotations
 
@@ -37,10 +38,10 @@ FASHION_COARSE_CLASSES = ("tops", "trousers & dresses", "footwear", "bags")
 FASHION_COARSE_MAP = np.array([0, 1, 0, 1, 0, 2, 0, 2, 3, 2], dtype=np.int64)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
-MINI_TASKS = ("mnist5k", "uci-digits", "digits-rotated", "fashion", "fashion-coarse")
+MINI_TASKS = ("fashion-ref", "fashion", "fashion-coarse", "mnist5k", "uci-digits", "digits-rotated")
 PAPER_TASKS = ("pets", "dtd", "aircraft", "cifar10", "cifar100")
 OTHER_TASKS = ("imagenet", "folder")
-PRETRAINING_CORPORA = ("fashion-train", "synth-digits", "mixed", "reference-train")
+PRETRAINING_CORPORA = ("fashion-source", "synth-digits", "reference-train")
 
 _TASK_OPTIONS = {
     "imagenet": {"n_classes": None, "max_images": None, "seed": 0},
@@ -275,13 +276,19 @@ def load_task(name: str, split: str = "train", *, root=None, download: bool = Fa
 # --------------------------------------------------------------------------- mini tasks
 
 def _load_mini(name: str, split: str, root) -> Task:
+    """A task of the mini bundle. ``fashion-ref``, the reference task, takes its train pool from the
+    pre-training corpus (``fashion-source``) and its test split from held-out t10k images."""
     out = MINI_DIR if root is None else Path(root)
-    file = {"mnist5k": "mnist5k", "uci-digits": "uci-digits", "digits-rotated": "uci-digits",
-            "fashion": "fashion-eval", "fashion-coarse": "fashion-eval"}[name]
+    if name == "fashion-ref":
+        file, idx_key = ("fashion-source", "ref_train_idx") if split == "train" else ("fashion-eval", "ref_test_idx")
+    else:
+        file = {"mnist5k": "mnist5k", "uci-digits": "uci-digits", "digits-rotated": "uci-digits",
+                "fashion": "fashion-eval", "fashion-coarse": "fashion-eval"}[name]
+        idx_key = f"{split}_idx"
     arrays = bundle.load_bundle_file(file, out)
-    idx = arrays[f"{split}_idx"]
+    idx = arrays[idx_key]
     images, labels = arrays["images"][idx], arrays["labels"][idx]
-    classes = FASHION_CLASSES if file == "fashion-eval" else DIGIT_CLASSES
+    classes = FASHION_CLASSES if file.startswith("fashion") else DIGIT_CLASSES
     if name == "digits-rotated":
         images = np.ascontiguousarray(np.rot90(images, 1, axes=(1, 2)))
     elif name == "fashion-coarse":
@@ -558,30 +565,22 @@ def synth_digits(per_class: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.n
 def load_pretraining_corpus(name: str, *, root=None) -> tuple[np.ndarray, np.ndarray, tuple]:
     """A corpus for pre-training the in-kit CNNs: ``(images uint8 (N,28,28), labels int64, class_names)``.
 
-    ``"fashion-train"``: 10,000 Fashion-MNIST train-file images (bundle; ``root`` = bundle folder);
-    ``"synth-digits"``: 10,000 rendered digits; ``"mixed"``: both, digits labelled 10..19.
-    These three are disjoint from every evaluation split of the mini tasks.
-    ``"reference-train"``: the reference task's own train split (``mnist5k``, 4,000 images), for the
-    experiment "training the encoder longer on the reference task" only; disjoint from every test
-    split and from every target, but by design not from the reference train split.
+    ``"fashion-source"``: the 30,000 Fashion-MNIST train-file images of the bundle (``root`` =
+    bundle folder), the main zoo's one source; the reference task's train pool is part of it, its
+    test split and every target are not. ``"synth-digits"``: 10,000 rendered digits (a contrast's
+    corpus). ``"reference-train"``: the reference task's own train pool (5,000 images), for the
+    experiment "training the encoder longer on the reference task".
     """
     if name not in PRETRAINING_CORPORA:
         raise UnknownNameError("pre-training corpus", name, PRETRAINING_CORPORA)
     if name == "reference-train":
-        task = load_task("mnist5k", "train", root=root)
+        task = load_task("fashion-ref", "train", root=root)
         return task.images, task.labels, task.class_names
-    parts = []
-    if name in ("fashion-train", "mixed"):
-        a = bundle.load_bundle_file("fashion-train", MINI_DIR if root is None else root)
-        parts.append((a["images"], a["labels"], FASHION_CLASSES))
-    if name in ("synth-digits", "mixed"):
-        images, labels = synth_digits()
-        parts.append((images, labels, tuple(f"digit {d}" for d in DIGIT_CLASSES)))
-    images = np.concatenate([p[0] for p in parts]).astype(np.uint8)
-    offsets = np.cumsum([0] + [len(p[2]) for p in parts])
-    labels = np.concatenate([p[1].astype(np.int64) + off for p, off in zip(parts, offsets)])
-    names = tuple(c for p in parts for c in p[2])
-    return images, labels, names
+    if name == "fashion-source":
+        a = bundle.load_bundle_file("fashion-source", MINI_DIR if root is None else root)
+        return a["images"], a["labels"], FASHION_CLASSES
+    images, labels = synth_digits()
+    return images, labels.astype(np.int64), tuple(f"digit {d}" for d in DIGIT_CLASSES)
 
 
 __all__ = ["Task", "load_task", "list_tasks", "load_pretraining_corpus", "render_synth_digits", "synth_digits",

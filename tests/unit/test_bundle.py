@@ -32,7 +32,7 @@ def test_shipped_bundle_verifies_and_is_small():
     assert set(digests) == set(bundle.BUNDLE_FILES)
     manifest = json.loads((MINI_DIR / "MANIFEST.json").read_text())
     total = sum((MINI_DIR / f).stat().st_size for f in bundle.BUNDLE_FILES)
-    assert total == manifest["total_bytes"] <= 10 * 1024 * 1024
+    assert total == manifest["total_bytes"] <= 30 * 1024 * 1024  # the design's cap
     for fname, entry in manifest["files"].items():
         assert sha256_file(MINI_DIR / fname) == entry["sha256"]
         with np.load(MINI_DIR / fname) as z:
@@ -52,19 +52,25 @@ def test_bundle_contents_and_splits():
     assert m["images"].shape == (5000, 28, 28) and m["images"].dtype == np.uint8
     assert np.array_equal(m["labels"], np.repeat(np.arange(10), 500))
     assert m["images"][:, :4].max() == 0 and m["images"][:, :, -4:].max() == 0  # 4 px padding
-    for name, n_test in (("mnist5k", None), ("uci-digits", None), ("fashion-eval", None)):
+    for name in ("mnist5k", "uci-digits"):
         a = bundle.load_bundle_file(name)
         tr, te = a["train_idx"], a["test_idx"]
         assert len(np.intersect1d(tr, te)) == 0
         assert np.array_equal(np.sort(np.concatenate([tr, te])), np.arange(len(a["labels"])))
     assert np.array_equal(np.bincount(m["labels"][m["train_idx"]]), [400] * 10)
     assert np.array_equal(np.bincount(m["labels"][m["test_idx"]]), [100] * 10)
+    # t10k: the fashion targets' train / test and the reference test split, disjoint, covering the file
     f = bundle.load_bundle_file("fashion-eval")
-    assert np.array_equal(np.bincount(f["labels"][f["train_idx"]]), [200] * 10)
-    assert np.array_equal(np.bincount(f["labels"][f["test_idx"]]), [100] * 10)
-    p = bundle.load_bundle_file("fashion-train")
-    assert p["images"].shape == (10000, 28, 28)
-    assert np.array_equal(np.bincount(p["labels"]), [1000] * 10)
+    parts = [f["train_idx"], f["test_idx"], f["ref_test_idx"]]
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(len(f["labels"])))
+    for idx, per_class in zip(parts, (200, 100, 100)):
+        assert np.array_equal(np.bincount(f["labels"][idx]), [per_class] * 10)
+    # train file: the source corpus and the reference train pool inside it
+    s = bundle.load_bundle_file("fashion-source")
+    assert s["images"].shape == (30000, 28, 28)
+    assert np.array_equal(np.bincount(s["labels"]), [3000] * 10)
+    assert len(np.unique(s["ref_train_idx"])) == 5000
+    assert np.array_equal(np.bincount(s["labels"][s["ref_train_idx"]]), [500] * 10)
     u = bundle.load_bundle_file("uci-digits")
     counts = np.bincount(u["labels"])
     assert np.array_equal(np.bincount(u["labels"][u["test_idx"]]), np.rint(counts / 3).astype(int))
@@ -166,7 +172,7 @@ def test_rebuild_reproduces_identical_bundle(tmp_path):
     assert manifest["files"] == shipped["files"] and manifest["inputs"] == shipped["inputs"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # temp build folder removed
     # evaluation images come from the t10k file, pre-training images from the train file
-    fe, ft = bundle.load_bundle_file("fashion-eval", out), bundle.load_bundle_file("fashion-train", out)
+    fe, ft = bundle.load_bundle_file("fashion-eval", out), bundle.load_bundle_file("fashion-source", out)
     t10k = bundle._read_idx(SHARED / "fashion-mnist" / "t10k-images-idx3-ubyte.gz")
     assert np.array_equal(fe["images"], t10k[fe["source_idx"]])
     with gzip.open(SHARED / "fashion-mnist" / "train-labels-idx1-ubyte.gz") as f:

@@ -41,13 +41,13 @@ def _write_image(path, seed=0, size=(12, 10)):
 
 def test_list_tasks():
     names = data.list_tasks()
-    assert {"mnist5k", "uci-digits", "digits-rotated", "fashion", "fashion-coarse", "pets", "dtd",
+    assert {"fashion-ref", "mnist5k", "uci-digits", "digits-rotated", "fashion", "fashion-coarse", "pets", "dtd",
             "aircraft", "cifar10", "cifar100", "imagenet", "folder"} == set(names)
 
 
 @pytest.mark.parametrize("name,n_train,n_test,k", [
     ("mnist5k", 4000, 1000, 10), ("uci-digits", 1198, 599, 10), ("digits-rotated", 1198, 599, 10),
-    ("fashion", 2000, 1000, 10), ("fashion-coarse", 2000, 1000, 4)])
+    ("fashion", 2000, 1000, 10), ("fashion-coarse", 2000, 1000, 4), ("fashion-ref", 5000, 1000, 10)])
 def test_mini_task_shapes(name, n_train, n_test, k):
     for split, n in (("train", n_train), ("test", n_test)):
         t = data.load_task(name, split)
@@ -212,32 +212,42 @@ def test_synth_digits_cache_checksum(recwarn):
     assert np.array_equal(a, c)
 
 
-def test_pretraining_corpora_disjoint_from_every_evaluation_split():
-    evaluation = set()
+def _evaluation_hashes(exclude=()):
+    out = set()
     for name in data.MINI_TASKS:
         for split in data.SPLITS:
-            evaluation |= _hashes(data.load_task(name, split).images)
-    fi, fl, fc = data.load_pretraining_corpus("fashion-train")
+            if (name, split) not in exclude:
+                out |= _hashes(data.load_task(name, split).images)
+    return out
+
+
+def test_pretraining_corpora_disjoint_from_every_evaluation_split():
+    """The source corpus holds the reference train pool (as ImageNet-train holds the paper's
+    reference pool) and nothing else of any task; the digits corpus holds nothing of any task."""
+    fi, fl, fc = data.load_pretraining_corpus("fashion-source")
+    assert fi.shape == (30000, 28, 28) and fi.dtype == np.uint8 and fl.dtype == np.int64
+    assert np.array_equal(np.bincount(fl), [3000] * 10) and fc == data.FASHION_CLASSES
+    ref_train = data.load_task("fashion-ref", "train")
+    assert _hashes(ref_train.images) <= _hashes(fi)
+    assert not (_hashes(fi) & _evaluation_hashes(exclude={("fashion-ref", "train")}))
     si, sl, sc = data.load_pretraining_corpus("synth-digits")
-    for images, labels, classes in ((fi, fl, fc), (si, sl, sc)):
-        assert images.shape == (10000, 28, 28) and images.dtype == np.uint8 and labels.dtype == np.int64
-        assert np.array_equal(np.bincount(labels), [1000] * 10) and len(classes) == 10
-        assert not (_hashes(images) & evaluation)
-    mi, ml, mc = data.load_pretraining_corpus("mixed")
-    assert mi.shape == (20000, 28, 28) and len(mc) == 20 and ml.max() == 19
-    assert np.array_equal(mi[10000:], si) and np.array_equal(ml[10000:], sl + 10)
+    assert si.shape == (10000, 28, 28) and np.array_equal(np.bincount(sl), [1000] * 10) and len(sc) == 10
+    assert not (_hashes(si) & _evaluation_hashes())
+
+
+def test_reference_test_is_held_out_and_disjoint_from_the_fashion_targets():
+    ref_test = _hashes(data.load_task("fashion-ref", "test").images)
+    assert len(ref_test) == 1000
+    for name in ("fashion", "fashion-coarse"):
+        for split in data.SPLITS:
+            assert not (ref_test & _hashes(data.load_task(name, split).images))
 
 
 def test_reference_train_corpus_is_the_reference_train_split_only():
     ri, rl, rc = data.load_pretraining_corpus("reference-train")
-    ref = data.load_task("mnist5k", "train")
+    ref = data.load_task("fashion-ref", "train")
     assert np.array_equal(ri, ref.images) and np.array_equal(rl, ref.labels) and rc == ref.class_names
-    others = _hashes(data.load_task("mnist5k", "test").images)
-    for name in data.MINI_TASKS:
-        if name != "mnist5k":
-            for split in data.SPLITS:
-                others |= _hashes(data.load_task(name, split).images)
-    assert not (_hashes(ri) & others)
+    assert not (_hashes(ri) & _evaluation_hashes(exclude={("fashion-ref", "train")}))
 
 
 # --------------------------------------------------------------------------- paper tasks on fake folders
