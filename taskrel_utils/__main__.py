@@ -3,6 +3,7 @@
     run --profile mini|smoke|paper [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02]
     report EXECUTED.ipynb [--out DIR]
     data build-mini --source DIR
+    zoo build [--names NAME ...] [--jobs N] | zoo verify
     list tasks|encoders|profiles
 """
 from __future__ import annotations
@@ -36,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     build = data_sub.add_parser("build-mini", help="build data/mini/ from the raw source files")
     build.add_argument("--source", default=None, help="folder with fashion-mnist/ and opencv-digits/")
     build.add_argument("--out", default=None, help="default: data/mini")
+
+    zoo = sub.add_parser("zoo", help="the shipped in-kit CNN weights (data/zoo)")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
+    zb = zoo_sub.add_parser("build", help="pre-train the zoo entries into data/zoo (minutes per entry)")
+    zb.add_argument("--names", nargs="*", default=None, help="entries to rebuild (default: all shipped)")
+    zb.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
+    zoo_sub.add_parser("verify", help="check data/zoo against its MANIFEST.json")
 
     lst = sub.add_parser("list", help="list valid names")
     lst.add_argument("what", choices=["tasks", "encoders", "profiles"])
@@ -82,6 +90,15 @@ def main(argv=None) -> int:
             from .paths import MINI_DIR
 
             bundle.build_mini(Path(args.source) if args.source else None, Path(args.out) if args.out else MINI_DIR)
+        elif args.command == "zoo":
+            from . import cnn_zoo
+
+            if args.zoo_command == "build":
+                manifest = cnn_zoo.build_shipped(args.names, n_jobs=args.jobs)
+                print(f"wrote data/zoo ({manifest['total_bytes']} bytes, {manifest['last_build_seconds']} s)")
+            else:
+                for name, sha in cnn_zoo.verify_shipped().items():
+                    print(f"{sha}  {name}  OK")
         elif args.command == "list":
             if args.what == "profiles":
                 from .config import list_profiles as names

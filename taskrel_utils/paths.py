@@ -7,6 +7,7 @@ from pathlib import Path
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 MINI_DIR = KIT_ROOT / "data" / "mini"
+ZOO_DIR = KIT_ROOT / "data" / "zoo"
 PUBLISHED_DIR = KIT_ROOT / "data" / "published"
 NOTEBOOKS_DIR = KIT_ROOT / "notebooks"
 TEMPLATES_DIR = KIT_ROOT / "nbconvert_templates"

@@ -1,5 +1,7 @@
 """The encoder registry: names, the in-kit CNN zoo (determinism, cache), EfficientNet-Lite, open_clip, timm."""
+import hashlib
 import json
+import shutil
 import time
 
 import numpy as np
@@ -40,15 +42,16 @@ def digits28():
 
 
 # ---------------------------------------------------------------------------- registry
-def test_zoo_table_varies_in_architecture_corpus_and_budget():
-    trained = {n: s for n, s in cnn_zoo.ZOO.items() if s["epochs"] > 0}
-    assert len(trained) >= 5
-    assert len({s["arch"] for s in trained.values()}) >= 3
-    assert len({s["corpus"] for s in trained.values()}) >= 3
-    assert len({s["epochs"] for s in trained.values()}) >= 2
-    assert any(s["epochs"] == 0 for s in cnn_zoo.ZOO.values())  # a random-init encoder
+def test_main_zoo_shares_one_source_and_varies_like_the_papers_zoo():
+    main = {n: cnn_zoo.resolve_spec(n) for n in cnn_zoo.MAIN_ZOO}
+    assert len(main) >= 8 and {s["corpus"] for s in main.values()} == {"fashion-source"}
+    for key, at_least in (("arch", 3), ("width", 2), ("depth", 2), ("epochs", 2), ("augment", 2), ("n_train", 2)):
+        assert len({s[key] for s in main.values()}) >= at_least, key
+    # contrasts: no training, another corpus, ImageNet weights; none of them in the main zoo
+    assert not set(cnn_zoo.CONTRASTS) & set(cnn_zoo.MAIN_ZOO)
+    assert cnn_zoo.ZOO["lenet-random"]["epochs"] == 0 and cnn_zoo.ZOO["lenet-digits"]["corpus"] == "synth-digits"
     names = encoders.list_encoders()
-    assert set(cnn_zoo.ZOO) <= set(names) and {"effnet-lite0", "effnet-lite1", "effnet-lite2"} <= set(names)
+    assert set(cnn_zoo.ZOO) | set(cnn_zoo.CONTRASTS) <= set(names)
 
 
 def test_unknown_encoder_name_lists_the_valid_names_and_patterns():
@@ -56,15 +59,17 @@ def test_unknown_encoder_name_lists_the_valid_names_and_patterns():
         encoders.load_encoder("lenet-fashon")
     msg = str(info.value)
     assert isinstance(info.value, ValueError)
-    for valid in ["lenet-fashion", "effnet-lite0", "lenet-random", "open_clip:", "timm:"]:
+    for valid in ["lenet", "effnet-lite0", "lenet-random", "open_clip:", "timm:"]:
         assert valid in msg
 
 
 @pytest.mark.parametrize("name, kwargs, error", [
-    ("lenet-fashion", dict(epoch=3), UnknownNameError),          # misspelt option
+    ("lenet", dict(epoch=3), UnknownNameError),          # misspelt option
     ("effnet-lite0", dict(epochs=3), UnknownNameError),          # effnet takes no options
-    ("lenet-fashion", dict(epochs=-1), ValueError),
-    ("lenet-fashion", dict(width=0), ValueError),
+    ("lenet", dict(epochs=-1), ValueError),
+    ("lenet", dict(width=0), ValueError),
+    ("lenet", dict(depth=3), ValueError),                        # LeNet has one depth
+    ("convnet", dict(augment="flip"), UnknownNameError),
     ("lenet-random", dict(epochs=2), ValueError),                # no corpus to train on
     ("effnet-lite0", dict(image_size=8), ValueError),
     ("open_clip:No-Such-Model", {}, UnknownNameError),
@@ -98,11 +103,11 @@ def _same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("arch", ["lenet", "convnet", "mlp"])
-def test_pretraining_is_deterministic_and_seeded(arch):
+@pytest.mark.parametrize("name", ["lenet", "convnet", "mlp", "lenet-aug"])
+def test_pretraining_is_deterministic_and_seeded(name):
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, 256, size=(32, 28, 28), dtype=np.uint8), rng.integers(0, 3, size=32)
-    spec = {**cnn_zoo.resolve_spec("lenet-fashion", epochs=1, batch_size=16), "arch": arch, "width": 1}
+    spec = cnn_zoo.resolve_spec(name, epochs=1, batch_size=16, n_train=None)
     before = torch.random.get_rng_state()
     m1, _, stats = cnn_zoo.pretrain(spec, x, y, 3, progress=False)
     assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG is untouched
@@ -116,22 +121,22 @@ def test_pretraining_is_deterministic_and_seeded(arch):
 
 
 def test_zoo_encoder_trains_once_then_loads_from_cache(cache, fake_corpus, digits28):
-    enc = encoders.load_encoder("lenet-fashion", progress=False, **TINY)
-    assert fake_corpus == ["fashion-train"]
-    files = list(cache.glob("lenet-fashion-*.pt"))
+    enc = encoders.load_encoder("lenet", progress=False, **TINY)
+    assert fake_corpus == ["fashion-source"]
+    files = list(cache.glob("lenet-*.pt"))
     assert len(files) == 1 and not list(cache.glob(".*.tmp*"))
-    again = encoders.load_encoder("lenet-fashion", progress=False, **TINY)
-    assert fake_corpus == ["fashion-train"]  # no second training
+    again = encoders.load_encoder("lenet", progress=False, **TINY)
+    assert fake_corpus == ["fashion-source"]  # no second training
     assert again.weights_id == enc.weights_id
     torch.testing.assert_close(again.encode(again.preprocess(digits28)), enc.encode(enc.preprocess(digits28)))
-    other = encoders.load_encoder("lenet-fashion", progress=False, **{**TINY, "seed": 1})
-    assert other.weights_id != enc.weights_id and len(list(cache.glob("lenet-fashion-*.pt"))) == 2
+    other = encoders.load_encoder("lenet", progress=False, **{**TINY, "seed": 1})
+    assert other.weights_id != enc.weights_id and len(list(cache.glob("lenet-*.pt"))) == 2
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_corrupted_cache_file_is_detected_and_retrained(cache, fake_corpus, damage):
-    enc = encoders.load_encoder("lenet-fashion", progress=False, **TINY)
-    (path,) = cache.glob("lenet-fashion-*.pt")
+    enc = encoders.load_encoder("lenet", progress=False, **TINY)
+    (path,) = cache.glob("lenet-*.pt")
     raw = bytearray(path.read_bytes())
     if damage == "flip":  # flip bytes inside the tensor data (the file stays loadable)
         mid = len(raw) // 2
@@ -140,22 +145,22 @@ def test_corrupted_cache_file_is_detected_and_retrained(cache, fake_corpus, dama
         raw = raw[: len(raw) // 3]
     path.write_bytes(bytes(raw))
     with pytest.warns(RuntimeWarning, match="corrupted"):
-        again = encoders.load_encoder("lenet-fashion", progress=False, **TINY)
-    assert fake_corpus == ["fashion-train", "fashion-train"]  # retrained
+        again = encoders.load_encoder("lenet", progress=False, **TINY)
+    assert fake_corpus == ["fashion-source", "fashion-source"]  # retrained
     assert again.weights_id == enc.weights_id                 # deterministic: same weights again
-    encoders.load_encoder("lenet-fashion", progress=False, **TINY)  # the rewritten file is valid
+    encoders.load_encoder("lenet", progress=False, **TINY)  # the rewritten file is valid
     assert len(fake_corpus) == 2
 
 
 def test_tampered_weights_fail_the_checksum(cache, fake_corpus):
-    encoders.load_encoder("lenet-fashion", progress=False, **TINY)
-    (path,) = cache.glob("lenet-fashion-*.pt")
+    encoders.load_encoder("lenet", progress=False, **TINY)
+    (path,) = cache.glob("lenet-*.pt")
     payload = torch.load(path, weights_only=True)
     key = next(iter(payload["state_dict"]))
     payload["state_dict"][key] = payload["state_dict"][key] + 1e-3  # a valid file with other weights
     torch.save(payload, path)
     with pytest.warns(RuntimeWarning, match="sha256 mismatch"):
-        encoders.load_encoder("lenet-fashion", progress=False, **TINY)
+        encoders.load_encoder("lenet", progress=False, **TINY)
     assert len(fake_corpus) == 2
 
 
@@ -179,6 +184,45 @@ def test_zoo_feature_dim_equals_output_width(cache, fake_corpus, digits28, name)
     json.dumps(enc.info, default=str)
 
 
+# ---------------------------------------------------------------------------- shipped weights
+def test_shipped_weights_verify_and_fit_the_budget():
+    manifest = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())
+    assert set(manifest["encoders"]) == set(cnn_zoo.SHIPPED) and set(cnn_zoo.MAIN_ZOO) <= set(cnn_zoo.SHIPPED)
+    assert set(cnn_zoo.verify_shipped()) == set(cnn_zoo.SHIPPED)
+    assert manifest["total_bytes"] == sum((cnn_zoo.ZOO_DIR / f"{n}.pt").stat().st_size for n in cnn_zoo.SHIPPED)
+    assert manifest["total_bytes"] <= 25 * 1024 * 1024
+    prov = (cnn_zoo.ZOO_DIR / "PROVENANCE.md").read_text()
+    assert cnn_zoo.BUILD_COMMAND in prov and all(e["file_sha256"] in prov for e in manifest["encoders"].values())
+
+
+def test_shipped_weights_load_without_training(cache, fake_corpus):
+    enc = encoders.load_encoder("convnet", progress=False)
+    assert fake_corpus == [] and not list(cache.glob("*.pt"))
+    assert enc.info["cache"] == str(cnn_zoo.ZOO_DIR / "convnet.pt")
+
+
+def test_a_corrupted_shipped_file_is_reported_and_retrained(cache, fake_corpus, tmp_path, monkeypatch):
+    shipped = tmp_path / "zoo"
+    shutil.copytree(cnn_zoo.ZOO_DIR, shipped)
+    monkeypatch.setattr(cnn_zoo, "ZOO_DIR", shipped)
+    raw = bytearray((shipped / "mlp-short.pt").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (shipped / "mlp-short.pt").write_bytes(bytes(raw))
+    with pytest.raises(Exception, match="mlp-short"):
+        cnn_zoo.verify_shipped()
+    with pytest.warns(RuntimeWarning, match="corrupted"):
+        encoders.load_encoder("mlp-short", progress=False)
+    assert fake_corpus == ["fashion-source"]  # trained again (into the cache, the shipped file is left alone)
+
+
+def test_retraining_a_shipped_encoder_reproduces_its_bytes():
+    """The rebuild command's promise: same spec, same corpus, same torch -> the same file."""
+    entry = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())["encoders"]["lenet-1k"]
+    _, payload, _ = cnn_zoo.train_checkpoint("lenet-1k", cnn_zoo.resolve_spec("lenet-1k"), progress=False)
+    assert payload["sha256"] == entry["state_sha256"]
+    assert hashlib.sha256(cnn_zoo.checkpoint_bytes(payload)).hexdigest() == entry["file_sha256"]
+
+
 def test_lenet_matches_the_small_scale_architecture():
     m = cnn_zoo.build("lenet")
     convs = [l for l in m.modules() if isinstance(l, torch.nn.Conv2d)]
@@ -190,9 +234,9 @@ def test_lenet_matches_the_small_scale_architecture():
 
 def test_real_corpus_tiny_budget(cache):
     """The real pre-training corpus plugs in (tiny budget; the notebooks run the full one)."""
-    enc = encoders.load_encoder("lenet-fashion", progress=False, epochs=1, n_train=128, batch_size=64)
+    enc = encoders.load_encoder("lenet", progress=False, epochs=1, n_train=128, batch_size=64)
     assert enc.info["n_train"] == 128 and enc.info["n_classes"] == 10 and enc.info["steps"] == 2
-    assert enc.info["corpus"] == "fashion-train" and len(enc.info["corpus_sha256"]) == 64
+    assert enc.info["corpus"] == "fashion-source" and len(enc.info["corpus_sha256"]) == 64
 
 
 # ---------------------------------------------------------------------------- EfficientNet-Lite
