@@ -26,6 +26,7 @@ class Profile:
     reference: str
     targets: tuple[str, ...]
     encoders: tuple[str, ...]
+    contrasts: tuple[str, ...] = ()
     max_train_per_class: int | None = None
     max_test_per_class: int | None = None
     image_size: int | None = None
@@ -37,12 +38,21 @@ class Profile:
     seed: int = 0
 
     @property
+    def main_encoders(self) -> tuple[str, ...]:
+        """The main zoo: the encoders that share the reference's pre-training source."""
+        return tuple(e for e in self.encoders if e not in self.contrasts)
+
+    def group(self, encoder: str) -> str:
+        """``"main"`` or ``"contrast"``."""
+        return "contrast" if encoder in self.contrasts else "main"
+
+    @property
     def is_smoke(self) -> bool:
         return self.name == "smoke"
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["targets"], d["encoders"] = list(self.targets), list(self.encoders)
+        d["targets"], d["encoders"], d["contrasts"] = list(self.targets), list(self.encoders), list(self.contrasts)
         return d
 
     def max_per_class(self, split: str) -> int | None:
@@ -96,6 +106,11 @@ def _validated(raw: dict) -> Profile:
         raise TaskrelError("relatedness must be a dict of relatedness.task_relatedness options")
     if not isinstance(raw.get("finetune", {}), dict):
         raise TaskrelError("finetune must be a dict: {recipe: <name>, <recipe field>: <value>, ...}")
+    contrasts = tuple(raw.get("contrasts") or ())
+    encoders = names("encoders")
+    if not set(contrasts) <= set(encoders):
+        raise TaskrelError(f"profile {raw['name']!r}: contrasts {sorted(set(contrasts) - set(encoders))} are not "
+                           "among its encoders; contrasts name the encoders reported beside the main zoo")
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TaskrelError(f"seed must be an integer, got {seed!r}")
@@ -104,7 +119,8 @@ def _validated(raw: dict) -> Profile:
         description=str(raw.get("description", "")),
         reference=raw["reference"],
         targets=names("targets"),
-        encoders=names("encoders"),
+        encoders=encoders,
+        contrasts=contrasts,
         max_train_per_class=positive_or_none("max_train_per_class"),
         max_test_per_class=positive_or_none("max_test_per_class"),
         image_size=positive_or_none("image_size"),

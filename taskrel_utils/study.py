@@ -86,20 +86,58 @@ def progress(iterable, desc: str):
     return tqdm(iterable, desc=desc)
 
 
-def pair(feats: dict, encoder: str, reference: str, target: str, max_dim: int | None = None) -> dict:
+def reference_classes(n_reference_classes: int, n_target_classes: int, seed: int = 0) -> np.ndarray:
+    """The reference classes paired with a target of ``n_target_classes`` classes (K_R = K_T, as the
+    paper cuts ImageNet down to K_T random classes): all of them when the target has as many or
+    more, else a sorted random subset of ``n_target_classes`` drawn with ``seed`` (the same
+    subset for every encoder)."""
+    if n_target_classes >= n_reference_classes:
+        return np.arange(n_reference_classes)
+    rng = np.random.default_rng([seed, n_target_classes])
+    return np.sort(rng.permutation(n_reference_classes)[:n_target_classes])
+
+
+def reference_class_table(profile: Profile, tasks: dict) -> pd.DataFrame:
+    """Which reference classes each target is paired with (one row per target)."""
+    ref = tasks[profile.reference]["train"]
+    rows = []
+    for t in profile.targets:
+        classes = reference_classes(ref.n_classes, tasks[t]["train"].n_classes, profile.seed)
+        rows.append({"target": t, "K_T": tasks[t]["train"].n_classes, "K_R": len(classes),
+                     "reference_classes": ", ".join(ref.class_names[c] for c in classes),
+                     "reference_train": int(np.isin(ref.labels, classes).sum()),
+                     "reference_test": int(np.isin(tasks[profile.reference]["test"].labels, classes).sum())})
+    return pd.DataFrame(rows)
+
+
+def _restrict(Z, y, classes):
+    """The rows of ``(Z, y)`` whose label is in ``classes``, relabelled 0..len(classes)-1."""
+    keep = np.isin(y, classes)
+    relabel = np.full(int(y.max()) + 1, -1)
+    relabel[classes] = np.arange(len(classes))
+    return Z[keep], relabel[y[keep]]
+
+
+def pair(feats: dict, encoder: str, reference: str, target: str, max_dim: int | None = None,
+         seed: int = 0) -> dict:
     """The keyword arguments of ``relatedness.task_relatedness`` for one (encoder, target).
 
+    The reference keeps the classes :func:`reference_classes` pairs with the target (K_R = K_T).
     ``max_dim``: features wider than this are projected onto the top ``max_dim`` principal axes of
-    the *reference train* features (one fixed linear map for both domains, i.e. part of the
-    encoder); the mini profile uses it to keep the d x d feature map affordable on a CPU.
+    the *reference train* features (all classes; one fixed linear map for both domains, i.e. part
+    of the encoder); the mini profile uses it to keep the d x d feature map affordable on a CPU.
     """
     out = dict(ref_train=feats[encoder, reference, "train"], ref_test=feats[encoder, reference, "test"],
                target_train=feats[encoder, target, "train"], target_test=feats[encoder, target, "test"])
     Z_ref = out["ref_train"][0]
-    if max_dim is None or Z_ref.shape[1] <= max_dim:
-        return out
-    mean, P = _projection(Z_ref, max_dim)
-    return {key: ((Z - mean) @ P, y) for key, (Z, y) in out.items()}
+    if max_dim is not None and Z_ref.shape[1] > max_dim:
+        mean, P = _projection(Z_ref, max_dim)
+        out = {key: ((Z - mean) @ P, y) for key, (Z, y) in out.items()}
+    K_R, K_T = int(out["ref_train"][1].max()) + 1, int(out["target_train"][1].max()) + 1
+    classes = reference_classes(K_R, K_T, seed)
+    if len(classes) < K_R:
+        out.update(ref_train=_restrict(*out["ref_train"], classes), ref_test=_restrict(*out["ref_test"], classes))
+    return out
 
 
 _PROJECTIONS: dict = {}  # (content digest of Z_ref, k) -> (mean, axes); a few entries per process
@@ -264,7 +302,7 @@ def zoo_pairs(profile: Profile, feats: dict, encoders=None, targets=None) -> lis
         raise TaskrelError(f"no features for {len(missing)} (encoder, task, split) such as {missing[0]}; "
                            "compute them with study.profile_features(profile, encs, tasks)")
     width = {e: feats[e, profile.reference, "train"][0].shape[1] for e in names}
-    return [(e, t, pair(feats, e, profile.reference, t, max_dim=profile.max_feature_dim))
+    return [(e, t, pair(feats, e, profile.reference, t, max_dim=profile.max_feature_dim, seed=profile.seed))
             for t in targets for e in sorted(names, key=lambda e: -width[e])]
 
 

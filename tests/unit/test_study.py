@@ -31,6 +31,30 @@ def test_pair_and_projection(feats):
     assert study.pair(feats, "e", "ref", "tgt", max_dim=50)["ref_train"] is feats["e", "ref", "train"]
 
 
+def test_reference_classes_match_the_target_class_count():
+    assert np.array_equal(study.reference_classes(10, 10), np.arange(10))
+    assert np.array_equal(study.reference_classes(10, 37), np.arange(10))  # K_R < K_T: all of them
+    four = study.reference_classes(10, 4, seed=0)
+    assert len(four) == 4 and np.array_equal(four, np.sort(np.unique(four))) and four.max() < 10
+    assert np.array_equal(four, study.reference_classes(10, 4, seed=0))  # recorded by the seed
+    assert any(not np.array_equal(four, study.reference_classes(10, 4, seed=s)) for s in range(1, 5))
+
+
+def test_pair_keeps_as_many_reference_classes_as_the_target_has(feats):
+    two = dict(feats)
+    for split in ("train", "test"):
+        Z, y = feats["e", "tgt", split]
+        two["e", "tgt", split] = (Z[y < 2], y[y < 2])
+    p = study.pair(two, "e", "ref", "tgt", seed=3)
+    classes = study.reference_classes(4, 2, seed=3)
+    for key in ("ref_train", "ref_test"):
+        Z, y = p[key]
+        Zf, yf = feats["e", "ref", key.split("_")[1]]
+        keep = np.isin(yf, classes)
+        assert np.array_equal(np.unique(y), [0, 1]) and np.array_equal(Z, Zf[keep])
+        assert np.array_equal(classes[y], yf[keep])  # relabelled in the order of the drawn classes
+
+
 def test_shuffled_target_keeps_features_and_label_counts(feats):
     p = study.pair(feats, "e", "ref", "tgt")
     c = study.shuffled_target(p, seed=1)
@@ -179,7 +203,7 @@ def test_pretrain_zoo_in_parallel_gives_the_sequential_weights(tmp_path, monkeyp
     from taskrel_utils import cnn_zoo
 
     monkeypatch.setenv("TASKREL_CACHE", str(tmp_path))
-    entries = [("lenet-fashion", dict(epochs=1, n_train=64)), ("mlp-fashion", dict(epochs=1, n_train=64))]
+    entries = [("lenet", dict(epochs=1, n_train=64)), ("mlp", dict(epochs=1, n_train=64))]
     assert not any(cnn_zoo.is_cached(name, **o) for name, o in entries)
     study.pretrain_zoo(entries, n_jobs=2, progress=False)
     assert all(cnn_zoo.is_cached(name, **o) for name, o in entries) and cnn_zoo.is_cached("lenet-random")
