@@ -3,6 +3,8 @@
     run --profile mini|smoke|paper [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02]
     report EXECUTED.ipynb [--out DIR]
     data build-mini --source DIR
+    ground-truth build --profile mini [--seeds 6] [--contrast-seeds N] [--selection-seeds 1] [--jobs N] [--out CSV]
+    ground-truth check --profile mini [--out CSV] [--verify N]
     list tasks|encoders|profiles
 """
 from __future__ import annotations
@@ -36,6 +38,24 @@ def _parser() -> argparse.ArgumentParser:
     build = data_sub.add_parser("build-mini", help="build data/mini/ from the raw source files")
     build.add_argument("--source", default=None, help="folder with fashion-mnist/ and opencv-digits/")
     build.add_argument("--out", default=None, help="default: data/mini")
+
+    gt = sub.add_parser("ground-truth", help="the fine-tuned ground truth of a profile (computed once, shipped as CSV)")
+    gt_sub = gt.add_subparsers(dest="gt_command", required=True)
+    for name, help_text in (("build", "fine-tune every (encoder, target) under several seeds with a protocol "
+                                      "chosen on a validation split; write the CSV and its provenance"),
+                            ("check", "validate the CSV against the profile (and recompute a few runs)")):
+        g = gt_sub.add_parser(name, help=help_text)
+        g.add_argument("--profile", default="mini", help="mini (default), smoke or paper")
+        g.add_argument("--out", default=None, help="the CSV (default: data/ground_truth/<profile>.csv)")
+        g.add_argument("--encoders", nargs="*", default=None, help="default: the profile's encoders")
+        g.add_argument("--targets", nargs="*", default=None, help="default: the profile's targets")
+        if name == "build":
+            g.add_argument("--seeds", type=int, default=None, help="seeds per main-zoo pair (default 6)")
+            g.add_argument("--contrast-seeds", type=int, default=None, help="seeds per contrast pair (default: --seeds)")
+            g.add_argument("--selection-seeds", type=int, default=None, help="seeds per protocol on validation (default 1)")
+            g.add_argument("--jobs", type=int, default=None, help="worker processes (default: TASKREL_JOBS or the CPUs)")
+        else:
+            g.add_argument("--verify", type=int, default=0, metavar="N", help="recompute N runs and compare")
 
     lst = sub.add_parser("list", help="list valid names")
     lst.add_argument("what", choices=["tasks", "encoders", "profiles"])
@@ -82,6 +102,11 @@ def main(argv=None) -> int:
             from .paths import MINI_DIR
 
             bundle.build_mini(Path(args.source) if args.source else None, Path(args.out) if args.out else MINI_DIR)
+        elif args.command == "ground-truth":
+            from .ground_truth import main_cli
+
+            words = sys.argv[1:] if argv is None else list(argv)
+            return main_cli(args, command="python -m taskrel_utils " + " ".join(words))
         elif args.command == "list":
             if args.what == "profiles":
                 from .config import list_profiles as names
