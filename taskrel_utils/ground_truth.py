@@ -226,8 +226,8 @@ def select_protocols(encs: dict, splits: dict, grid: list, *, main: list, seeds=
     if not grid:
         raise TaskrelError("select_protocols needs at least one protocol in grid")
     jobs, labels = [], []
-    for target, (ft_task, val_task) in splits.items():
-        for e in _order_by_size(encs, main):
+    for e in _order_by_size(encs, main):               # the slowest encoders first, over all targets
+        for target, (ft_task, val_task) in splits.items():
             jobs.append((encs[e], ft_task, val_task, [(r, s) for r in grid for s in seeds], cache))
             labels.append((target, e))
     results = _map(_finetune_runs, jobs, n_jobs, "protocol selection", progress)
@@ -323,8 +323,8 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
 
     t0 = time.perf_counter()
     labels, jobs = [], []
-    for target in profile.targets:
-        for e in _order_by_size(encs, profile.encoders):
+    for e in _order_by_size(encs, profile.encoders):
+        for target in profile.targets:
             jobs.append((encs[e], *splits[target], tasks[target]["test"], chosen[target], seeds[groups[e]],
                          cache, opts["probe_cs"]))
             labels.append((e, target))
