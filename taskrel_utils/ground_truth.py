@@ -62,8 +62,11 @@ THREADS = 1
 #: ``validation_per_class``: at most this many validation images per class; ``lrs``: encoder learning
 #: rates of the grid (the head's is scaled by the recipe's head_lr / lr); ``epochs``: epochs of the grid;
 #: ``probe_cs``: the probe's C values (chosen on the validation set).
+#: On the first mini zoo (7 CNNs, 40 images per class, uci-digits and fashion) 16 epochs at lr 0.01
+#: had the best validation accuracy on both targets (uci-digits 0.92 against 0.84 at 8 and 0.72 at 4
+#: epochs); lr 0.03 was the worst everywhere; hence the epochs grid {8, 16}.
 DEFAULTS = dict(seeds=6, contrast_seeds=None, selection_seeds=1, validation_per_class=50,
-                lrs=(0.003, 0.01, 0.03), epochs=(4, 8), probe_cs=finetune.PROBE_CS)
+                lrs=(0.003, 0.01, 0.03), epochs=(8, 16), probe_cs=finetune.PROBE_CS)
 GROUPS = ("main", "contrast")
 
 

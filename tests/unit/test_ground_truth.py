@@ -87,7 +87,7 @@ def test_protocol_grid_scales_the_head_and_evaluates_once_on_all_test_images():
 
 def test_settings_defaults_overrides_and_bad_values():
     s = ground_truth.settings(make_profile())
-    assert s["seeds"] == 6 and s["contrast_seeds"] == 6 and s["lrs"] == (0.003, 0.01, 0.03) and s["epochs"] == (4, 8)
+    assert s["seeds"] == 6 and s["contrast_seeds"] == 6 and s["lrs"] == (0.003, 0.01, 0.03) and s["epochs"] == (8, 16)
     s = ground_truth.settings(make_profile(), seeds=4, contrast_seeds=3, epochs=[8], lrs=None)
     assert (s["seeds"], s["contrast_seeds"], s["epochs"], s["lrs"]) == (4, 3, (8,), ground_truth.DEFAULTS["lrs"])
     for bad, msg in [(dict(seeds=1), "seeds must be an integer >= 2"), (dict(seeds=2.5), "seeds must be"),
