@@ -4,6 +4,8 @@
     report EXECUTED.ipynb [--out DIR]
     data build-mini --source DIR
     zoo build [--names NAME ...] [--jobs N] | zoo verify
+    ground-truth build --profile mini [--seeds 6] [--contrast-seeds N] [--selection-seeds 1] [--jobs N] [--out CSV]
+    ground-truth check --profile mini [--out CSV] [--verify N]
     list tasks|encoders|profiles
 """
 from __future__ import annotations
@@ -44,6 +46,23 @@ def _parser() -> argparse.ArgumentParser:
     zb.add_argument("--names", nargs="*", default=None, help="entries to rebuild (default: all shipped)")
     zb.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     zoo_sub.add_parser("verify", help="check data/zoo against its MANIFEST.json")
+    gt = sub.add_parser("ground-truth", help="the fine-tuned ground truth of a profile (computed once, shipped as CSV)")
+    gt_sub = gt.add_subparsers(dest="gt_command", required=True)
+    for name, help_text in (("build", "fine-tune every (encoder, target) under several seeds with a protocol "
+                                      "chosen on a validation split; write the CSV and its provenance"),
+                            ("check", "validate the CSV against the profile (and recompute a few runs)")):
+        g = gt_sub.add_parser(name, help=help_text)
+        g.add_argument("--profile", default="mini", help="mini (default), smoke or paper")
+        g.add_argument("--out", default=None, help="the CSV (default: data/ground_truth/<profile>.csv)")
+        g.add_argument("--encoders", nargs="*", default=None, help="default: the profile's encoders")
+        g.add_argument("--targets", nargs="*", default=None, help="default: the profile's targets")
+        if name == "build":
+            g.add_argument("--seeds", type=int, default=None, help="seeds per main-zoo pair (default 6)")
+            g.add_argument("--contrast-seeds", type=int, default=None, help="seeds per contrast pair (default: --seeds)")
+            g.add_argument("--selection-seeds", type=int, default=None, help="seeds per protocol on validation (default 1)")
+            g.add_argument("--jobs", type=int, default=None, help="worker processes (default: TASKREL_JOBS or the CPUs)")
+        else:
+            g.add_argument("--verify", type=int, default=0, metavar="N", help="recompute N runs and compare")
 
     lst = sub.add_parser("list", help="list valid names")
     lst.add_argument("what", choices=["tasks", "encoders", "profiles"])
@@ -99,6 +118,11 @@ def main(argv=None) -> int:
             else:
                 for name, sha in cnn_zoo.verify_shipped().items():
                     print(f"{sha}  {name}  OK")
+        elif args.command == "ground-truth":
+            from .ground_truth import main_cli
+
+            words = sys.argv[1:] if argv is None else list(argv)
+            return main_cli(args, command="python -m taskrel_utils " + " ".join(words))
         elif args.command == "list":
             if args.what == "profiles":
                 from .config import list_profiles as names

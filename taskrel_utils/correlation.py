@@ -4,10 +4,12 @@
 versions, ``weighted_kendall`` the hyperbolic weighted tau that LogME and SFDA report. All return a
 Python float and refuse inputs that make the coefficient meaningless. ``bootstrap_ci`` gives a
 percentile-bootstrap confidence interval of any of them; ``METHODS`` maps names to functions.
+``split_half_kendall`` measures how reliably repeated measurements (seeds) rank a set of items.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 from scipy import stats
@@ -75,6 +77,41 @@ def weighted_kendall(x, y) -> float:
 
 METHODS = {"pearson": pearson, "spearman": spearman, "kendall": kendall,
            "weighted_kendall": weighted_kendall}
+
+
+def split_half_kendall(acc_matrix) -> float:
+    """Split-half reliability of a ranking: ``acc_matrix`` is (items x repeats), e.g. the fine-tuned
+    accuracy of each encoder (rows) under each seed (columns).
+
+    For every balanced split of the S columns into two halves (sizes floor(S/2) and ceil(S/2), each
+    unordered split once: C(S, S/2) / 2 splits for even S, C(S, floor(S/2)) for odd S), the rows are
+    ranked by their mean over each half, and the two rankings compared with Kendall's tau-b
+    (:func:`kendall`); the result is the average over the splits. 1 = the halves always rank the
+    items alike (e.g. identical repeats), about 0 = pure noise, below 0 = rankings opposed. Splits
+    where a half's means are all equal (tau undefined) are skipped; NaN if every split is.
+    Needs at least 3 items, at least 2 repeats, finite values.
+    """
+    a = np.asarray(acc_matrix, dtype=np.float64)
+    if a.ndim != 2:
+        raise TaskrelError(f"split_half_kendall needs a 2-D (items x repeats) array, got shape {a.shape}")
+    n_items, n_rep = a.shape
+    if n_items < 3:
+        raise TaskrelError(f"split_half_kendall needs at least 3 items (rows) to rank, got {n_items}")
+    if n_rep < 2:
+        raise TaskrelError(f"split_half_kendall needs at least 2 repeats (columns, e.g. seeds), got {n_rep}")
+    if not np.isfinite(a).all():
+        raise TaskrelError("split_half_kendall: the array must be finite (no NaN or infinity)")
+    half = n_rep // 2
+    taus = []
+    for first in combinations(range(n_rep), half):
+        if n_rep % 2 == 0 and 0 not in first:  # even S: {A, B} and {B, A} are one split
+            continue
+        second = [j for j in range(n_rep) if j not in first]
+        x, y = a[:, list(first)].mean(axis=1), a[:, second].mean(axis=1)
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            continue
+        taus.append(float(stats.kendalltau(x, y).statistic))
+    return float(np.mean(taus)) if taus else float("nan")
 
 
 def _rowwise_pearson(xb, yb):

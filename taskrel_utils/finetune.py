@@ -7,6 +7,9 @@
 * ``linear_probe(train, test)`` - the official code's "transferability" (METHOD 5.1): a new linear
   softmax head on frozen, standardised features trained with the same gradient-norm penalty as
   h_R, so that its cross-entropy is comparable with the bound (notebook 03).
+* ``logistic_probe(train, test, validation)`` - a plain multinomial logistic regression on frozen,
+  standardised features, its L2 strength chosen on a validation split: the floor an end-to-end
+  fine-tuning should reach (the ground truth flags pairs that end below it).
 
 Recipes are data (:data:`RECIPES`); every field can be overridden. The paper's end-to-end recipe is
 not published (METHOD A16); ``paper`` follows the Salman et al. recipe METHOD 5.2 suggests, ``mini``
@@ -35,7 +38,7 @@ from .paths import cache_dir
 from .reference_classifier import ReferenceClassifier, train_reference_classifier
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "finetune", "FinetuneResult", "linear_probe", "ProbeResult",
-           "AUGMENTATIONS", "SCHEDULES"]
+           "logistic_probe", "LogisticProbeResult", "PROBE_CS", "AUGMENTATIONS", "SCHEDULES"]
 
 FORMAT_VERSION = 1  # bump when the training loop changes meaning (invalidates cached results)
 AUGMENTATIONS = ("none", "shift", "flip_shift", "random_resized_crop_flip")
@@ -156,30 +159,40 @@ class FinetuneResult:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "cache_hit"}
 
 
-def finetune_key(encoder, train_task, test_task, recipe: Recipe, seed: int) -> str:
-    """Content key of one fine-tuning: encoder weights + preprocessing, both splits' content, recipe, seed."""
-    return content_key({"format": FORMAT_VERSION, "encoder": encoder.name, "weights": encoder.weights_id,
-                        "preprocess": encoder.preprocess.description,
-                        "train": [train_task.name, train_task.split, train_task.content_id],
-                        "test": [test_task.name, test_task.split, test_task.content_id],
-                        "recipe": {k: v for k, v in recipe.to_dict().items() if k != "name"}, "seed": seed})
+def finetune_key(encoder, train_task, test_task, recipe: Recipe, seed: int, threads: int | None = None) -> str:
+    """Content key of one fine-tuning: encoder weights + preprocessing, both splits' content, recipe,
+    seed (and the thread count when it is fixed)."""
+    description = {"format": FORMAT_VERSION, "encoder": encoder.name, "weights": encoder.weights_id,
+                   "preprocess": encoder.preprocess.description,
+                   "train": [train_task.name, train_task.split, train_task.content_id],
+                   "test": [test_task.name, test_task.split, test_task.content_id],
+                   "recipe": {k: v for k, v in recipe.to_dict().items() if k != "name"}, "seed": seed}
+    if threads is not None:
+        description["threads"] = int(threads)
+    return content_key(description)
 
 
 def finetune(encoder, train_task, test_task, recipe="mini", *, seed: int = 0, cache: bool = True,
-             cache_root=None, progress: bool = True, **overrides) -> FinetuneResult:
+             cache_root=None, progress: bool = True, threads: int | None = None, **overrides) -> FinetuneResult:
     """Fine-tune ``encoder`` end to end with a new linear head on ``train_task``; evaluate on ``test_task``.
 
     ``encoder``: an :class:`~taskrel_utils.encoders.Encoder` (it is copied, never modified).
     ``recipe``: a name of :data:`RECIPES`, a :class:`Recipe` or a dict; ``overrides`` change fields.
-    Deterministic given ``seed`` (head initialisation, subsets, batch order, augmentation).
+    Deterministic given ``seed`` (head initialisation, subsets, batch order, augmentation) and the
+    number of CPU threads: ``threads`` fixes it for the training (restored afterwards) and enters
+    the cache key, so that the numbers do not depend on the machine's core count (oneDNN's
+    reductions differ between thread counts); ``None`` uses torch's current setting.
     """
     recipe = get_recipe(recipe, **overrides)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TaskrelError(f"seed must be an integer, got {seed!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
+        raise TaskrelError(f"threads must be a positive integer or None, got {threads!r}")
     _check_tasks(train_task, test_task)
     train_task = _capped(train_task, recipe.max_train_per_class, seed)
     test_task = _capped(test_task, recipe.max_test_per_class, seed)
-    key = finetune_key(encoder, train_task, test_task, recipe, int(seed))
+    key = finetune_key(encoder, train_task, test_task, recipe, int(seed), threads)
     root = Path(cache_root) if cache_root is not None else cache_dir("finetune")
     safe = encoder.name.replace("/", "_").replace(":", "_")
     path = root / f"{safe}__{train_task.name}__{recipe.name}__{key}.json"
@@ -187,7 +200,13 @@ def finetune(encoder, train_task, test_task, recipe="mini", *, seed: int = 0, ca
         cached = _read_result(path, key)
         if cached is not None:
             return cached
-    result = _train(encoder, train_task, test_task, recipe, int(seed), key, progress)
+    previous = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        result = _train(encoder, train_task, test_task, recipe, int(seed), key, progress)
+    finally:
+        torch.set_num_threads(previous)
     if cache:
         write_json(path, result.to_dict())
     return result
@@ -363,3 +382,64 @@ def linear_probe(train, test, n_classes: int | None = None, *, scale: str = "sma
     y_te = np.asarray(y_te)
     return ProbeResult(cross_entropy=float(clf.cross_entropy(X_te, y_te).mean()),
                        accuracy=clf.accuracy(X_te, y_te), classifier=clf, scaler=scaler)
+
+
+#: inverse L2 strengths that :func:`logistic_probe` chooses from on the validation split
+PROBE_CS = (0.01, 0.1, 1.0, 10.0)
+
+
+@dataclass
+class LogisticProbeResult:
+    """Test accuracy of a logistic-regression probe, its chosen ``C`` and the validation accuracy of every C."""
+
+    accuracy: float
+    C: float
+    validation_accuracy: dict
+
+
+def logistic_probe(train, test, validation=None, *, Cs=PROBE_CS, max_iter: int = 2000) -> LogisticProbeResult:
+    """Multinomial logistic regression (scikit-learn, lbfgs, L2 penalty ``1 / C``) on frozen features.
+
+    ``train``, ``test``, ``validation``: ``(Z, y)`` pairs; features are standardised with the train
+    statistics. ``C`` is the one of ``Cs`` with the best ``validation`` accuracy (the first on ties);
+    with a single C, ``validation`` may be None. Deterministic (one BLAS thread).
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    Cs = tuple(float(c) for c in Cs)
+    if not Cs or not all(math.isfinite(c) and c > 0 for c in Cs):
+        raise TaskrelError(f"Cs must be positive finite numbers, got {Cs!r}")
+    if validation is None and len(Cs) > 1:
+        raise TaskrelError("logistic_probe chooses C on a validation split: pass validation=(Z, y), or one C")
+    parts = {"train": train, "test": test, **({"validation": validation} if validation is not None else {})}
+    arrays = {}
+    for name, (Z, y) in parts.items():
+        Z, y = np.asarray(Z, dtype=np.float64), np.asarray(y)
+        if Z.ndim != 2 or y.shape != (len(Z),):
+            raise TaskrelError(f"logistic_probe: {name} must be (Z (N, d), y (N,)), got {Z.shape} and {y.shape}")
+        if not np.isfinite(Z).all():
+            raise TaskrelError(f"logistic_probe: {name} features contain NaN or infinity")
+        arrays[name] = (Z, y)
+    if len({Z.shape[1] for Z, _ in arrays.values()}) != 1:
+        raise TaskrelError("logistic_probe: train, test and validation features have different dimensions")
+    if np.unique(arrays["train"][1]).size < 2:
+        raise TaskrelError("logistic_probe: the training labels have a single class")
+    scaler = StandardScaler().fit(arrays["train"][0])
+    X = {name: scaler.transform(Z) for name, (Z, _) in arrays.items()}
+
+    def fit(C):
+        with threadpool_limits(1), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return LogisticRegression(C=C, max_iter=max_iter).fit(X["train"], arrays["train"][1])
+
+    scores = {}
+    if validation is not None:
+        for C in Cs:
+            scores[C] = float((fit(C).predict(X["validation"]) == arrays["validation"][1]).mean())
+        best = max(Cs, key=lambda c: (scores[c], -Cs.index(c)))
+    else:
+        best = Cs[0]
+    accuracy = float((fit(best).predict(X["test"]) == arrays["test"][1]).mean())
+    return LogisticProbeResult(accuracy=accuracy, C=best, validation_accuracy=scores)

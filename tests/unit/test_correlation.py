@@ -203,3 +203,48 @@ def test_correlation_table_layout_and_average():
         correlation.correlation_table(table, ["nope"])
     with pytest.raises(UnknownNameError):
         correlation.correlation_table(table, ["good"], method="cosine")
+
+
+# ---------------------------------------------------------------------------- split-half reliability
+def test_split_half_kendall_identical_seeds_is_one_and_opposite_halves_minus_one():
+    acc = np.array([0.5, 0.9, 0.7, 0.6, 0.8])
+    assert correlation.split_half_kendall(np.tile(acc[:, None], (1, 6))) == pytest.approx(1.0)
+    assert correlation.split_half_kendall(np.column_stack([acc, -acc])) == pytest.approx(-1.0)
+
+
+def test_split_half_kendall_of_pure_noise_is_near_zero():
+    rng = np.random.default_rng(0)
+    taus = [correlation.split_half_kendall(rng.normal(size=(40, 6))) for _ in range(20)]
+    assert abs(np.mean(taus)) < 0.05 and max(abs(t) for t in taus) < 0.35
+
+
+def test_split_half_kendall_averages_every_balanced_split_once():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(7, 4)) + np.arange(7)[:, None] * 0.3
+    # four seeds: the three splits {0,1|2,3}, {0,2|1,3}, {0,3|1,2}
+    splits = [([0, 1], [2, 3]), ([0, 2], [1, 3]), ([0, 3], [1, 2])]
+    expected = np.mean([stats.kendalltau(a[:, s].mean(1), a[:, t].mean(1)).statistic for s, t in splits])
+    assert correlation.split_half_kendall(a) == pytest.approx(expected, abs=1e-12)
+    # three seeds: halves of sizes 1 and 2, three splits
+    b = a[:, :3]
+    expected = np.mean([stats.kendalltau(b[:, i], np.delete(b, i, axis=1).mean(1)).statistic for i in range(3)])
+    assert correlation.split_half_kendall(b) == pytest.approx(expected, abs=1e-12)
+    # two seeds: the Kendall tau of the two columns
+    assert correlation.split_half_kendall(a[:, :2]) == pytest.approx(correlation.kendall(a[:, 0], a[:, 1]))
+
+
+def test_split_half_kendall_hand_computed_and_skips_undefined_splits():
+    # halves {0,1|2,3}: means [1, 2, 3] vs [1, 3, 2] -> tau (2 - 1) / 3; {0,2|1,3} and {0,3|1,2}
+    a = np.array([[1, 1, 1, 1], [2, 2, 2, 4], [3, 3, 3, 1.0]])
+    # {0,2|1,3}: [1,2,3] vs [1,3,2] -> 1/3 again; {0,3|1,2}: [1,3,2] vs [1,2,3] -> 1/3
+    assert correlation.split_half_kendall(a) == pytest.approx(1 / 3)
+    flat = np.array([[1, 1.0], [1, 2], [1, 3]])               # one column constant: the only split is undefined
+    assert np.isnan(correlation.split_half_kendall(flat))
+
+
+@pytest.mark.parametrize("a,msg", [(np.zeros(5), "2-D"), (np.ones((2, 4)), "at least 3 items"),
+                                   (np.ones((5, 1)), "at least 2 repeats"),
+                                   (np.array([[1, 2], [3, np.nan], [4, 5.0]]), "finite")])
+def test_split_half_kendall_errors(a, msg):
+    with pytest.raises(TaskrelError, match=msg):
+        correlation.split_half_kendall(a)

@@ -146,3 +146,68 @@ def test_recipes_and_bad_input(enc, tasks):
     with pytest.raises(TaskrelError, match="diverged"):
         finetune.finetune(enc, train, test, "smoke", cache=False, progress=False,
                           **dict(FAST, lr=1e12, head_lr=1e12, augmentation="none"))
+
+
+def test_fixed_threads_enter_the_key_and_are_restored(enc, tasks, tmp_path):
+    before = torch.get_num_threads()
+    a = finetune.finetune(enc, *tasks, "smoke", cache_root=tmp_path, progress=False, threads=1, **FAST)
+    assert torch.get_num_threads() == before
+    b = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, threads=1, **FAST)
+    assert a.history == b.history and a.accuracy == b.accuracy
+    unpinned = finetune.finetune(enc, *tasks, "smoke", cache_root=tmp_path, progress=False, **FAST)
+    assert not unpinned.cache_hit and unpinned.key != a.key            # another cache entry
+    assert finetune.finetune(enc, *tasks, "smoke", cache_root=tmp_path, progress=False, threads=1, **FAST).cache_hit
+    for bad in (0, 1.5, True):
+        with pytest.raises(TaskrelError, match="threads must be a positive integer"):
+            finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, threads=bad, **FAST)
+
+
+def blobs(n_per_class, seed, shift=3.0, d=5, k=3):
+    """k Gaussian classes in d dimensions, class c centred at shift * e_c, plus a constant-scale feature."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(k), n_per_class)
+    Z = rng.normal(size=(len(y), d))
+    Z[np.arange(len(y)), y] += shift
+    Z[:, -1] *= 100.0                                            # standardisation must not matter for the result
+    return Z, y
+
+
+def test_logistic_probe_separates_easy_classes_and_chooses_c_on_validation():
+    train, val, test = blobs(20, 0, shift=6.0), blobs(20, 1, shift=6.0), blobs(30, 2, shift=6.0)
+    res = finetune.logistic_probe(train, test, val)
+    assert res.accuracy >= 0.97 and res.C in finetune.PROBE_CS
+    assert set(res.validation_accuracy) == set(finetune.PROBE_CS)
+    assert res.validation_accuracy[res.C] == max(res.validation_accuracy.values())
+    # the chosen C is the first of the best: on ties the earliest C of the list wins
+    best = max(res.validation_accuracy.values())
+    assert res.C == next(c for c in finetune.PROBE_CS if res.validation_accuracy[c] == best)
+    assert finetune.logistic_probe(train, test, val) == res                    # deterministic
+
+
+def test_logistic_probe_matches_a_plain_sklearn_fit():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    train, test = blobs(15, 3, shift=1.0), blobs(40, 4, shift=1.0)
+    s = StandardScaler().fit(train[0])
+    expected = (LogisticRegression(C=0.1, max_iter=2000).fit(s.transform(train[0]), train[1])
+                .predict(s.transform(test[0])) == test[1]).mean()
+    res = finetune.logistic_probe(train, test, Cs=(0.1,))
+    assert res.accuracy == pytest.approx(expected) and res.C == 0.1 and res.validation_accuracy == {}
+    assert 0.4 < res.accuracy < 1.0                                     # a hard enough task to be informative
+
+
+def test_logistic_probe_bad_input():
+    train, test = blobs(5, 0), blobs(5, 1)
+    with pytest.raises(TaskrelError, match="validation"):
+        finetune.logistic_probe(train, test)
+    with pytest.raises(TaskrelError, match="Cs must be positive"):
+        finetune.logistic_probe(train, test, Cs=(0.0,))
+    with pytest.raises(TaskrelError, match="different dimensions"):
+        finetune.logistic_probe(train, (test[0][:, :3], test[1]), Cs=(1.0,))
+    with pytest.raises(TaskrelError, match="NaN"):
+        finetune.logistic_probe((np.full_like(train[0], np.nan), train[1]), test, Cs=(1.0,))
+    with pytest.raises(TaskrelError, match="single class"):
+        finetune.logistic_probe((train[0], np.zeros_like(train[1])), test, Cs=(1.0,))
+    with pytest.raises(TaskrelError, match=r"must be \(Z"):
+        finetune.logistic_probe((train[0], train[1][:-1]), test, Cs=(1.0,))
