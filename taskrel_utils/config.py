@@ -35,6 +35,7 @@ class Profile:
     relatedness: dict = field(default_factory=dict)
     max_feature_dim: int | None = None
     finetune: dict = field(default_factory=lambda: {"recipe": "mini"})
+    ground_truth: dict = field(default_factory=dict)
     seed: int = 0
 
     @property
@@ -104,6 +105,8 @@ def _validated(raw: dict) -> Profile:
         raise TaskrelError("task_options must map task names to dicts of load_task options")
     if not isinstance(raw.get("relatedness", {}), dict):
         raise TaskrelError("relatedness must be a dict of relatedness.task_relatedness options")
+    if not isinstance(raw.get("ground_truth") or {}, dict):
+        raise TaskrelError("ground_truth must be a dict of ground_truth.DEFAULTS settings (seeds, lrs, epochs, ...)")
     if not isinstance(raw.get("finetune", {}), dict):
         raise TaskrelError("finetune must be a dict: {recipe: <name>, <recipe field>: <value>, ...}")
     contrasts = tuple(raw.get("contrasts") or ())
@@ -129,5 +132,6 @@ def _validated(raw: dict) -> Profile:
         relatedness=dict(raw.get("relatedness") or {}),
         max_feature_dim=positive_or_none("max_feature_dim"),
         finetune=dict(raw.get("finetune") or {"recipe": "mini"}),
+        ground_truth=dict(raw.get("ground_truth") or {}),
         seed=seed,
     )

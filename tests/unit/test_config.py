@@ -12,7 +12,7 @@ def test_mini_profile_values():
     p = config.load_profile("mini")
     assert p.name == "mini" and p.reference == "fashion-ref"
     assert len(p.targets) >= 4 and len(p.main_encoders) >= 8
-    assert {"effnet-lite0", "effnet-lite1", "effnet-lite2", "lenet-random", "lenet-digits"} == set(p.contrasts)
+    assert {"effnet-lite0", "lenet-random", "lenet-digits"} == set(p.contrasts)
     assert set(p.contrasts) <= set(p.encoders) and p.group("lenet") == "main" and p.group("lenet-random") == "contrast"
     from taskrel_utils import cnn_zoo
     assert set(p.main_encoders) == set(cnn_zoo.MAIN_ZOO)  # the main zoo shares the reference's source
@@ -22,7 +22,7 @@ def test_mini_profile_values():
 def test_smoke_is_small():
     p = config.load_profile("smoke")
     assert p.is_smoke and p.max_per_class("train") == 30 and p.max_per_class("test") == 10
-    assert len(p.encoders) <= 3
+    assert len(p.encoders) <= 4 and len(p.main_encoders) >= 3  # a correlation needs three
 
 
 def test_contrasts_must_be_encoders():
