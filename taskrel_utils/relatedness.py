@@ -67,7 +67,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from .errors import TaskrelError
-from .reference_classifier import ReferenceClassifier, train_reference_classifier
+from .reference_classifier import ORIGINAL_OPTIMISER, ReferenceClassifier, train_reference_classifier
 from .transport import (class_structured_plan, classwise_w1_code, classwise_w1_theorem,
                         emd_plan, euclidean_cost)
 
@@ -365,9 +365,11 @@ def task_relatedness(ref_train, ref_test, target_train, target_test, n_target_cl
     t0 = time.perf_counter()
     h_R = opts["reference_classifier"]
     if h_R is None:
+        # the reference schedule trains h_R as the original (SGD, fixed iterations, double back-prop)
+        original = dict(ORIGINAL_OPTIMISER) if schedule == "reference" else {}
         h_R = train_reference_classifier(Xr, yr, K_R, scale=scale, Z_test=Xr_te, y_test=yr_te, seed=seed,
                                          gradient="closed_form" if schedule == "fast" else "autograd",
-                                         **(opts["reference_classifier_options"] or {}))
+                                         **dict(original, **(opts["reference_classifier_options"] or {})))
     elif not isinstance(h_R, ReferenceClassifier) or h_R.W.shape != (K_R, d):
         raise TaskrelError(f"reference_classifier must be a ReferenceClassifier with W of shape ({K_R}, {d})")
     t_href = time.perf_counter() - t0
