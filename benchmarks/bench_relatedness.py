@@ -1,15 +1,22 @@
 """Fast vs reference schedule of task_relatedness, side by side on the same synthetic inputs.
 
-    .venv/bin/python benchmarks/bench_relatedness.py                       # ~10 min on 2 cores
-    .venv/bin/python benchmarks/bench_relatedness.py --sizes pets --steps 300 --seeds 0 1 2
-    .venv/bin/python benchmarks/bench_relatedness.py --variants fast fast32_ot10
+    .venv/bin/python benchmarks/bench_relatedness.py                       # time to converge, ~25 min
+    .venv/bin/python benchmarks/bench_relatedness.py --converge-sizes mini128 --original-cap 2000
+    .venv/bin/python benchmarks/bench_relatedness.py --mode per-step --sizes pets --steps 300
 
-Prints, per size: seconds per transformation step of the reference schedule and of each fast
-variant, the ratio, and the relative difference of the value and of each term against the
-reference (same seed, same h_R; with ``ot_every = 1`` both draw the same batches, so the
-differences are those of the reformulations; variants that draw fewer batches follow another
-random path, so ``--seeds`` also prints the reference's own seed-to-seed spread for scale). Then
-the time of one mini pair (h_R with the kit's mini options + the fit). Not a test.
+``--mode converge`` (default), per size: the ORIGINAL algorithm (reference schedule, its start,
+Adam on every parameter, D's original step size) run until its stopping rule fires (or the cap),
+and the kit's default (fast schedule, class-mean start, B and D in closed form from the plans),
+both from the same seed and h_R. The objective compared is J, the minibatch objective the fit
+minimises, as its moving average over the stopping rule's window (both schedules evaluate the
+same J on batches of the same size): the time for the kit's default to reach within 1 % of the
+original's final moving average (or below it), and the ratio to the original's time. Also the
+task-relatedness value and transferred accuracy each ends with, and, for h_R, the time of the
+kit's L-BFGS to reach the original SGD schedule's final pool objective F.
+
+``--mode per-step``: seconds per step of the reference schedule and of each fast variant on the
+SAME algorithm (the original's start and Adam updates), and the relative differences of the
+value and terms. Not a test.
 """
 from __future__ import annotations
 
@@ -18,13 +25,14 @@ import time
 
 import numpy as np
 
-from taskrel_utils.reference_classifier import train_reference_classifier
-from taskrel_utils.relatedness import task_relatedness
+from taskrel_utils.reference_classifier import ORIGINAL_OPTIMISER, train_reference_classifier
+from taskrel_utils.relatedness import ORIGINAL_FIT, task_relatedness
 
 SIZES = {  # name: d, K, reference train, target train, test per side, OT batch, scale, steps
     "pets": dict(d=512, K=37, n_ref=3700, n_tgt=3680, n_test=1850, batch=1500, scale="large", steps=100),
     "mini200": dict(d=200, K=10, n_ref=4000, n_tgt=1500, n_test=1000, batch=500, scale="small", steps=200),
     "mini256": dict(d=256, K=10, n_ref=4000, n_tgt=2000, n_test=1000, batch=250, scale="small", steps=200),
+    "mini128": dict(d=128, K=10, n_ref=4000, n_tgt=2000, n_test=1000, batch=250, scale="small", steps=200),
 }
 #: fast-schedule variants (options on top of the defaults); "fast" = the default fast schedule
 VARIANTS = {
@@ -43,7 +51,7 @@ MINI_PAIR = dict(hr=dict(iterations=500, tau0=0.5), fit=dict(steps=200, batch_si
 
 def synthetic(d, K, n_ref, n_tgt, n_test, seed=0):
     """Gaussian classes (a random low-rank class structure in d dimensions) and a planted affine
-    copy with permuted labels and a shifted prior (METHOD 10, scaled up)."""
+    copy with permuted labels and a shifted prior (the planted tests' construction, scaled up)."""
     rng = np.random.default_rng(seed)
     mu = rng.normal(size=(K, d)) * (3.0 / np.sqrt(d / 16))
 
@@ -80,7 +88,7 @@ def bench_size(name, sz, steps, variants, seeds, b_init):
     h_R = train_reference_classifier(X, R[1], sz["K"], scale=sz["scale"], iterations=300, optimizer="adam",
                                      lr=1e-2, weight_decay=0.0, tau0=0.2)
     common = dict(scale=sz["scale"], reference_classifier=h_R, steps=steps, batch_size=sz["batch"], log_every=0,
-                  b_init=b_init)
+                  **dict(ORIGINAL_FIT, b_init=b_init, a_init="identity"))
     per_step, q = {}, {}
     for seed in seeds:  # schedules interleaved per seed: the same machine load for all of them
         for sched in ["reference"] + variants:
@@ -115,14 +123,79 @@ def bench_mini_pair(variants):
     for sched in ["reference"] + variants:
         opts = dict(schedule="reference") if sched == "reference" else dict(schedule="fast", **VARIANTS[sched])
         t0 = time.perf_counter()
-        res = task_relatedness(*data, seed=0, reference_classifier_options=MINI_PAIR["hr"], **MINI_PAIR["fit"], **opts)
+        res = task_relatedness(*data, seed=0, reference_classifier_options=MINI_PAIR["hr"], **MINI_PAIR["fit"],
+                               **ORIGINAL_FIT, **opts)
         tm = res.timings
         print(f"  {sched:12s} total {time.perf_counter() - t0:6.2f} s = h_R {tm['reference_classifier']:.2f}"
               f" + fit {tm['transformations']:.2f} + evaluation {tm['evaluation']:.2f}   value {res.value:.4f}")
 
 
+def time_to_within(history, target, rel=0.01):
+    """Seconds (and step) of the first history row whose J moving average is within ``rel`` of
+    ``target`` or below it; ``(nan, None)`` if none."""
+    for row in history:
+        if row["objective_moving_average"] <= target * (1 + rel):
+            return row["seconds"], row["step"]
+    return float("nan"), None
+
+
+def bench_h_R(X, y, K, scale):
+    """h_R: the original SGD schedule vs the kit's L-BFGS, time to the SGD's final pool objective."""
+    t0 = time.perf_counter()
+    orig = train_reference_classifier(X, y, K, scale=scale, log_every=0, **ORIGINAL_OPTIMISER)
+    t_orig = time.perf_counter() - t0
+    target = orig.fit_info["objective"]
+    t0 = time.perf_counter()
+    kit = train_reference_classifier(X, y, K, scale=scale, log_every=1)
+    t_kit = time.perf_counter() - t0
+    per_it = t_kit / max(len(kit.history), 1)
+    reach = next((r["iteration"] for r in kit.history if r["objective"] <= target * 1.01), None)
+    t_reach = float("nan") if reach is None else (reach + 1) * per_it
+    print(f"  h_R original SGD {orig.fit_info['iterations']} it: {t_orig:.1f} s, F {target:.5f}, acc "
+          f"{orig.fit_info['train_accuracy']:.3f} | kit L-BFGS {kit.fit_info['iterations']} it (converged "
+          f"{kit.fit_info['converged']}): {t_kit:.1f} s, F {kit.fit_info['objective']:.5f}, acc "
+          f"{kit.fit_info['train_accuracy']:.3f}; within 1 % of the SGD's F after ~{t_reach:.2f} s "
+          f"(ratio {t_orig / t_reach:.0f}x; log_every=1 adds evaluation time, so an underestimate)")
+    return kit
+
+
+def bench_converge(name, sz, original_cap, seed):
+    """The original algorithm to convergence vs the kit's default, time to within 1 % of its J."""
+    data = synthetic(sz["d"], sz["K"], sz["n_ref"], sz["n_tgt"], sz["n_test"])
+    R = data[0]
+    X = (R[0] - R[0].mean(0)) / R[0].std(0)
+    print(f"\n== {name}: d={sz['d']} K={sz['K']} pools {sz['n_ref']}/{sz['n_tgt']} batch={sz['batch']} "
+          f"scale={sz['scale']} seed={seed}", flush=True)
+    h_R = bench_h_R(X, R[1], sz["K"], sz["scale"])
+    common = dict(scale=sz["scale"], reference_classifier=h_R, batch_size=sz["batch"], log_every=10, seed=seed)
+    runs = {}
+    for label, opts in (("original", dict(schedule="reference", **dict(ORIGINAL_FIT, stop="converged"),
+                                          steps=original_cap)),
+                        ("kit default", dict(schedule="fast", steps=original_cap))):
+        res = task_relatedness(*data, **common, **opts)
+        runs[label] = res
+        t = res.terms
+        print(f"  {label:12s} steps {t['steps_used']:5d} (converged {t['converged']}) fit {res.timings['transformations']:7.1f} s"
+              f"  J moving average {res.history[-1]['objective_moving_average']:.5g}  value {res.value:.4f}"
+              f" (L_C {t['reweighted_reference_loss']:.3f} H {t['label_mismatch']:.3f} tau*W {t['distribution_mismatch']:.3f})"
+              f"  transferred acc {res.target_accuracy:.3f}", flush=True)
+    target = runs["original"].history[-1]["objective_moving_average"]
+    t_orig = runs["original"].timings["transformations"]
+    t_kit, step = time_to_within(runs["kit default"].history, target)
+    t_conv = runs["kit default"].timings["transformations"]
+    print(f"  objective compared: J's {runs['original'].options['window']}-step moving average; original ends at "
+          f"{target:.5g} after {t_orig:.1f} s")
+    print(f"  kit default within 1 % of it (or below) at step {step}, {t_kit:.2f} s: ratio {t_orig / t_kit:.1f}x;"
+          f" to its own convergence {t_conv:.2f} s: ratio {t_orig / t_conv:.1f}x", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", default="converge", choices=["converge", "per-step"])
+    ap.add_argument("--converge-sizes", nargs="+", default=["mini128", "pets"], choices=list(SIZES))
+    ap.add_argument("--original-cap", type=int, default=None,
+                    help="steps cap of the original (default: 3000 at small scale, 2001 at large)")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     ap.add_argument("--steps", type=int, default=None, help="steps per fit (default: per size, pets 100, mini 200)")
     ap.add_argument("--variants", nargs="+", default=["fast", "fast32", "fast64_ot5", "fast32_ot10"],
@@ -133,6 +206,11 @@ def main():
                          "with random B the 1e10 failure flag persists for many steps (reported per seed)")
     ap.add_argument("--no-pair", action="store_true", help="skip the mini-pair timing")
     args = ap.parse_args()
+    if args.mode == "converge":
+        for name in args.converge_sizes:
+            sz = SIZES[name]
+            bench_converge(name, sz, args.original_cap or (3000 if sz["scale"] == "small" else 2001), args.seed)
+        return
     for name in args.sizes:
         bench_size(name, SIZES[name], args.steps or SIZES[name]["steps"], args.variants, args.seeds, args.b_init)
     if not args.no_pair:

@@ -1,13 +1,13 @@
-"""Optimal-transport helpers on POT (METHOD sections 2.3(c), 3.2, 8.2 #6, A4, A15).
+"""Optimal-transport helpers on POT.
 
 * :func:`emd_plan` - exact EMD (network simplex) with a high iteration cap that warns when POT
-  reports that it did not converge (A15: POT's default cap of 100,000 can truncate at N >= 2,500).
+  reports that it did not converge (POT's default cap of 100,000 can truncate at N >= 2,500).
 * :func:`euclidean_cost` - plain (non-squared) Euclidean cost matrix in float64.
 * :func:`classwise_w1_code` - the distribution-mismatch ``W`` exactly as the official code computes
-  it (hard labels, plain average over ``0..K~-1``, failure value 1e10; METHOD 2.3(c)).
-* :func:`classwise_w1_theorem` - the theorem-faithful ``W_d`` of METHOD A4 (B-mixture,
+  it (hard labels, plain average over ``0..K~-1``, failure value 1e10).
+* :func:`classwise_w1_theorem` - the theorem's ``W_d`` (B-mixture,
   D-reweighting, target-prior class weights).
-* :func:`class_structured_plan` - the lexicographic OT of METHOD 8.2 #6: a tiny class-level OT on
+* :func:`class_structured_plan` - the lexicographic OT: a tiny class-level OT on
   the label cost, then exact point-level OT independently per connected component of its support.
 
 Everything works in float64 numpy arrays.
@@ -24,7 +24,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .errors import TaskrelError
 
-#: iteration cap of the network simplex (METHOD A15 asks for >= 1e7)
+#: iteration cap of the network simplex (POT's default 1e5 can truncate large problems)
 NUM_ITERMAX = 10_000_000
 #: value of ``W`` when a hard-label class is empty on exactly one side (official code's flag)
 W_FAILURE = 1e10
@@ -87,7 +87,7 @@ def w1(X, Y, a=None, b=None) -> float:
 
 
 def classwise_w1_code(U, hard_labels, V, v_labels):
-    """``W`` of the official code (METHOD 2.3(c)), returned as ``(W, per_class, failed)``.
+    """``W`` of the official code, returned as ``(W, per_class, failed)``.
 
     ``U`` are the mapped reference points with hard labels ``argmax_i B[i, y]``, ``V`` the target
     points with their labels. ``K~`` = number of distinct hard labels; for ``k = 0..K~-1`` the exact
@@ -111,7 +111,7 @@ def classwise_w1_code(U, hard_labels, V, v_labels):
 
 
 def classwise_w1_theorem(U, y_ref, V, v_labels, B, D, target_prior, rel_weight_floor: float = 1e-12):
-    """Theorem-faithful ``W_d`` of METHOD A4: ``sum_i pi^T_i W1(P_R'''(.|i), P_T(.|i))``.
+    """The theorem's ``W_d``: ``sum_i pi^T_i W1(P_R'''(.|i), P_T(.|i))``.
 
     ``P_R'''(.|i)`` puts weight ``prop. B[i, j] D[j] / n_j`` on every mapped reference point of class
     ``j`` (``n_j`` = its class count in ``y_ref``). Points whose weight is below
@@ -140,7 +140,7 @@ def classwise_w1_theorem(U, y_ref, V, v_labels, B, D, target_prior, rel_weight_f
 
 
 def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int = NUM_ITERMAX):
-    """Lexicographic OT of METHOD 8.2 #6 for uniform marginals ``1/n`` and ``1/m``.
+    """Lexicographic OT for uniform marginals ``1/n`` and ``1/m``.
 
     ``label_cost[j, i]`` is the label cost between reference class ``j`` and target class ``i``
     (``||B[:, j] - e_i||``). First the exact class-level OT with the batch class proportions as

@@ -1,4 +1,4 @@
-"""Known-answer tests of the OT helpers (METHOD 2.3(c), 8.2 #6, A4, A15)."""
+"""Known-answer tests of the OT helpers."""
 import warnings
 
 import numpy as np
