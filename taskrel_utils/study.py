@@ -22,7 +22,7 @@ from .paths import cache_dir
 from .reference_classifier import ReferenceClassifier, train_reference_classifier
 
 #: bump when task_relatedness changes its numbers (invalidates cached relatedness rows)
-RELATEDNESS_CACHE_FORMAT = 6
+RELATEDNESS_CACHE_FORMAT = 7
 
 SPLITS = ("train", "test")
 
@@ -174,8 +174,14 @@ def result_row(res, **labels) -> dict:
             "label_mismatch": t["label_mismatch"], "distribution_mismatch": t["distribution_mismatch"],
             "wasserstein": t["wasserstein"], "wasserstein_failed": t["wasserstein_failed"], "tau": t["tau"],
             "wasserstein_theorem": t.get("wasserstein_theorem"),
+            "tau_input_space": t["tau_input_space"],
             "target_accuracy": res.target_accuracy, "target_cross_entropy": res.target_cross_entropy,
-            "reference_accuracy": t["reference_test_accuracy"]}
+            "reference_accuracy": t["reference_test_accuracy"],
+            "steps_used": t.get("steps_used"), "converged": t.get("converged"),
+            "reference_iterations": res.reference_classifier.fit_info.get("iterations"),
+            "reference_converged": res.reference_classifier.fit_info.get("converged"),
+            "penalty_active": res.reference_classifier.fit_info.get("penalty_active_true_label"),
+            "penalty_active_random": res.reference_classifier.fit_info.get("penalty_active_random_label")}
 
 
 def example_plan(res, pair_kwargs: dict, n_per_side: int = 12, seed: int = 0) -> dict:
@@ -204,9 +210,99 @@ def example_plan(res, pair_kwargs: dict, n_per_side: int = 12, seed: int = 0) ->
     return {"plan": plan, "reference_labels": yr, "target_labels": yt}
 
 
+# ---------------------------------------------------------------------------- choosing tau0
+def tau0_sweep(profile: Profile, feats: dict, tau0_grid, *, encoders=None, target=None, seed: int = 0,
+               progress: bool = True, **options) -> pd.DataFrame:
+    """What the gradient-norm threshold tau0 does, measured without any fine-tuned accuracy.
+
+    For every tau0 of ``tau0_grid`` and every encoder (default: the profile's main zoo) on
+    ``target`` (default: the profile's first): h_R's held-out reference accuracy and
+    cross-entropy, the same head's without the penalty (a plain logistic regression: the penalty's
+    price is the accuracy gap), the share of training samples at the threshold, and the
+    task-relatedness of the real target and of its shuffled-label control. One row per (tau0, encoder).
+    """
+    from .reference_classifier import train_plain_probe
+
+    names = list(encoders or profile.main_encoders)
+    target = target or profile.targets[0]
+    opts = {**profile.relatedness, **options}
+    base = dict(opts.get("reference_classifier_options") or {})
+    rows = []
+    for encoder in tqdm(names, desc="tau0 sweep", disable=not progress):
+        kwargs = pair(feats, encoder, profile.reference, target, max_dim=profile.max_feature_dim, seed=profile.seed)
+        control = shuffled_target(kwargs, seed=seed)
+        s_R, plain = None, None
+        for tau0 in tau0_grid:
+            clf_opts = {**base, "tau0": float(tau0)}
+            s_R, h_R = reference_model(kwargs, seed=seed, scale=opts.get("scale", "small"),
+                                       reference_classifier_options=clf_opts)
+            (Zr, yr), (Zr_te, yr_te) = kwargs["ref_train"], kwargs["ref_test"]
+            X, X_te = s_R.transform(np.asarray(Zr, np.float64)), s_R.transform(np.asarray(Zr_te, np.float64))
+            if plain is None:
+                plain = train_plain_probe(X, yr, h_R.n_classes, seed=seed)
+            fit_opts = dict(opts, reference_classifier_options=clf_opts)
+            related = cached_relatedness(kwargs, seed=seed, **fit_opts)
+            unrelated = cached_relatedness(control, seed=seed, **fit_opts)
+            rows.append({"tau0": float(tau0), "encoder": encoder, "target": target,
+                         "reference_accuracy": h_R.accuracy(X_te, yr_te),
+                         "reference_cross_entropy": float(h_R.cross_entropy(X_te, yr_te).mean()),
+                         "plain_probe_accuracy": plain.accuracy(X_te, yr_te),
+                         "penalty_price": plain.accuracy(X_te, yr_te) - h_R.accuracy(X_te, yr_te),
+                         "penalty_active": h_R.fit_info.get("penalty_active_true_label", np.nan),
+                         "penalty_active_random": h_R.fit_info.get("penalty_active_random_label", np.nan),
+                         "value_related": related["value"], "value_unrelated": unrelated["value"],
+                         "separation": (unrelated["value"] - related["value"]) / related["value"],
+                         "tau": related["tau"], "label_mismatch": related["label_mismatch"]})
+    return pd.DataFrame(rows)
+
+
+def reference_fit_table(profile: Profile, feats: dict, *, encoders=None, seed: int | None = None,
+                        progress: bool = True) -> pd.DataFrame:
+    """h_R of every encoder (and every set of reference classes the targets pair it with) against
+    the same head without the penalty: held-out reference accuracy of both, the gap (the
+    penalty's price), h_R's iterations, whether its stopping rule fired, and the shares of
+    training samples at the threshold (true and random labels). One row per (encoder, K_R)."""
+    from .reference_classifier import train_plain_probe
+
+    seed = profile.seed if seed is None else seed
+    opts = profile.relatedness
+    rows, seen = [], set()
+    for encoder, target, kwargs in tqdm(zoo_pairs(profile, feats, encoders), desc="h_R vs plain probe",
+                                        disable=not progress):
+        K = int(kwargs["ref_train"][1].max()) + 1
+        if (encoder, K) in seen:
+            continue
+        seen.add((encoder, K))
+        s_R, h_R = reference_model(kwargs, seed=seed, scale=opts.get("scale", "small"),
+                                   reference_classifier_options=opts.get("reference_classifier_options"))
+        (Zr, yr), (Zr_te, yr_te) = kwargs["ref_train"], kwargs["ref_test"]
+        X, X_te = s_R.transform(np.asarray(Zr, np.float64)), s_R.transform(np.asarray(Zr_te, np.float64))
+        plain = train_plain_probe(X, yr, K, seed=seed)
+        info = h_R.fit_info
+        rows.append({"encoder": encoder, "group": profile.group(encoder), "K_R": K, "tau0": h_R.tau0,
+                     "h_R_accuracy": h_R.accuracy(X_te, yr_te), "plain_probe_accuracy": plain.accuracy(X_te, yr_te),
+                     "gap": plain.accuracy(X_te, yr_te) - h_R.accuracy(X_te, yr_te),
+                     "iterations": info.get("iterations"), "converged": info.get("converged"),
+                     "penalty_active": info.get("penalty_active_true_label"),
+                     "penalty_active_random": info.get("penalty_active_random_label")})
+    return pd.DataFrame(rows)
+
+
+def choose_tau0(sweep: pd.DataFrame, max_price: float = 0.02) -> dict:
+    """The tau0 of ``sweep`` (:func:`tau0_sweep`) with the largest mean separation of the real
+    target from its shuffled-label control, among those whose penalty costs h_R at most
+    ``max_price`` held-out reference accuracy on average (all of them if none does). Returns the
+    choice and the per-tau0 means it was made from."""
+    means = sweep.groupby("tau0")[["separation", "penalty_price", "reference_accuracy", "penalty_active"]].mean()
+    eligible = means[means.penalty_price <= max_price]
+    pool = eligible if len(eligible) else means
+    return {"tau0": float(pool.separation.idxmax()), "max_price": max_price,
+            "price_rule_met": bool(len(eligible)), "means": means.reset_index()}
+
+
 # ---------------------------------------------------------------------------- relatedness over the zoo
 #: bump when train_reference_classifier changes its numbers (invalidates cached h_R)
-REFERENCE_CACHE_FORMAT = 1
+REFERENCE_CACHE_FORMAT = 2
 
 
 def reference_model(pair_kwargs: dict, *, seed: int = 0, scale: str = "small",
@@ -230,13 +326,14 @@ def reference_model(pair_kwargs: dict, *, seed: int = 0, scale: str = "small",
             with np.load(path) as f:
                 meta = json.loads(str(f["meta"]))
                 return s_R, ReferenceClassifier(W=f["W"], c=f["c"], tau0=meta["tau0"], options=meta["options"],
-                                                history=meta["history"])
+                                                history=meta["history"], fit_info=meta["fit_info"])
         except (OSError, ValueError, KeyError) as e:
             warnings.warn(f"cached reference classifier {path} is unreadable ({e}); training it again", RuntimeWarning)
     h_R = train_reference_classifier(s_R.transform(Zr), yr, int(np.max(yr)) + 1, scale=scale,
                                      Z_test=s_R.transform(Zr_te), y_test=yr_te, seed=seed, **options)
     if cache:
-        meta = json.dumps({"tau0": h_R.tau0, "options": h_R.options, "history": h_R.history}, default=jsonable)
+        meta = json.dumps({"tau0": h_R.tau0, "options": h_R.options, "history": h_R.history,
+                           "fit_info": h_R.fit_info}, default=jsonable)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, W=h_R.W, c=h_R.c, meta=np.array(meta))
@@ -262,7 +359,7 @@ def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, 
     ``pseudo_label_accuracy`` (agreement on the target test set after the best class matching).
     h_R comes from :func:`reference_model`'s cache (the same numbers as training it in the fit).
     """
-    defaults = relatedness.default_options(options.get("scale", "small"))
+    defaults = relatedness.default_options(options.get("scale", "small"), options.get("schedule", "fast"))
     canonical = {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}  # same fit, same key
     key = content_key({"format": RELATEDNESS_CACHE_FORMAT, "pair": _pair_digest(pair_kwargs),
                        "options": canonical, "seed": seed, "target_labels": bool(target_labels)})

@@ -238,3 +238,29 @@ def test_zoo_pairs_order_and_missing_features(feats):
     assert pairs[1][2]["target_train"] is feats["e", "tgt", "train"]
     with pytest.raises(TaskrelError, match="no features"):
         study.zoo_pairs(cfg, feats)  # encoder "w" has none
+
+
+def test_choose_tau0_takes_the_best_separation_among_affordable_thresholds():
+    import pandas as pd
+
+    sweep = pd.DataFrame({"tau0": [0.1, 0.1, 0.5, 0.5, 1.0, 1.0], "separation": [0.1, 0.2, 0.3, 0.3, 0.9, 0.7],
+                          "penalty_price": [0.0, 0.01, 0.01, 0.01, 0.05, 0.03],
+                          "reference_accuracy": [0.9] * 6, "penalty_active": [0.1] * 6})
+    choice = study.choose_tau0(sweep, max_price=0.02)
+    assert choice["tau0"] == 0.5 and choice["price_rule_met"]  # 1.0 separates best but costs 4 points
+    assert study.choose_tau0(sweep, max_price=0.05)["tau0"] == 1.0
+    fallback = study.choose_tau0(sweep.assign(penalty_price=0.5), max_price=0.02)
+    assert fallback["tau0"] == 1.0 and not fallback["price_rule_met"]
+
+
+def test_reading_sentences_follow_the_numbers():
+    import pandas as pd
+
+    from taskrel_utils import reading
+
+    pearson = pd.DataFrame({"Ours (TR)": [-0.8, 0.2], "LogME": [0.5, -0.1]}, index=["a", "b"])
+    pearson.loc["Average"] = pearson.mean()
+    text = reading.correlation_reading(pearson)
+    assert "`a` -0.80, `b` +0.20" in text and "average -0.30" in text and "1 of 2 targets" in text
+    assert "ranks 1 of 2" in text  # sign-corrected: TR +0.30 beats LogME +0.20
+    assert "ranks 2 of 2" in reading.correlation_reading(pearson, score="LogME")
