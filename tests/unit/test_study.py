@@ -217,9 +217,10 @@ def test_pretrain_zoo_in_parallel_gives_the_sequential_weights(tmp_path, monkeyp
 def test_result_row_flags_a_value_whose_wasserstein_failed():
     from types import SimpleNamespace
 
-    terms = dict(reweighted_reference_loss=1.0, label_mismatch=0.5, distribution_mismatch=1e9, wasserstein=1e10,
+    terms = dict(reweighted_reference_loss=1.0, label_mismatch=0.5, distribution_mismatch=1e9, wasserstein=1e10, tau_input_space=0.2,
                  wasserstein_failed=True, tau=0.1, reference_test_accuracy=0.9, value_wasserstein="code")
-    res = SimpleNamespace(value=1e9, terms=terms, target_accuracy=0.5, target_cross_entropy=1.0)
+    res = SimpleNamespace(value=1e9, terms=terms, target_accuracy=0.5, target_cross_entropy=1.0,
+                          reference_classifier=SimpleNamespace(fit_info={}))
     assert study.result_row(res)["value_failed"] is True
     terms.update(value_wasserstein="theorem", wasserstein_theorem=2.0)  # the pseudo-label default: W_d
     assert study.result_row(res)["value_failed"] is False
