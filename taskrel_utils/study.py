@@ -211,18 +211,36 @@ def example_plan(res, pair_kwargs: dict, n_per_side: int = 12, seed: int = 0) ->
 
 
 # ---------------------------------------------------------------------------- choosing tau0
+def _h_R_report(kwargs: dict, *, seed: int, scale: str, clf_options: dict, plain=None):
+    """h_R of a pair (:func:`reference_model`) against the same head without the penalty, on the
+    held-out reference test split: ``(row, plain)``; pass ``plain`` back to reuse the probe."""
+    from .reference_classifier import train_plain_probe
+
+    s_R, h_R = reference_model(kwargs, seed=seed, scale=scale, reference_classifier_options=clf_options)
+    (Zr, yr), (Zr_te, yr_te) = kwargs["ref_train"], kwargs["ref_test"]
+    X_te = s_R.transform(np.asarray(Zr_te, np.float64))
+    if plain is None:
+        plain = train_plain_probe(s_R.transform(np.asarray(Zr, np.float64)), yr, h_R.n_classes, seed=seed)
+    info = h_R.fit_info
+    acc, plain_acc = h_R.accuracy(X_te, yr_te), plain.accuracy(X_te, yr_te)
+    row = {"tau0": h_R.tau0, "reference_accuracy": acc, "plain_probe_accuracy": plain_acc,
+           "penalty_price": plain_acc - acc, "reference_cross_entropy": float(h_R.cross_entropy(X_te, yr_te).mean()),
+           "iterations": info.get("iterations"), "converged": info.get("converged"),
+           "penalty_active": info.get("penalty_active_true_label", np.nan),
+           "penalty_active_random": info.get("penalty_active_random_label", np.nan)}
+    return row, plain
+
+
 def tau0_sweep(profile: Profile, feats: dict, tau0_grid, *, encoders=None, target=None, seed: int = 0,
                progress: bool = True, **options) -> pd.DataFrame:
     """What the gradient-norm threshold tau0 does, measured without any fine-tuned accuracy.
 
     For every tau0 of ``tau0_grid`` and every encoder (default: the profile's main zoo) on
-    ``target`` (default: the profile's first): h_R's held-out reference accuracy and
-    cross-entropy, the same head's without the penalty (a plain logistic regression: the penalty's
-    price is the accuracy gap), the share of training samples at the threshold, and the
-    task-relatedness of the real target and of its shuffled-label control. One row per (tau0, encoder).
+    ``target`` (default: the profile's first): h_R against a plain probe (:func:`_h_R_report`: the
+    penalty's price is the held-out accuracy gap; the share of training samples at the threshold)
+    and the task-relatedness of the real target and of its shuffled-label control. One row per
+    (tau0, encoder).
     """
-    from .reference_classifier import train_plain_probe
-
     names = list(encoders or profile.main_encoders)
     target = target or profile.targets[0]
     opts = {**profile.relatedness, **options}
@@ -231,25 +249,15 @@ def tau0_sweep(profile: Profile, feats: dict, tau0_grid, *, encoders=None, targe
     for encoder in tqdm(names, desc="tau0 sweep", disable=not progress):
         kwargs = pair(feats, encoder, profile.reference, target, max_dim=profile.max_feature_dim, seed=profile.seed)
         control = shuffled_target(kwargs, seed=seed)
-        s_R, plain = None, None
+        plain = None
         for tau0 in tau0_grid:
             clf_opts = {**base, "tau0": float(tau0)}
-            s_R, h_R = reference_model(kwargs, seed=seed, scale=opts.get("scale", "small"),
-                                       reference_classifier_options=clf_opts)
-            (Zr, yr), (Zr_te, yr_te) = kwargs["ref_train"], kwargs["ref_test"]
-            X, X_te = s_R.transform(np.asarray(Zr, np.float64)), s_R.transform(np.asarray(Zr_te, np.float64))
-            if plain is None:
-                plain = train_plain_probe(X, yr, h_R.n_classes, seed=seed)
+            report, plain = _h_R_report(kwargs, seed=seed, scale=opts.get("scale", "small"), clf_options=clf_opts,
+                                        plain=plain)
             fit_opts = dict(opts, reference_classifier_options=clf_opts)
             related = cached_relatedness(kwargs, seed=seed, **fit_opts)
             unrelated = cached_relatedness(control, seed=seed, **fit_opts)
-            rows.append({"tau0": float(tau0), "encoder": encoder, "target": target,
-                         "reference_accuracy": h_R.accuracy(X_te, yr_te),
-                         "reference_cross_entropy": float(h_R.cross_entropy(X_te, yr_te).mean()),
-                         "plain_probe_accuracy": plain.accuracy(X_te, yr_te),
-                         "penalty_price": plain.accuracy(X_te, yr_te) - h_R.accuracy(X_te, yr_te),
-                         "penalty_active": h_R.fit_info.get("penalty_active_true_label", np.nan),
-                         "penalty_active_random": h_R.fit_info.get("penalty_active_random_label", np.nan),
+            rows.append({"encoder": encoder, "target": target, **report,
                          "value_related": related["value"], "value_unrelated": unrelated["value"],
                          "separation": (unrelated["value"] - related["value"]) / related["value"],
                          "tau": related["tau"], "label_mismatch": related["label_mismatch"]})
@@ -259,32 +267,18 @@ def tau0_sweep(profile: Profile, feats: dict, tau0_grid, *, encoders=None, targe
 def reference_fit_table(profile: Profile, feats: dict, *, encoders=None, seed: int | None = None,
                         progress: bool = True) -> pd.DataFrame:
     """h_R of every encoder (and every set of reference classes the targets pair it with) against
-    the same head without the penalty: held-out reference accuracy of both, the gap (the
-    penalty's price), h_R's iterations, whether its stopping rule fired, and the shares of
-    training samples at the threshold (true and random labels). One row per (encoder, K_R)."""
-    from .reference_classifier import train_plain_probe
-
+    the same head without the penalty (:func:`_h_R_report`). One row per (encoder, K_R)."""
     seed = profile.seed if seed is None else seed
     opts = profile.relatedness
     rows, seen = [], set()
     for encoder, target, kwargs in tqdm(zoo_pairs(profile, feats, encoders), desc="h_R vs plain probe",
                                         disable=not progress):
         K = int(kwargs["ref_train"][1].max()) + 1
-        if (encoder, K) in seen:
-            continue
-        seen.add((encoder, K))
-        s_R, h_R = reference_model(kwargs, seed=seed, scale=opts.get("scale", "small"),
-                                   reference_classifier_options=opts.get("reference_classifier_options"))
-        (Zr, yr), (Zr_te, yr_te) = kwargs["ref_train"], kwargs["ref_test"]
-        X, X_te = s_R.transform(np.asarray(Zr, np.float64)), s_R.transform(np.asarray(Zr_te, np.float64))
-        plain = train_plain_probe(X, yr, K, seed=seed)
-        info = h_R.fit_info
-        rows.append({"encoder": encoder, "group": profile.group(encoder), "K_R": K, "tau0": h_R.tau0,
-                     "h_R_accuracy": h_R.accuracy(X_te, yr_te), "plain_probe_accuracy": plain.accuracy(X_te, yr_te),
-                     "gap": plain.accuracy(X_te, yr_te) - h_R.accuracy(X_te, yr_te),
-                     "iterations": info.get("iterations"), "converged": info.get("converged"),
-                     "penalty_active": info.get("penalty_active_true_label"),
-                     "penalty_active_random": info.get("penalty_active_random_label")})
+        if (encoder, K) not in seen:
+            seen.add((encoder, K))
+            report, _ = _h_R_report(kwargs, seed=seed, scale=opts.get("scale", "small"),
+                                    clf_options=opts.get("reference_classifier_options"))
+            rows.append({"encoder": encoder, "group": profile.group(encoder), "K_R": K, **report})
     return pd.DataFrame(rows)
 
 
