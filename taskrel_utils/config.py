@@ -80,6 +80,10 @@ def load_profile(name: str = "mini", **overrides) -> Profile:
         if key not in FIELDS:
             raise UnknownNameError("profile parameter", key, [f for f in FIELDS if f != "name"])
     raw.update({k: v for k, v in overrides.items() if v is not None})
+    if overrides.get("encoders") is not None and overrides.get("contrasts") is None:
+        # a chosen subset of encoders keeps the contrasts it contains
+        chosen = [overrides["encoders"]] if isinstance(overrides["encoders"], str) else overrides["encoders"]
+        raw["contrasts"] = [c for c in raw.get("contrasts") or () if c in chosen]
     raw["name"] = name
     return _validated(raw)
 

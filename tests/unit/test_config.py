@@ -28,6 +28,10 @@ def test_smoke_is_small():
 def test_contrasts_must_be_encoders():
     with pytest.raises(TaskrelError, match="contrasts"):
         config.load_profile("mini", contrasts=["no-such-encoder"])
+    # choosing encoders keeps the contrasts among them
+    p = config.load_profile("mini", encoders=["lenet", "lenet-random"])
+    assert p.contrasts == ("lenet-random",) and p.main_encoders == ("lenet",)
+    assert config.load_profile("mini", encoders="lenet").contrasts == ()
 
 
 def test_overrides_and_none_keeps_profile_value():
