@@ -480,30 +480,6 @@ def _probe_row(enc_name, target, kwargs, seed, options) -> dict:
             "probe_accuracy": probe.accuracy}
 
 
-# ---------------------------------------------------------------------------- fine-tuning over the zoo
-def finetune_table(profile: Profile, encs: dict, tasks: dict, *, recipe=None, seed: int | None = None,
-                   progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """End-to-end fine-tuning of every (encoder, target) of the profile (cached per recipe).
-
-    Returns ``(results, history)``: one row per pair (accuracy, cross-entropy, seconds, cache hit)
-    and one row per (pair, epoch).
-    """
-    from . import finetune  # imported here: only notebook 04 fine-tunes
-
-    recipe = finetune.get_recipe(recipe if recipe is not None else profile.finetune)
-    seed = profile.seed if seed is None else seed
-    rows, history = [], []
-    jobs = [(e, t) for e in encs for t in profile.targets]
-    for enc_name, target in tqdm(jobs, desc="fine-tuning", disable=not progress):
-        res = finetune.finetune(encs[enc_name], tasks[target]["train"], tasks[target]["test"], recipe,
-                                seed=seed, progress=progress)
-        rows.append({"encoder": enc_name, "target": target, "accuracy": res.accuracy,
-                     "cross_entropy": res.cross_entropy, "n_train": res.n_train, "n_test": res.n_test,
-                     "seconds": res.seconds, "cache_hit": res.cache_hit})
-        history += [{"encoder": enc_name, "target": target, **h} for h in res.history]
-    return pd.DataFrame(rows), pd.DataFrame(history)
-
-
 # ---------------------------------------------------------------------------- baseline scores over the zoo
 def score_table(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
                 progress: bool = True, source: str = "reference_classifier", encs: dict | None = None,
