@@ -127,7 +127,8 @@ def test_04_finetune_correlation(smoke_run):
     assert set(m["pearson"]["Average"]) == columns
     finite = [v for row in m["pearson"].values() for v in row.values() if v is not None]
     assert finite and all(-1.0 - 1e-9 <= v <= 1.0 + 1e-9 for v in finite)
-    for name in ("04_finetune", "04_scores", "04_pearson", "04_rank_correlations", "04_pearson_bootstrap"):
+    for name in ("04_finetune", "04_protocol_grid", "04_reliability", "04_scores", "04_pearson_main_zoo",
+                 "04_rank_correlations", "04_pearson_bootstrap"):
         assert smoke_run.path("tables", f"{name}.csv").exists()
     assert smoke_run.path("figures", "04_scores_vs_accuracy.png").exists()
 
