@@ -1,0 +1,72 @@
+"""Running independent jobs (one per (encoder, target) pair, per CNN to pre-train, per fine-tuning
+seed) in worker processes, in order, with a progress bar.
+
+:func:`run_jobs` is the one place the kit fans work out to processes: a backend for a cluster
+(Dask, for the grid) replaces its body and keeps its contract. Parallel runs give the numbers of a
+serial run because every job is deterministic on its own (its own seed, its own threads).
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterable, Sequence
+
+from tqdm.auto import tqdm
+
+#: The variable that sets the default number of worker processes (else: the CPU count).
+JOBS_VARIABLE = "TASKREL_JOBS"
+
+#: Environment variables every job sees as the caller has them *now*. joblib keeps its worker
+#: processes from one call to the next and a worker keeps the environment it started with, so a
+#: caller that has since pointed TASKREL_CACHE elsewhere (a test, a notebook cell) would have its
+#: jobs read and write the old cache folder. Each job carries these values and sets them first.
+WORKER_ENVIRONMENT = ("TASKREL_CACHE",)
+
+
+def n_jobs_default(n_tasks: int) -> int:
+    """Worker processes for ``n_tasks`` independent jobs: ``TASKREL_JOBS`` if set, else the CPU
+    count; at least 1 and at most ``n_tasks``."""
+    env = os.environ.get(JOBS_VARIABLE, "").strip()
+    n = int(env) if env else (os.cpu_count() or 1)
+    return max(1, min(n, n_tasks))
+
+
+def worker_count(n_tasks: int, n_jobs: int | None = None) -> int:
+    """The worker processes :func:`run_jobs` uses for ``n_tasks`` jobs: ``n_jobs`` (None:
+    :func:`n_jobs_default`) capped to ``1 .. n_tasks``."""
+    return n_jobs_default(n_tasks) if n_jobs is None else max(1, min(int(n_jobs), n_tasks))
+
+
+def run_jobs(fn: Callable, jobs: Iterable[Sequence], *, n_jobs: int | None = None, desc: str = "jobs",
+             progress: bool = True) -> list:
+    """``[fn(*job) for job in jobs]``, in the order of ``jobs``.
+
+    ``jobs``: argument tuples, one per job (picklable, as ``fn``: they travel to other processes).
+    ``n_jobs``: worker processes (None: ``TASKREL_JOBS`` or the CPU count; capped by
+    :func:`worker_count`); with one, the jobs run in this process. ``desc``, ``progress``: the
+    progress bar (one tick per finished job).
+    """
+    jobs = list(jobs)
+    workers = worker_count(len(jobs), n_jobs)
+    if workers == 1:
+        return [fn(*job) for job in tqdm(jobs, desc=desc, disable=not progress)]
+    from joblib import Parallel, delayed
+
+    environment = {name: os.environ.get(name) for name in WORKER_ENVIRONMENT}
+    results = Parallel(n_jobs=workers, return_as="generator")(
+        delayed(_with_environment)(environment, fn, *job) for job in jobs)
+    return list(tqdm(results, total=len(jobs), desc=desc, disable=not progress))
+
+
+def _with_environment(environment: dict, fn: Callable, *args):
+    """``fn(*args)`` in a worker, with the caller's :data:`WORKER_ENVIRONMENT` (None: unset)."""
+    for name, value in environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return fn(*args)
+
+
+def progress(iterable, desc: str):
+    """``tqdm.auto`` progress over ``iterable`` (notebook-friendly, quiet with TQDM_DISABLE=1)."""
+    return tqdm(iterable, desc=desc)
