@@ -593,3 +593,27 @@ SCORES: dict[str, ScoreSpec] = {
     "pactran_gaussian": ScoreSpec(pactran_gaussian, "features", False),
     "ot_nce": ScoreSpec(ot_nce, "reference_pair", True),
 }
+
+
+# --------------------------------------------------------------------------------------------
+# OTCE with its coefficients fitted on the other targets
+# --------------------------------------------------------------------------------------------
+def otce_leave_one_target_out(table: "pd.DataFrame", accuracy: str = "accuracy") -> "pd.Series":
+    """OTCE = lambda_1 W + lambda_2 CE + b0 with the coefficients fitted by least squares on the
+    *other* targets' (encoder, accuracy) rows: the kit has no auxiliary tasks to fit them on, as
+    the OTCE paper does, so each target's coefficients come from the rest (leave one target out).
+
+    ``table``: columns target, otce_wasserstein, otce_conditional_entropy and ``accuracy``.
+    Returns the OTCE score of every row (NaN where fewer rows than coefficients remain to fit on).
+    """
+    import pandas as pd
+
+    out = pd.Series(np.nan, index=table.index, name="otce")
+    X = np.column_stack([table["otce_wasserstein"], table["otce_conditional_entropy"], np.ones(len(table))])
+    for target in table["target"].unique():
+        held = (table["target"] == target).to_numpy()
+        if (~held).sum() < X.shape[1]:  # fewer rows than the three coefficients (lambda_1, lambda_2, b0)
+            continue
+        coef, *_ = np.linalg.lstsq(X[~held], table.loc[~held, accuracy].to_numpy(), rcond=None)
+        out[held] = X[held] @ coef
+    return out

@@ -1,0 +1,43 @@
+"""Tables over a profile's zoo: the score table's two sources, parallel equals serial."""
+import numpy as np
+import pytest
+
+from taskrel_utils import config, scores, tables
+
+
+def test_score_table_sources(feats):
+    import torch
+
+    cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e",),
+                         relatedness=dict(reference_classifier_options=dict(iterations=50)))
+    table = tables.score_table(cfg, feats, progress=False)
+    assert len(table) == 1 and {"logme", "leep", "nce", "sfda", "h_score", "ot_nce", "otce_wasserstein",
+                                "pactran_gaussian"} <= set(table.columns)
+    assert table.leep.item() <= 0 and table.ot_nce.item() == -table.otce_conditional_entropy.item()
+
+    class Enc:  # an encoder whose "ImageNet head" is a fixed 12 -> 5 linear layer
+        head = torch.nn.Linear(12, 5)
+        device = "cpu"
+
+    heads = tables.score_table(cfg, feats, source="imagenet_head", encs={"e": Enc()}, progress=False)
+    probs = tables._head_probabilities(Enc.head, feats["e", "tgt", "train"][0])
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+    assert heads.leep.item() == pytest.approx(scores.leep(probs, feats["e", "tgt", "train"][1]))
+    assert "logme" not in heads.columns  # only the probability-based scores change with the source
+    Enc.head = None
+    assert tables.score_table(cfg, feats, source="imagenet_head", encs={"e": Enc()}, progress=False).empty
+    with pytest.raises(ValueError, match="encs"):
+        tables.score_table(cfg, feats, source="imagenet_head")
+    with pytest.raises(ValueError, match="source"):
+        tables.score_table(cfg, feats, source="imagenet")
+
+
+def test_parallel_relatedness_equals_sequential(feats):
+    two = {**feats, **{("f",) + k[1:]: (Z * 2.0 + 1.0, y) for k, (Z, y) in feats.items()}}
+    cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e", "f"),
+                         relatedness=dict(steps=4, batch_size=60, reference_classifier_options=dict(iterations=30)))
+    serial = tables.relatedness_table(cfg, two, cache=False, n_jobs=1, progress=False)
+    parallel = tables.relatedness_table(cfg, two, cache=False, n_jobs=2, progress=False)
+    assert list(parallel.encoder) == ["e", "f"]  # the profile's order, whatever order the jobs ran in
+    cols = [c for c in serial.columns if c != "seconds"]
+    assert serial[cols].equals(parallel[cols])
