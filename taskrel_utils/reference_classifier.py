@@ -36,6 +36,7 @@ import numpy as np
 import scipy.optimize
 import torch
 
+from .checks import as_features, as_labels, check_classes
 from .errors import TaskrelError
 
 __all__ = ["ReferenceClassifier", "train_reference_classifier", "train_plain_probe",
@@ -136,15 +137,10 @@ def _all_label_grad_norms(W, P) -> np.ndarray:
 
 
 def _check_xy(X, y, n_classes, what):
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y)
-    if X.ndim != 2 or y.shape != (len(X),):
-        raise TaskrelError(f"{what}: features must be (N, d) and labels (N,), got {X.shape} and {y.shape}")
-    if not np.isfinite(X).all():
-        raise TaskrelError(f"{what}: features contain NaN or infinite values; re-extract them")
-    if not np.issubdtype(y.dtype, np.integer) or (len(y) and (y.min() < 0 or y.max() >= n_classes)):
-        raise TaskrelError(f"{what}: labels must be integers in 0..{n_classes - 1}")
-    return X, y.astype(np.int64)
+    X = as_features(X, what)
+    y = as_labels(y, len(X), what)
+    check_classes(y, n_classes, what, require_all=False)
+    return X, y
 
 
 def _options(scale, options) -> dict:

@@ -60,6 +60,7 @@ from scipy.sparse import csr_matrix
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from .checks import as_features, as_pair, check_classes
 from .errors import TaskrelError
 from .reference_classifier import ORIGINAL_OPTIMISER, ReferenceClassifier, train_reference_classifier
 from .transport import (class_structured_plan, classwise_w1_code, classwise_w1_theorem,
@@ -177,7 +178,7 @@ class TaskRelatedness:
         return self.D / self.options["reference_prior"]
 
     def _pre_image(self, Z) -> np.ndarray:
-        X = self.target_scaler.transform(_as_features(Z, "Z", self.A.shape[0]))
+        X = self.target_scaler.transform(as_features(Z, "Z", self.A.shape[0]))
         return (X - self.b) @ self.A_inv.T
 
     def predict_proba(self, Z) -> np.ndarray:
@@ -201,57 +202,6 @@ class TaskRelatedness:
                 f" + label mismatch {t['label_mismatch']:.4f} + tau x W {t['distribution_mismatch']:.4f}"
                 f" (tau {t['tau']:.4f}, W {t['wasserstein']:.4f}); transferred acc {self.target_accuracy:.3f},"
                 f" CE {self.target_cross_entropy:.4f}")
-
-
-# --------------------------------------------------------------------------------------- checks
-def _as_features(Z, what, d=None):
-    try:
-        Z = np.asarray(Z, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise TaskrelError(f"{what}: features must be a numeric array ({e})") from None
-    if Z.ndim != 2:
-        raise TaskrelError(f"{what}: features must be a 2-D array (N, d), got shape {Z.shape}")
-    if d is not None and Z.shape[1] != d:
-        raise TaskrelError(f"{what}: features have dimension {Z.shape[1]}, expected {d} "
-                           "(reference and target features must come from the same encoder)")
-    if not np.isfinite(Z).all():
-        raise TaskrelError(f"{what}: features contain NaN or infinite values; re-extract them")
-    return Z
-
-
-def _as_labels(y, n, what):
-    y = np.asarray(y)
-    if y.shape != (n,):
-        raise TaskrelError(f"{what}: labels must have shape ({n},) to match the features, got {y.shape}")
-    if y.dtype.kind == "b" or y.dtype.kind not in "iuf":
-        raise TaskrelError(f"{what}: labels must be integers 0..K-1, got dtype {y.dtype}")
-    if y.dtype.kind == "f":
-        if not np.isfinite(y).all() or (y != np.round(y)).any():
-            raise TaskrelError(f"{what}: labels must be integers 0..K-1")
-    y = y.astype(np.int64)
-    if n and y.min() < 0:
-        raise TaskrelError(f"{what}: labels must be in 0..K-1, found {y.min()}")
-    return y
-
-
-def _pair(pair, what, d=None):
-    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-        raise TaskrelError(f"{what} must be a pair (features, labels)")
-    Z = _as_features(pair[0], what, d)
-    y = None if pair[1] is None else _as_labels(pair[1], len(Z), what)
-    return Z, y
-
-
-def _check_classes(y, K, what, require_all):
-    if len(y) and y.max() >= K:
-        raise TaskrelError(f"{what}: label {y.max()} is outside 0..{K - 1}")
-    if len(y) < K and require_all:
-        raise TaskrelError(f"{what}: {len(y)} samples for {K} classes; need at least one sample per class")
-    if require_all:
-        missing = np.flatnonzero(np.bincount(y, minlength=K) == 0)
-        if len(missing):
-            raise TaskrelError(f"{what}: class(es) {missing.tolist()} have no samples; relabel the classes "
-                               "to 0..K-1 without gaps or add samples")
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -358,11 +308,11 @@ def task_relatedness(ref_train, ref_test, target_train, target_test, n_target_cl
         raise TaskrelError(f"reweighted_loss must be 'pool' or 'batch', got {opts['reweighted_loss']!r}")
 
     # ---- inputs
-    Zr, yr = _pair(ref_train, "ref_train")
+    Zr, yr = as_pair(ref_train, "ref_train")
     d = Zr.shape[1]
-    Zr_te, yr_te = _pair(ref_test, "ref_test", d)
-    Zt, yt = _pair(target_train, "target_train", d)
-    Zt_te, yt_te = _pair(target_test, "target_test", d)
+    Zr_te, yr_te = as_pair(ref_test, "ref_test", d)
+    Zt, yt = as_pair(target_train, "target_train", d)
+    Zt_te, yt_te = as_pair(target_test, "target_test", d)
     if yr is None or yr_te is None:
         raise TaskrelError("reference labels are required (ref_train and ref_test)")
     pseudo = yt is None
@@ -382,11 +332,11 @@ def task_relatedness(ref_train, ref_test, target_train, target_test, n_target_cl
     if pseudo and not 2 <= K_T <= len(Zt):
         raise TaskrelError(f"n_target_classes = {K_T} is impossible for {len(Zt)} unlabelled target samples: "
                            "it needs 2 <= n_target_classes <= number of target training samples")
-    _check_classes(yr, K_R, "ref_train", True)
-    _check_classes(yr_te, K_R, "ref_test", False)
+    check_classes(yr, K_R, "ref_train", True)
+    check_classes(yr_te, K_R, "ref_test", False)
     if not pseudo:
-        _check_classes(yt, K_T, "target_train", True)
-        _check_classes(yt_te, K_T, "target_test", False)
+        check_classes(yt, K_T, "target_train", True)
+        check_classes(yt_te, K_T, "target_test", False)
     if len(Zr_te) == 0 or len(Zt_te) == 0:
         raise TaskrelError("the test sets must not be empty")
     if mode != "learned_all" and K_R != K_T:
