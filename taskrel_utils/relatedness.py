@@ -66,12 +66,18 @@ from .bound import evaluate_bound
 from .checks import as_features
 from .fit_options import (KIT_FIT, METHOD_OPTIONS, MODES, ORIGINAL_FIT, RUN_OPTIONS, SCALE_PRESETS, SCHEDULES,
                           default_options)
-from .fit_steps import (balanced_labels, fit_transformations, fit_without_labels, initial_transformations,
-                        prepare, prior_sample, thread_limit)
+from .fit_steps import (FitState, Transformations, TransportPlan, balanced_labels, class_loss_weights,
+                        draw_batches, fit_converged, fit_transformations, fit_without_labels, gradient_step,
+                        initial_transformations, objective_terms, prepare, prior_sample, start_fit, thread_limit,
+                        transport_plan)
 from .reference_classifier import ReferenceClassifier
 
 __all__ = ["task_relatedness", "TaskRelatedness", "SCALE_PRESETS", "MODES", "SCHEDULES", "prior_sample",
-           "default_options", "ORIGINAL_FIT", "KIT_FIT", "METHOD_OPTIONS", "RUN_OPTIONS"]
+           "default_options", "ORIGINAL_FIT", "KIT_FIT", "METHOD_OPTIONS", "RUN_OPTIONS",
+           # the fit's steps, to run by hand (taskrel_utils.fit_steps)
+           "FitState", "Transformations", "TransportPlan", "prepare", "initial_transformations", "start_fit",
+           "draw_batches", "transport_plan", "class_loss_weights", "objective_terms", "gradient_step",
+           "fit_converged", "fit_transformations", "fit_without_labels", "thread_limit", "evaluate_bound"]
 
 
 # --------------------------------------------------------------------------------------- result
