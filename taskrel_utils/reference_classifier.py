@@ -35,10 +35,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.optimize
 import torch
+from sklearn.preprocessing import StandardScaler
 
+from .checks import as_features, as_labels, as_pair, check_classes
 from .errors import TaskrelError
 
-__all__ = ["ReferenceClassifier", "train_reference_classifier", "train_plain_probe",
+__all__ = ["ReferenceClassifier", "train_reference_classifier", "train_plain_probe", "fit_reference_model",
            "REFERENCE_CLASSIFIER_PRESETS", "ORIGINAL_OPTIMISER"]
 
 _COMMON = dict(penalty_weight=1e4, weight_decay=5e-4, optimizer="lbfgs", stop="converged", iterations=2000,
@@ -136,15 +138,10 @@ def _all_label_grad_norms(W, P) -> np.ndarray:
 
 
 def _check_xy(X, y, n_classes, what):
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y)
-    if X.ndim != 2 or y.shape != (len(X),):
-        raise TaskrelError(f"{what}: features must be (N, d) and labels (N,), got {X.shape} and {y.shape}")
-    if not np.isfinite(X).all():
-        raise TaskrelError(f"{what}: features contain NaN or infinite values; re-extract them")
-    if not np.issubdtype(y.dtype, np.integer) or (len(y) and (y.min() < 0 or y.max() >= n_classes)):
-        raise TaskrelError(f"{what}: labels must be integers in 0..{n_classes - 1}")
-    return X, y.astype(np.int64)
+    X = as_features(X, what)
+    y = as_labels(y, len(X), what)
+    check_classes(y, n_classes, what, require_all=False)
+    return X, y
 
 
 def _options(scale, options) -> dict:
@@ -221,6 +218,39 @@ def train_reference_classifier(Z, y, n_classes: int | None = None, *, scale: str
     clf.fit_info = dict(info, objective=pool.objective(W, c)[0], penalty_active_true_label=active_true,
                         penalty_active_random_label=active_random, train_accuracy=clf.accuracy(X, y))
     return clf
+
+
+def fit_reference_model(ref_train, ref_test, *, seed: int = 0, scale: str = "small", schedule: str = "fast",
+                        options: dict | None = None,
+                        classifier: ReferenceClassifier | None = None) -> tuple[StandardScaler, ReferenceClassifier]:
+    """The reference side of a fit: ``(s_R, h_R)`` from RAW ``(features, labels)`` pairs.
+
+    ``s_R``: the z-scorer fit on the float64 reference train features; ``h_R``: trained on them
+    (:func:`train_reference_classifier`, ``K_R = max label + 1``, the standardised test split for
+    its history). ``schedule="fast"``: the kit's optimiser, closed-form gradients;
+    ``"reference"``: the original (:data:`ORIGINAL_OPTIMISER`, gradients by autograd).
+    ``options`` (e.g. ``dict(tau0=0.5)``) override both. ``classifier``: an h_R fitted before
+    (e.g. read from a cache) to pair with the scaler instead of training one. This is the one
+    place h_R and its scaler are built: ``task_relatedness`` gets both here.
+    """
+    if schedule not in ("fast", "reference"):
+        raise TaskrelError(f"unknown schedule {schedule!r}; valid schedules are: fast, reference")
+    Zr, yr = as_pair(ref_train, "ref_train")
+    Zr_te, yr_te = as_pair(ref_test, "ref_test", Zr.shape[1])
+    if yr is None or yr_te is None:
+        raise TaskrelError("reference labels are required (ref_train and ref_test)")
+    s_R = StandardScaler().fit(Zr)
+    if classifier is not None:
+        K_R, d = int(yr.max()) + 1, Zr.shape[1]
+        if not isinstance(classifier, ReferenceClassifier) or classifier.W.shape != (K_R, d):
+            raise TaskrelError(f"reference_classifier must be a ReferenceClassifier with W of shape ({K_R}, {d})")
+        return s_R, classifier
+    original = dict(ORIGINAL_OPTIMISER) if schedule == "reference" else {}
+    h_R = train_reference_classifier(s_R.transform(Zr), yr, int(yr.max()) + 1, scale=scale,
+                                     Z_test=s_R.transform(Zr_te), y_test=yr_te, seed=seed,
+                                     gradient="closed_form" if schedule == "fast" else "autograd",
+                                     **dict(original, **(options or {})))
+    return s_R, h_R
 
 
 def train_plain_probe(Z, y, n_classes: int | None = None, **kwargs) -> ReferenceClassifier:
@@ -427,7 +457,8 @@ def _batch_loss_autograd(W, c, xb, yb, ytil, tau0, weight):
 
 
 def _closed_form_loss_and_grads(W, c, X, y, y_rand, tau0, weight):
-    """Loss of METHOD 2.4 and its exact gradients in W (K x d), c (K), no back-prop (METHOD 8.2 #5).
+    """The original minibatch loss (module doc, one random label per sample) and its exact gradients
+    in W (K x d), c (K), without back-prop.
 
     With ``p = softmax(W x + c)``, ``v = p - e_y`` and the Gram matrix ``G = W W^T``, the input
     gradient norm is ``g = ||W^T v|| = sqrt(v^T G v)``; a penalty term ``w/N relu(g - tau0)^2``

@@ -10,8 +10,10 @@ import torch
 
 from taskrel_utils.errors import TaskrelError
 from taskrel_utils.reference_classifier import ORIGINAL_OPTIMISER, train_reference_classifier
-from taskrel_utils.relatedness import (ORIGINAL_FIT, _class_matching, _class_mean_map, _fit_converged,
-                                       _tau_grads_autograd, _tau_grads_closed, prior_sample, task_relatedness)
+from taskrel_utils.bound import tau_grads_autograd, tau_grads_closed
+from taskrel_utils.fit_engine import class_matching
+from taskrel_utils.fit_steps import class_mean_map, fit_converged, prior_sample
+from taskrel_utils.relatedness import ORIGINAL_FIT, task_relatedness
 from taskrel_utils.transport import classwise_w1_code
 
 D_FEAT, K = 8, 4
@@ -185,7 +187,7 @@ def test_tau_closed_form_equals_autograd():
     W, c = rng.normal(size=(4, 6)), rng.normal(size=4)
     B = rng.dirichlet(np.ones(3), size=4).T
     X, y = rng.normal(size=(50, 6)), rng.integers(0, 3, 50)
-    np.testing.assert_allclose(_tau_grads_closed(W, c, B, X, y), _tau_grads_autograd(W, c, B, X, y), atol=1e-12)
+    np.testing.assert_allclose(tau_grads_closed(W, c, B, X, y), tau_grads_autograd(W, c, B, X, y), atol=1e-12)
 
 
 def test_reference_classifier_closed_form_equals_double_backprop(data):
@@ -261,14 +263,14 @@ def test_stop_rule_on_sequences():
     o = dict(window=20, min_steps=40, tol=1e-3)
     rng = np.random.default_rng(0)
     flat = list(10.0 + 0.1 * rng.normal(size=60))
-    assert _fit_converged(flat, o)
-    assert not _fit_converged(flat[:39], o)  # before min_steps
+    assert fit_converged(flat, o)
+    assert not fit_converged(flat[:39], o)  # before min_steps
     falling = list(10.0 - 0.05 * np.arange(60) + 0.01 * rng.normal(size=60))
-    assert not _fit_converged(falling, o)
+    assert not fit_converged(falling, o)
     # a transient in the earlier window does not pass for noise
     transient = [1e6] * 20 + flat[:20]
-    assert not _fit_converged(transient, o)
-    assert _fit_converged([5.0] * 40, o)
+    assert not fit_converged(transient, o)
+    assert fit_converged([5.0] * 40, o)
 
 
 def test_stop_fixed_runs_every_step_and_converged_reports(data, h_R):
@@ -286,9 +288,9 @@ def test_stop_fixed_runs_every_step_and_converged_reports(data, h_R):
 
 def test_class_matching_is_one_to_one_where_possible():
     g = np.array([[0.5, 0.4, 0.0], [0.0, 0.1, 0.0], [0.0, 0.0, 0.3]])  # argmax would merge 0 and 1 on class 0
-    np.testing.assert_array_equal(_class_matching(g), [0, 1, 2])
+    np.testing.assert_array_equal(class_matching(g), [0, 1, 2])
     wide = np.array([[0.3, 0.2, 0.0], [0.0, 0.1, 0.4]])  # K_T > K_R: the leftover takes its largest block
-    np.testing.assert_array_equal(_class_matching(wide), [0, 0, 1])
+    np.testing.assert_array_equal(class_matching(wide), [0, 0, 1])
 
 
 def test_class_mean_map_recovers_a_planted_rigid_map():
@@ -302,11 +304,11 @@ def test_class_mean_map_recovers_a_planted_rigid_map():
     mu_T[perm] = mu_R @ Q.T + c
     G = np.zeros((k, k))
     G[np.arange(k), perm] = 1.0 / k
-    A, b = _class_mean_map(mu_R, mu_T, G)
+    A, b = class_mean_map(mu_R, mu_T, G)
     np.testing.assert_allclose(A, Q, atol=1e-5)
     np.testing.assert_allclose(b, c, atol=1e-5)
     # coinciding target means (shuffled labels): still orthogonal, never singular
-    A, _ = _class_mean_map(mu_R, np.zeros_like(mu_T), G)
+    A, _ = class_mean_map(mu_R, np.zeros_like(mu_T), G)
     np.testing.assert_allclose(A @ A.T, np.eye(d), atol=1e-10)
 
 
@@ -370,7 +372,7 @@ def test_fast_with_full_ot_equals_reference_step_by_step(data, h_R):
 
 
 def test_plan_moments_give_the_same_feature_gradient():
-    from taskrel_utils.relatedness import _feature_grads, _plan_moments
+    from taskrel_utils.fit_engine import _feature_grads, _plan_moments
     g = torch.Generator().manual_seed(0)
     n, d = 30, 5
     Z, Pt = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(n, d, generator=g, dtype=torch.float64)
@@ -439,9 +441,9 @@ def test_balanced_pseudo_labels_keep_every_class_on_new_points(unlabelled, data)
     shares = np.bincount(labels, minlength=K) / len(labels)
     np.testing.assert_allclose(shares, unlabelled.options["target_prior"], atol=1.5 / len(labels))
     assert not unlabelled.terms["wasserstein_failed"]
-    from taskrel_utils.relatedness import _balanced_labels
+    from taskrel_utils.fit_steps import balanced_labels
     Q = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])  # argmax: all class 0
-    assert list(_balanced_labels(Q, [0.5, 0.5])) == [0, 0, 1, 1]  # the two least sure points go to class 1
+    assert list(balanced_labels(Q, [0.5, 0.5])) == [0, 0, 1, 1]  # the two least sure points go to class 1
 
 
 def test_pseudo_label_fit_is_a_valid_bound(unlabelled):

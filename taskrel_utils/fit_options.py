@@ -1,0 +1,137 @@
+"""Options of the task-relatedness fit: the method's hyper-parameters and the run's settings.
+
+Both kinds are passed flat as keyword arguments to :func:`~taskrel_utils.relatedness.task_relatedness`
+(and to :func:`~taskrel_utils.fit_steps.prepare`). :func:`default_options` gives every one with its
+default; :data:`METHOD_OPTIONS` names those that define the method (what is minimised, from where,
+until when), :data:`RUN_OPTIONS` those that say how a run is carried out (hardware, numeric
+shortcuts, logging). :func:`resolve_options` merges and validates them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import TaskrelError
+
+__all__ = ["MODES", "SCHEDULES", "SCALE_PRESETS", "ORIGINAL_FIT", "KIT_FIT", "METHOD_OPTIONS", "RUN_OPTIONS",
+           "default_options", "resolve_options"]
+
+MODES = ("learned_all", "learned_a", "fixed_all")
+SCHEDULES = ("fast", "reference")
+
+#: hyper-parameters of the transformation learning per scale, the original code's values
+#: (``steps`` is the cap of the stopping rule; ``lr_delta`` is the original's, which
+#: :data:`KIT_FIT` raises for the fast schedule). Default: ``small`` (with h_R's tau0 = 0.2): on
+#: planted standardised features it separates related from unrelated targets clearly, while
+#: tau0 = 0.02 leaves h_R near uniform. ``large`` = the ImageNet-scale values (Lambda 1e6, batch
+#: 1000, 2001 steps, tau0 = 0.02). No preset turns on the fast schedule's approximations
+#: (``precision="float32"``, ``ot_every``).
+SCALE_PRESETS = {
+    "large": dict(batch_size=1000, steps=2001, Lambda=1e6, lambda_wd=2.0, lambda_pm=1.0, lambda_ic=1.0,
+                  lr=1e-2, lr_delta=1e-3, reweighted_loss="pool"),
+    "small": dict(batch_size=500, steps=1001, Lambda=1e8, lambda_wd=2.0, lambda_pm=1.0, lambda_ic=1.0,
+                  lr=1e-2, lr_delta=1e-4, reweighted_loss="batch"),
+}
+#: the original algorithm's start, updates and stop: ``schedule="reference"``'s defaults.
+ORIGINAL_FIT = dict(b_init="random", a_init="identity", update="adam", stop="fixed")
+#: the kit's defaults for ``schedule="fast"``: start from the class means, B from the plans in
+#: closed form, stop when J stops improving (the original's small Adam steps on D leave it, and
+#: with it the label term, far from converged after thousands of steps).
+KIT_FIT = dict(b_init="class_means", a_init="class_means", update="closed_form", stop="converged")
+
+_METHOD_DEFAULTS = dict(
+    stop="converged",           # "converged": stop when J's moving average stops changing (tol, window,
+                                #   min_steps), at most `steps`; "fixed": exactly `steps` (the original)
+    tol=1e-3,                   # converged: relative change of J's moving average between two windows
+    window=50,                  # converged: steps per moving-average window
+    min_steps=100,              # converged: never stop before this many steps
+    b_init="class_means",       # "class_means" (kit default): class-level OT start; "random": beta ~ U[0,1)
+                                #   (the original)
+    b_init_eps=1e-2,            # class_means: beta = log(B0 + eps)
+    a_init="class_means",       # "class_means" (kit default, needs b_init="class_means"): A, b start as the
+                                #   smallest change of (I, 0) that maps the reference class means onto the
+                                #   target class means they are matched to; "identity": A = I, b = 0 (original)
+    ot="class",                 # fast schedule: "class" (class-structured plan) or "full"
+    update="closed_form",       # fast schedule: "closed_form" (kit default: B, D from the recent plans'
+                                #   class matching, A, A_inv, b by Adam) or "adam" (Adam on all, the original)
+    closed_form_rate=0.1,       # closed_form: plans' block masses averaged with weight max(1/t, rate)
+    adam_betas=(0.9, 0.999),
+    adam_eps=1e-7,              # Keras default, as the official TF optimiser
+    theorem_wasserstein=True,   # also compute the theorem's class-mixture W
+    reference_classifier=None,  # a fitted ReferenceClassifier to reuse (skips training h_R)
+    reference_classifier_options=None,  # dict passed to train_reference_classifier
+    pseudo_warmup_steps=None,   # no target labels: steps of the label-free start (None: steps // 2)
+    pseudo_refresh=25,          # no target labels: re-label the target every k steps of the fit
+    pseudo_assign="balanced",   # no target labels: "balanced" keeps the label-free start's class shares
+                                #   when re-labelling; "argmax" re-labels freely (and can merge classes)
+    pseudo_wasserstein="theorem",  # no target labels: W of the value, "theorem" (class mixture) or "code"
+                                #   (fails, 1e10, when B gives a pseudo-class no reference class)
+)
+_RUN_DEFAULTS = dict(
+    device=None,                # fast schedule: torch device (None: the GPU when there is one)
+    num_threads=None,           # CPU threads in the loop (None: see fit_steps.thread_count)
+    precision="float64",        # fast schedule: "float32" for the d x d algebra and gradients
+    ot_every=1,                 # fast schedule: new batches and plan every k steps (1: every step, exact)
+    log_every=100,              # history rows every k steps (0: none)
+    eval_steps=(),              # extra full evaluations of the bound at these steps, in history_eval
+    track_target_accuracy=True,  # target-test accuracy of h_T in the history rows
+)
+#: names of the options that define the method (hyper-parameters, start, updates, stopping rule)
+METHOD_OPTIONS = frozenset(SCALE_PRESETS["small"]) | frozenset(_METHOD_DEFAULTS)
+#: names of the options that only say how a run is carried out (device, threads, precision, logging)
+RUN_OPTIONS = frozenset(_RUN_DEFAULTS)
+
+
+def default_options(scale: str = "small", schedule: str = "fast") -> dict:
+    """Every option of the fit (method and run) with its default at ``scale`` for ``schedule``
+    (the fast schedule: :data:`KIT_FIT`; the reference schedule: :data:`ORIGINAL_FIT`)."""
+    if scale not in SCALE_PRESETS:
+        raise TaskrelError(f"unknown scale {scale!r}; valid scales are: {', '.join(SCALE_PRESETS)}")
+    if schedule not in SCHEDULES:
+        raise TaskrelError(f"unknown schedule {schedule!r}; valid schedules are: {', '.join(SCHEDULES)}")
+    return (dict(SCALE_PRESETS[scale], **_METHOD_DEFAULTS, **_RUN_DEFAULTS)
+            | (KIT_FIT if schedule == "fast" else ORIGINAL_FIT))
+
+
+#: options with a fixed set of values
+_CHOICES = dict(
+    b_init=("random", "class_means"), a_init=("identity", "class_means"), ot=("class", "full"),
+    precision=("float64", "float32"), pseudo_assign=("balanced", "argmax"), pseudo_wasserstein=("theorem", "code"),
+    stop=("converged", "fixed"), update=("closed_form", "adam"), reweighted_loss=("pool", "batch"),
+)
+_CHOICE_HINTS = dict(stop=" ('converged': stopping rule, `steps` is the cap; 'fixed': exactly `steps`)")
+#: integer options and their smallest value
+_INTEGERS = dict(steps=1, window=1, min_steps=0, ot_every=1)
+#: number options and the interval they must lie in, ``(low, low_included, high)``
+_NUMBERS = dict(tol=(0.0, True, np.inf), closed_form_rate=(0.0, False, 1.0))
+
+
+def _is_integer(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, np.integer))
+
+
+def _is_number(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
+
+
+def resolve_options(scale: str, schedule: str, options: dict) -> dict:
+    """:func:`default_options` (``scale``, ``schedule``) updated with ``options``, validated."""
+    opts = default_options(scale, schedule)
+    unknown = set(options) - set(opts)
+    if unknown:
+        raise TaskrelError(f"unknown option(s) {sorted(unknown)}; valid options are: {', '.join(sorted(opts))}")
+    opts.update(options)
+    for key, valid in _CHOICES.items():
+        if opts[key] not in valid:
+            raise TaskrelError(f"{key} must be {' or '.join(map(repr, valid))}{_CHOICE_HINTS.get(key, '')}, "
+                               f"got {opts[key]!r}")
+    for key, low in _INTEGERS.items():
+        if not _is_integer(opts[key]) or opts[key] < low:
+            raise TaskrelError(f"{key} must be an integer >= {low}, got {opts[key]!r}")
+    for key, (low, closed, high) in _NUMBERS.items():
+        v = opts[key]
+        if not _is_number(v) or not (v >= low if closed else v > low) or not v <= high:
+            raise TaskrelError(f"{key} must be a number in {'[' if closed else '('}{low}, {high}], got {v!r}")
+    if schedule == "reference" and opts["update"] != "adam":
+        raise TaskrelError("the reference schedule is the original step (update='adam'); "
+                           "update='closed_form' needs schedule='fast'")
+    return opts

@@ -1,0 +1,137 @@
+"""The fit as visible steps: run by hand through the public step functions, it gives exactly the
+numbers of ``task_relatedness``; the options split into the method's and the run's."""
+import numpy as np
+import pytest
+
+from taskrel_utils.bound import evaluate_bound
+from taskrel_utils.errors import TaskrelError
+from taskrel_utils.fit_options import METHOD_OPTIONS, RUN_OPTIONS, default_options, resolve_options
+from taskrel_utils.fit_steps import (class_loss_weights, draw_batches, gradient_step, initial_transformations,
+                                     objective_terms, prepare, start_fit, thread_limit, transport_plan)
+from taskrel_utils.reference_classifier import fit_reference_model, train_reference_classifier
+from taskrel_utils.relatedness import ORIGINAL_FIT, task_relatedness
+
+from test_relatedness import K, planted
+
+STEPS = 5
+
+
+@pytest.fixture(scope="module")
+def data():
+    R, R_te, T, T_te, _, _ = planted(n_tr=40, n_te=20)
+    return R, R_te, T, T_te
+
+
+@pytest.fixture(scope="module")
+def h_R(data):
+    return fit_reference_model(data[0], data[1], seed=0, options=dict(tau0=1.0, iterations=60))[1]
+
+
+@pytest.mark.parametrize("schedule, extra", [
+    ("fast", dict()),                                                 # kit default: closed-form B, D
+    ("fast", dict(ORIGINAL_FIT, ot="full", reweighted_loss="pool")),  # Adam on everything, full plan
+    ("reference", dict()),                                            # the original step, autograd
+])
+def test_five_steps_by_hand_equal_task_relatedness(data, h_R, schedule, extra):
+    kw = dict(seed=3, schedule=schedule, reference_classifier=h_R, batch_size=100, log_every=1,
+              **dict(extra, steps=STEPS, stop="fixed"))
+    res = task_relatedness(*data, **kw)
+
+    state = prepare(*data, **kw)
+    with thread_limit(state):
+        tr = start_fit(state, initial_transformations(state))
+        by_hand = []
+        for _ in range(STEPS):
+            ref_idx, tgt_idx = draw_batches(state, tr)
+            plan = transport_plan(state, tr, ref_idx, tgt_idx)
+            P = plan.dense()
+            assert P.shape == (len(ref_idx), len(tgt_idx)) and P.sum() == pytest.approx(1.0)
+            assert plan.class_mass.sum() == pytest.approx(1.0) and plan.class_mass.shape == (K, K)
+            v = class_loss_weights(state, tr)
+            before = objective_terms(state, tr, v)
+            terms = gradient_step(state, tr, v)
+            assert terms == before  # the step reports J at the transformations before the update
+            by_hand.append(terms)
+        A, A_inv, b, B, D = tr.current()
+        bound = evaluate_bound(state, A, A_inv, b, B, D)
+
+    assert [t["objective"] for t in by_hand] == [h["objective"] for h in res.history]
+    for key in ("feature_term", "label_term", "H", "LC", "PM", "IC"):
+        assert [t[key] for t in by_hand] == [h[key] for h in res.history]
+    for name, x in zip("A A_inv b B D".split(), (A, A_inv, b, B, D)):
+        assert np.array_equal(x, getattr(res, name)), name
+    assert bound["value"] == res.value and bound["tau"] == res.terms["tau"]
+    assert bound["target_accuracy"] == res.target_accuracy
+
+
+def test_objective_terms_add_up_to_J(data, h_R):
+    state = prepare(*data, reference_classifier=h_R, batch_size=100)
+    tr = start_fit(state, initial_transformations(state))
+    transport_plan(state, tr, *draw_batches(state, tr))
+    t = objective_terms(state, tr)
+    o = state.options
+    J = (t["H"] + t["LC"] + o["lambda_wd"] * (t["feature_term"] + o["Lambda"] * t["label_term"])
+         + o["lambda_pm"] * t["PM"] + o["lambda_ic"] * t["IC"])
+    assert t["objective"] == pytest.approx(J, rel=1e-12)
+    assert t["IC"] == pytest.approx(0.0, abs=1e-20)  # the start's A_inv is A's exact inverse
+
+
+def test_by_hand_without_target_labels_is_refused(data, h_R):
+    R, R_te, T, T_te = data
+    state = prepare(R, R_te, (T[0], None), (T_te[0], None), n_target_classes=K, reference_classifier=h_R)
+    with pytest.raises(TaskrelError, match="fit_without_labels"):
+        initial_transformations(state)
+
+
+def test_fit_reference_model_is_the_fits_h_R(data):
+    R, R_te, T, T_te = data
+    rc = dict(tau0=1.0, iterations=40)
+    s_R, h_R = fit_reference_model(R, R_te, seed=4, options=rc)
+    X = (R[0] - R[0].mean(0)) / R[0].std(0)
+    np.testing.assert_allclose(s_R.transform(R[0]), X, atol=1e-12)
+    direct = train_reference_classifier(s_R.transform(R[0]), R[1], K, Z_test=s_R.transform(R_te[0]),
+                                        y_test=R_te[1], seed=4, **rc)
+    assert np.array_equal(h_R.W, direct.W) and np.array_equal(h_R.c, direct.c)
+    res = task_relatedness(R, R_te, T, T_te, seed=4, steps=1, batch_size=100, reference_classifier_options=rc)
+    assert np.array_equal(res.reference_classifier.W, h_R.W)
+    assert np.array_equal(res.reference_scaler.mean_, s_R.mean_)
+    # the reference schedule: the original optimiser, by autograd
+    _, h_orig = fit_reference_model(R, R_te, seed=4, schedule="reference", options=dict(tau0=1.0, iterations=20))
+    assert h_orig.options["optimizer"] == "sgd" and h_orig.options["gradient"] == "autograd"
+    # a cached h_R: only the scaler is fit, the classifier is returned as it is
+    s_again, same = fit_reference_model(R, R_te, classifier=h_R)
+    assert same is h_R and np.array_equal(s_again.scale_, s_R.scale_)
+    with pytest.raises(TaskrelError, match="W of shape"):
+        fit_reference_model(R, R_te, classifier=train_reference_classifier(X[:, :3], R[1], K, **rc))
+    with pytest.raises(TaskrelError, match="schedule"):
+        fit_reference_model(R, R_te, schedule="slow")
+    with pytest.raises(TaskrelError, match="reference labels"):
+        fit_reference_model(R, (R_te[0], None))
+
+
+def test_options_split_into_method_and_run():
+    for schedule in ("fast", "reference"):
+        names = set(default_options("small", schedule))
+        assert names == METHOD_OPTIONS | RUN_OPTIONS
+    assert not METHOD_OPTIONS & RUN_OPTIONS
+    assert {"device", "num_threads", "precision", "ot_every", "log_every"} <= RUN_OPTIONS
+    assert {"Lambda", "lambda_wd", "lr", "steps", "batch_size", "stop", "update"} <= METHOD_OPTIONS
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(ot="sinkhorn"), "ot must be 'class' or 'full'"), (dict(precision="float16"), "precision"),
+    (dict(ot_every=0), "ot_every must be an integer >= 1"), (dict(ot_every=True), "ot_every"),
+    (dict(min_steps=-1), "min_steps"), (dict(steps=2.5), "steps"), (dict(tol="small"), "tol"),
+    (dict(closed_form_rate=1.5), "closed_form_rate"), (dict(reweighted_loss="mean"), "reweighted_loss"),
+    (dict(pseudo_assign="greedy"), "pseudo_assign"), (dict(pseudo_wasserstein="w2"), "pseudo_wasserstein"),
+    (dict(bogus=1), "unknown option"),
+])
+def test_resolve_options_refuses_bad_values(kw, match):
+    with pytest.raises(TaskrelError, match=match):
+        resolve_options("small", "fast", kw)
+
+
+def test_reference_schedule_needs_adam():
+    with pytest.raises(TaskrelError, match="update='adam'"):
+        resolve_options("small", "reference", dict(update="closed_form"))
+    assert resolve_options("small", "fast", dict(closed_form_rate=1.0, tol=0))["tol"] == 0
