@@ -14,9 +14,10 @@ identical weights; different seed -> different weights.
 Shipped weights: ``data/zoo/<name>.pt`` for the zoo's default specs (``MANIFEST.json``: spec, file
 and tensor sha256, training time; ``PROVENANCE.md``), so that a run never has to pre-train them;
 rebuild with ``python -m taskrel_utils zoo build`` (:func:`build_shipped`). Other specs (an option
-changed) are pre-trained on first use into ``cache_dir("encoders")/<name>-<spec key>.pt``. Every
-file is written atomically and stores a sha256 of its tensors, checked on load; a corrupted or
-unreadable file is reported (warning) and the encoder is pre-trained again.
+changed) are pre-trained on first use into the kit's cache (:data:`ENCODERS`, keyed by the spec and
+the code of the architectures and the training). Every file is written atomically and stores a
+sha256 of its tensors, checked on load; a corrupted or unreadable file is reported (warning) and
+the encoder is pre-trained again.
 """
 from __future__ import annotations
 
@@ -31,13 +32,21 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cache import Namespace
 from .errors import UnknownNameError
-from .io import atomic_path, content_key, sha256_bytes
-from .paths import ZOO_DIR, cache_dir
+from .io import atomic_path, sha256_bytes
+from .paths import ZOO_DIR
 from .preprocessing import Preprocess
 
-#: bump when the architectures or the training procedure change (invalidates cached weights)
+#: the version of the architectures and the training recorded in ``data/zoo/MANIFEST.json``: the
+#: shipped weights are data, loaded only while it matches, so bump it (and rebuild them with
+#: ``python -m taskrel_utils zoo build``) when the architectures or the training change. The local
+#: cache of other specs does not use it: :data:`ENCODERS` folds the code into its keys by itself.
 CODE_VERSION = 3
+
+#: weights pre-trained on first use (specs that are not shipped); their keys fold in the code of
+#: this module and of what it imports (the corpora, the augmentation, the preprocessing)
+ENCODERS = Namespace("encoders", code=("cnn_zoo",), kind="torch")
 
 #: every in-kit CNN takes grey 28x28 pixels scaled to [0, 1]
 PREPROCESS = Preprocess(size=28, channels=1, mean=(0.0,), std=(1.0,))
@@ -194,11 +203,13 @@ def resolve_spec(name: str, **options) -> dict:
 
 
 def spec_key(spec: dict) -> str:
-    return content_key({"spec": spec, "code": CODE_VERSION})
+    """The cache key of the weights of ``spec`` under the current code."""
+    return ENCODERS.key(spec=spec)
 
 
 def cache_path(name: str, spec: dict) -> Path:
-    return cache_dir("encoders") / f"{name}-{spec_key(spec)}.pt"
+    """The cache entry of zoo entry ``name`` pre-trained per ``spec``."""
+    return ENCODERS.path(spec_key(spec), name)
 
 
 def state_hash(*state_dicts) -> str:
@@ -291,6 +302,12 @@ def _read_checkpoint(path: Path, spec: dict):
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated / garbage bytes: torch and pickle raise many types
         raise ValueError(f"unreadable ({type(e).__name__}: {e})") from None
+    check_checkpoint(payload, spec)
+    return payload
+
+
+def check_checkpoint(payload, spec: dict) -> None:
+    """Raise ValueError unless ``payload`` is a checkpoint of ``spec`` whose tensors match their sha256."""
     if not isinstance(payload, dict) or not {"state_dict", "head", "sha256", "spec"} <= set(payload):
         raise ValueError("not a taskrel encoder checkpoint")
     if payload["spec"] != spec:
@@ -298,7 +315,6 @@ def _read_checkpoint(path: Path, spec: dict):
     found = state_hash(payload["state_dict"], payload["head"])
     if found != payload["sha256"]:
         raise ValueError(f"sha256 mismatch (stored {payload['sha256'][:12]}, found {found[:12]})")
-    return payload
 
 
 def is_cached(name: str, **options) -> bool:
@@ -344,15 +360,21 @@ def load_zoo_encoder(name: str, *, progress: bool = True, **options):
     if spec["epochs"] == 0:
         model, _, stats = pretrain(spec)
         return model, spec, state_hash(model.state_dict()), {**stats, "cache": None}
-    for path in (_shipped_path(name, spec), cache_path(name, spec)):
-        loaded = _load_checkpoint_file(model, path, spec, name) if path is not None else None
-        if loaded is not None:
-            return (model.eval(), spec) + loaded
-    model, payload, seconds = train_checkpoint(name, spec, progress=progress)
-    path = cache_path(name, spec)
-    _write_checkpoint(path, payload)
-    return model, spec, state_hash(payload["state_dict"]), {**payload["stats"], "train_seconds": seconds,
-                                                              "cache": str(path)}
+    shipped = _shipped_path(name, spec)
+    loaded = _load_checkpoint_file(model, shipped, spec, name) if shipped is not None else None
+    if loaded is not None:
+        return (model.eval(), spec) + loaded
+    timing = {}
+
+    def train():
+        _, payload, timing["train_seconds"] = train_checkpoint(name, spec, progress=progress)
+        return payload
+
+    payload, _ = ENCODERS.get_or_compute(spec_key(spec), train, label=name,
+                                         validate=lambda p: check_checkpoint(p, spec))
+    model.load_state_dict(payload["state_dict"], strict=True)
+    return (model.eval(), spec, state_hash(payload["state_dict"]),
+            {**payload["stats"], **timing, "cache": str(cache_path(name, spec))})
 
 
 def train_checkpoint(name: str, spec: dict, progress: bool = True):
@@ -377,11 +399,6 @@ def checkpoint_bytes(payload: dict) -> bytes:
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
-
-
-def _write_checkpoint(path: Path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(checkpoint_bytes(payload))
 
 
 # ---------------------------------------------------------------------------- shipped weights

@@ -3,7 +3,7 @@
 * ``finetune(encoder, train_task, test_task, recipe="mini")`` - the NeurIPS paper's ground truth
   (METHOD 5.2): the whole encoder plus a new linear head trained on the target's labelled images,
   evaluated on the target test split each epoch; the result is cached per (encoder weights, target
-  content, recipe, seed), so a rerun is instant and any change of those retrains.
+  content, recipe, seed, code of the loop), so a rerun is instant and any change of those retrains.
 * ``linear_probe(train, test)`` - the official code's "transferability" (METHOD 5.1): a new linear
   softmax head on frozen, standardised features trained with the same gradient-norm penalty as
   h_R, so that its cross-entropy is comparable with the bound (notebook 03).
@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,15 +30,19 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cache import Namespace
 from .errors import TaskrelError, UnknownNameError
-from .io import content_key, write_json
-from .paths import cache_dir
 from .reference_classifier import ReferenceClassifier, train_reference_classifier
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "finetune", "FinetuneResult", "linear_probe", "ProbeResult",
            "logistic_probe", "LogisticProbeResult", "PROBE_CS", "AUGMENTATIONS", "SCHEDULES"]
 
-FORMAT_VERSION = 1  # bump when the training loop changes meaning (invalidates cached results)
+#: the fine-tuning loop's version recorded in a shipped ground truth's provenance (``finetune_format``,
+#: ``data/ground_truth/*.json``): bump it when the loop changes meaning, so that those files read as
+#: stale and are rebuilt. The result cache does not use it: :data:`RESULTS` folds the code in itself.
+FORMAT_VERSION = 1
+#: fine-tuning results: the code of the loop and of the encoders (forward pass, preprocessing) is in every key
+RESULTS = Namespace("finetune", code=("finetune", "encoders"), kind="json")
 AUGMENTATIONS = ("none", "shift", "flip_shift", "random_resized_crop_flip")
 SCHEDULES = ("constant", "cosine", "step")
 OPTIMIZERS = ("sgd", "adam")
@@ -162,14 +164,14 @@ class FinetuneResult:
 def finetune_key(encoder, train_task, test_task, recipe: Recipe, seed: int, threads: int | None = None) -> str:
     """Content key of one fine-tuning: encoder weights + preprocessing, both splits' content, recipe,
     seed (and the thread count when it is fixed)."""
-    description = {"format": FORMAT_VERSION, "encoder": encoder.name, "weights": encoder.weights_id,
+    description = {"encoder": encoder.name, "weights": encoder.weights_id,
                    "preprocess": encoder.preprocess.description,
                    "train": [train_task.name, train_task.split, train_task.content_id],
                    "test": [test_task.name, test_task.split, test_task.content_id],
                    "recipe": {k: v for k, v in recipe.to_dict().items() if k != "name"}, "seed": seed}
     if threads is not None:
         description["threads"] = int(threads)
-    return content_key(description)
+    return RESULTS.key(**description)
 
 
 def finetune(encoder, train_task, test_task, recipe="mini", *, seed: int = 0, cache: bool = True,
@@ -193,23 +195,23 @@ def finetune(encoder, train_task, test_task, recipe="mini", *, seed: int = 0, ca
     train_task = _capped(train_task, recipe.max_train_per_class, seed)
     test_task = _capped(test_task, recipe.max_test_per_class, seed)
     key = finetune_key(encoder, train_task, test_task, recipe, int(seed), threads)
-    root = Path(cache_root) if cache_root is not None else cache_dir("finetune")
-    safe = encoder.name.replace("/", "_").replace(":", "_")
-    path = root / f"{safe}__{train_task.name}__{recipe.name}__{key}.json"
-    if cache and path.exists():
-        cached = _read_result(path, key)
-        if cached is not None:
-            return cached
-    previous = torch.get_num_threads()
-    try:
-        if threads is not None:
-            torch.set_num_threads(int(threads))
-        result = _train(encoder, train_task, test_task, recipe, int(seed), key, progress)
-    finally:
-        torch.set_num_threads(previous)
-    if cache:
-        write_json(path, result.to_dict())
-    return result
+    label = f"{encoder.name.replace('/', '_').replace(':', '_')}__{train_task.name}__{recipe.name}"
+
+    def train() -> dict:
+        previous = torch.get_num_threads()
+        try:
+            if threads is not None:
+                torch.set_num_threads(int(threads))
+            return _train(encoder, train_task, test_task, recipe, int(seed), key, progress).to_dict()
+        finally:
+            torch.set_num_threads(previous)
+
+    def validate(d):
+        if d.get("key") != key:
+            raise ValueError(f"it holds the result of key {d.get('key')}")
+
+    d, hit = RESULTS.get_or_compute(key, train, label=label, root=cache_root, enabled=cache, validate=validate)
+    return FinetuneResult(**d, cache_hit=hit)
 
 
 def _check_tasks(train_task, test_task):
@@ -226,19 +228,6 @@ def _capped(task, per_class, seed):
     if per_class is None or np.bincount(task.labels).max() <= per_class:
         return task
     return task.stratified_subset(per_class, seed=seed)
-
-
-def _read_result(path: Path, key: str):
-    try:
-        d = json.loads(path.read_text())
-        if d.get("key") != key:
-            raise ValueError("key mismatch")
-        return FinetuneResult(**d, cache_hit=True)
-    except Exception as e:  # unreadable JSON, missing fields ...
-        warnings.warn(f"fine-tuning cache file {path} is corrupted ({type(e).__name__}: {e}); training again",
-                      RuntimeWarning, stacklevel=3)
-        path.unlink(missing_ok=True)
-        return None
 
 
 def _preprocessed(encoder, task, batch_size=256) -> torch.Tensor:

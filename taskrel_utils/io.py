@@ -29,9 +29,17 @@ def content_key(obj) -> str:
     return sha256_bytes(json.dumps(obj, sort_keys=True, default=str))[:20]
 
 
+#: how the temporary files of :func:`atomic_path` are named: ``.<name>.<random>.tmp<suffix>``
+TEMPORARY_GLOB = ".*.tmp*"
+
+
 @contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on error delete it."""
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on error delete it.
+
+    A process killed meanwhile (SIGKILL) leaves the temporary file, never a partial ``path``;
+    :func:`remove_temporaries` clears such leftovers.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
@@ -43,6 +51,20 @@ def atomic_path(path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def temporaries(folder) -> list[Path]:
+    """The temporary files of :func:`atomic_path` under ``folder`` (at any depth)."""
+    return sorted(p for p in Path(folder).rglob(TEMPORARY_GLOB) if p.is_file())
+
+
+def remove_temporaries(folder) -> list[Path]:
+    """Delete the temporary files a killed writer left under ``folder``; returns them. Only for a
+    folder no other process is writing to (a run directory when its run starts)."""
+    found = temporaries(folder)
+    for p in found:
+        p.unlink(missing_ok=True)
+    return found
 
 
 def _umask() -> int:

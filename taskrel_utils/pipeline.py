@@ -5,6 +5,11 @@
 ``report/<stem>.html`` under the run directory and returns the :class:`~taskrel_utils.runs.Run`.
 Parameters that a notebook does not declare in its ``parameters`` cell are refused, not
 silently ignored. A failing notebook is kept as ``executed/<stem>.failed.ipynb`` for inspection.
+
+Every file of the run directory is written atomically: papermill fills a hidden temporary notebook
+that is renamed to ``executed/<stem>.ipynb`` once it is complete, the notebooks write through
+:class:`~taskrel_utils.runs.Run`. A run killed at any point leaves complete files and hidden
+temporaries; run it again: it removes those, and the caches give back what was computed.
 """
 from __future__ import annotations
 
@@ -76,6 +81,7 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
         raise TaskrelError(f"no notebooks found in {NOTEBOOKS_DIR}")
     for path in paths:
         check_parameters(path, params)
+    run.remove_temporaries()  # what a killed run was writing (its complete files stay)
     kernel = _kernel_name()
     timings = {}
     for path in paths:

@@ -6,7 +6,9 @@ executed notebooks and HTML reports (DESIGN section 4).
         metrics/<notebook>.json  numbers asserted by the tests and read by later notebooks
         tables/*.csv, figures/*.png, executed/*.ipynb, report/*.html
 
-Every write is atomic (temporary file + rename): an interrupted run leaves no half-written file.
+Every write is atomic (temporary file + rename): an interrupted run leaves no half-written file,
+at most hidden temporary files (``.<name>.<random>.tmp<suffix>``), which the next run removes
+(:meth:`Run.remove_temporaries`). A run directory takes one run at a time.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from .config import Profile
 from .errors import MissingDataError
+from . import io
 from .io import atomic_path, write_json
 from .paths import KIT_ROOT
 
@@ -35,6 +38,10 @@ class Run:
 
     def path(self, *parts) -> Path:
         return self.root.joinpath(*parts)
+
+    def remove_temporaries(self) -> list[Path]:
+        """Delete the temporary files an interrupted (killed) run left behind; returns them."""
+        return io.remove_temporaries(self.root)
 
     def save_params(self, name: str, params: dict) -> Path:
         return write_json(self.path("params", f"{name}.json"), params)

@@ -6,13 +6,7 @@ import pytest
 
 from taskrel_utils import config, pipeline
 
-pytestmark = pytest.mark.notebooks
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("smoke") / "run"
-    return pipeline.run_notebooks("smoke", run_dir=run_dir, progress=False)
+pytestmark = pytest.mark.notebooks  # the smoke_run fixture: tests/notebooks/conftest.py
 
 
 def test_every_notebook_executed_and_reported(smoke_run):

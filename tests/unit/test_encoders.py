@@ -123,20 +123,20 @@ def test_pretraining_is_deterministic_and_seeded(name):
 def test_zoo_encoder_trains_once_then_loads_from_cache(cache, fake_corpus, digits28):
     enc = encoders.load_encoder("lenet", progress=False, **TINY)
     assert fake_corpus == ["fashion-source"]
-    files = list(cache.glob("lenet-*.pt"))
+    files = list(cache.glob("lenet__*.pt"))
     assert len(files) == 1 and not list(cache.glob(".*.tmp*"))
     again = encoders.load_encoder("lenet", progress=False, **TINY)
     assert fake_corpus == ["fashion-source"]  # no second training
     assert again.weights_id == enc.weights_id
     torch.testing.assert_close(again.encode(again.preprocess(digits28)), enc.encode(enc.preprocess(digits28)))
     other = encoders.load_encoder("lenet", progress=False, **{**TINY, "seed": 1})
-    assert other.weights_id != enc.weights_id and len(list(cache.glob("lenet-*.pt"))) == 2
+    assert other.weights_id != enc.weights_id and len(list(cache.glob("lenet__*.pt"))) == 2
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_corrupted_cache_file_is_detected_and_retrained(cache, fake_corpus, damage):
     enc = encoders.load_encoder("lenet", progress=False, **TINY)
-    (path,) = cache.glob("lenet-*.pt")
+    (path,) = cache.glob("lenet__*.pt")
     raw = bytearray(path.read_bytes())
     if damage == "flip":  # flip bytes inside the tensor data (the file stays loadable)
         mid = len(raw) // 2
@@ -154,11 +154,11 @@ def test_corrupted_cache_file_is_detected_and_retrained(cache, fake_corpus, dama
 
 def test_tampered_weights_fail_the_checksum(cache, fake_corpus):
     encoders.load_encoder("lenet", progress=False, **TINY)
-    (path,) = cache.glob("lenet-*.pt")
-    payload = torch.load(path, weights_only=True)
+    (path,) = cache.glob("lenet__*.pt")
+    payload = cnn_zoo.ENCODERS.load(path)
     key = next(iter(payload["state_dict"]))
-    payload["state_dict"][key] = payload["state_dict"][key] + 1e-3  # a valid file with other weights
-    torch.save(payload, path)
+    payload["state_dict"][key] = payload["state_dict"][key] + 1e-3  # a valid entry with other weights
+    cnn_zoo.ENCODERS.save(path, payload)
     with pytest.warns(RuntimeWarning, match="sha256 mismatch"):
         encoders.load_encoder("lenet", progress=False, **TINY)
     assert len(fake_corpus) == 2

@@ -1,5 +1,4 @@
 """End-to-end fine-tuning: determinism, the cache, learning on an easy task, recipes and bad input."""
-import json
 
 import numpy as np
 import pytest
@@ -76,15 +75,15 @@ def test_cache_hit_and_keys(enc, tasks, tmp_path):
 def test_corrupted_cache_is_recomputed(enc, tasks, tmp_path):
     first = finetune.finetune(enc, *tasks, "smoke", cache_root=tmp_path, progress=False, **FAST)
     path, = tmp_path.glob("*.json")
-    d = json.loads(path.read_text())
-    path.write_text(json.dumps(dict(d, key="tampered")))
+    d = finetune.RESULTS.load(path)
+    finetune.RESULTS.save(path, dict(d, key="tampered"))  # a whole entry holding another result
     with pytest.warns(RuntimeWarning, match="corrupted"):
         again = finetune.finetune(enc, *tasks, "smoke", cache_root=tmp_path, progress=False, **FAST)
     assert not again.cache_hit and again.accuracy == first.accuracy
     path.write_text("{not json")
     with pytest.warns(RuntimeWarning, match="corrupted"):
         finetune.finetune(enc, *tasks, "smoke", cache_root=tmp_path, progress=False, **FAST)
-    assert json.loads(path.read_text())["key"] == first.key
+    assert finetune.RESULTS.load(path)["key"] == first.key
 
 
 def test_caps_are_stratified(enc, tasks):

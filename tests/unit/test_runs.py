@@ -61,3 +61,40 @@ def test_written_files_have_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+WRITER = """
+import sys
+import pandas as pd
+from taskrel_utils import runs
+run = runs.Run(sys.argv[1])
+frame = pd.DataFrame({"x": range(200_000)})
+i = 0
+while True:  # killed by the test
+    run.save_metrics("m", {"i": i, "values": list(range(100_000))})
+    run.save_table("t", frame.assign(i=i))
+    i += 1
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_whole_files_and_temporaries_the_next_run_removes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from taskrel_utils.paths import KIT_ROOT
+
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "r")], cwd=KIT_ROOT)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "r" / "tables" / "t.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run = runs.Run(tmp_path / "r")
+    m = run.load_metrics("m")  # whole files only: the last complete write
+    assert m["values"] == list(range(100_000))
+    assert len(pd.read_csv(run.path("tables", "t.csv"))) == 200_000
+    run.remove_temporaries()
+    assert not [p for p in run.root.rglob("*") if ".tmp" in p.name]

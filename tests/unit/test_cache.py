@@ -1,0 +1,219 @@
+"""The one cache layer: content keys, code versions, checksums, corruption, two processes at once."""
+import multiprocessing
+import random
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from taskrel_utils import cache, cnn_zoo, features, finetune, io
+from taskrel_utils.errors import TaskrelError
+
+
+@pytest.fixture
+def ns(tmp_path):
+    return cache.Namespace("test", code=("cache",), kind="arrays", root=tmp_path)
+
+
+def counting(value):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return value
+
+    return compute, calls
+
+
+# ---------------------------------------------------------------------------- keys
+def test_hit_after_miss_and_the_value_round_trips(ns, tmp_path):
+    Z = np.arange(12, dtype=np.float32).reshape(3, 4)
+    key = ns.key(Z=Z, options={"a": 1}, seed=0)
+    compute, calls = counting({"Z": Z, "tau0": 0.5, "history": [1, 2]})
+    first, hit1 = ns.get_or_compute(key, compute, label="pair")
+    second, hit2 = ns.get_or_compute(key, compute, label="pair")
+    assert (hit1, hit2) == (False, True) and len(calls) == 1
+    np.testing.assert_array_equal(second["Z"], Z)
+    assert second["Z"].dtype == np.float32 and second["tau0"] == 0.5 and second["history"] == [1, 2]
+    (path,) = tmp_path.glob("pair__*.npz")
+    assert key in path.name and not io.temporaries(tmp_path) and not list(tmp_path.glob(".*.lock"))
+
+
+def test_the_key_follows_content_options_and_seed(ns):
+    Z = np.arange(12, dtype=np.float64).reshape(3, 4)
+    base = ns.key(Z=Z, options={"a": 1, "b": [1, 2]}, seed=0)
+    assert ns.key(Z=Z.copy(), options={"b": [1, 2], "a": 1}, seed=0) == base  # same content, other object/order
+    changed = Z.copy()
+    changed[2, 3] += 1e-12
+    others = [ns.key(Z=changed, options={"a": 1, "b": [1, 2]}, seed=0),
+              ns.key(Z=Z.astype(np.float32), options={"a": 1, "b": [1, 2]}, seed=0),    # dtype
+              ns.key(Z=Z.reshape(4, 3), options={"a": 1, "b": [1, 2]}, seed=0),         # shape
+              ns.key(Z=Z, options={"a": 2, "b": [1, 2]}, seed=0),
+              ns.key(Z=Z, options={"a": 1, "b": [2, 1]}, seed=0),
+              ns.key(Z=Z, options={"a": 1.0, "b": [1, 2]}, seed=0),                     # 1.0 is not 1
+              ns.key(Z=Z, options={"a": 1, "b": [1, 2]}, seed=1),
+              cache.Namespace("other", code=("cache",)).key(Z=Z, options={"a": 1, "b": [1, 2]}, seed=0)]
+    assert len({base, *others}) == len(others) + 1
+    assert ns.key(seed=np.int64(3)) == ns.key(seed=3)
+    assert cache.digest(torch.arange(3)) == cache.digest(np.arange(3))
+
+
+def test_unkeyable_inputs_and_unknown_modules_are_refused(tmp_path):
+    with pytest.raises(TaskrelError, match="cannot key"):
+        cache.digest({"x": object()})
+    with pytest.raises(TaskrelError, match="no Python source"):
+        cache.Namespace("x", code=("no_such_module_here",), root=tmp_path).key(seed=0)
+
+
+def test_disabled_neither_reads_nor_writes(ns, tmp_path):
+    compute, calls = counting({"Z": np.zeros(2)})
+    key = ns.key(seed=0)
+    for _ in range(2):
+        assert ns.get_or_compute(key, compute, enabled=False)[1] is False
+    assert len(calls) == 2 and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("kind, value", [("json", {"row": [1.5, None, "x"]}),
+                                         ("torch", {"w": torch.arange(6.0).reshape(2, 3), "spec": {"seed": 0}})])
+def test_json_and_torch_payloads(tmp_path, kind, value):
+    ns = cache.Namespace("t", code=("cache",), kind=kind, root=tmp_path)
+    key = ns.key(seed=0)
+    ns.get_or_compute(key, lambda: value)
+    got, hit = ns.get_or_compute(key, lambda: pytest.fail("recomputed"))
+    assert hit and str(got) == str(value)
+
+
+# ---------------------------------------------------------------------------- code versions
+MODULE = '''
+"""A computation the cache depends on."""
+
+
+def f(x):
+    return x + 1  # the method
+'''
+
+
+def test_editing_the_code_invalidates_editing_its_docs_does_not(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    module = src / "taskrel_cache_probe_module.py"
+    module.write_text(MODULE)
+    monkeypatch.syspath_prepend(str(src))
+    ns = cache.Namespace("probe", code=("taskrel_cache_probe_module",), kind="json", root=tmp_path / "c")
+    key = ns.key(seed=0)
+    ns.get_or_compute(key, lambda: 1)
+
+    module.write_text(MODULE.replace("A computation", "Some computation").replace("# the method", "# edited"))
+    assert ns.key(seed=0) == key  # docstrings and comments are not code
+
+    module.write_text(MODULE.replace("x + 1", "x + 2"))
+    new = ns.key(seed=0)
+    assert new != key
+    value, hit = ns.get_or_compute(new, lambda: 2)
+    assert (value, hit) == (2, False)
+
+
+def test_a_namespace_depends_on_the_modules_its_code_imports():
+    fit = cache.modules_of("relatedness")
+    assert {"relatedness", "reference_classifier", "transport"} <= set(fit) and "errors" not in fit
+    assert {"features", "encoders", "cnn_zoo", "preprocessing"} <= set(features.FEATURES.modules())
+    assert {"finetune", "cnn_zoo", "preprocessing"} <= set(finetune.RESULTS.modules())
+    assert {"cnn_zoo", "finetune", "data"} <= set(cnn_zoo.ENCODERS.modules())  # augmentation, corpus
+    for ns in (features.FEATURES, finetune.RESULTS, cnn_zoo.ENCODERS):
+        assert len(ns.code_version()) == 64
+
+
+# ---------------------------------------------------------------------------- corruption
+def _damage(path, how):
+    raw = bytearray(path.read_bytes())
+    if how == "truncate":
+        raw = raw[: len(raw) // 2]
+    elif how == "flip payload":
+        raw[-40] ^= 0x01
+    elif how == "flip header":
+        i = raw.index(b'"sha256": "') + len(b'"sha256": "')
+        raw[i] = ord("0") if raw[i] != ord("0") else ord("1")
+    else:
+        raw = bytearray(b"PK\x03\x04 not an entry")
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip payload", "flip header", "garbage"])
+def test_a_corrupted_entry_is_reported_once_deleted_and_recomputed(ns, tmp_path, how):
+    Z = np.random.default_rng(0).normal(size=(20, 5))
+    key = ns.key(Z=Z)
+    ns.get_or_compute(key, lambda: {"Z": Z})
+    path = ns.path(key)
+    _damage(path, how)
+    compute, calls = counting({"Z": Z})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value, hit = ns.get_or_compute(key, compute)
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    message = str(caught[0].message)
+    assert str(path) in message and "corrupted" in message and "\n" not in message
+    assert not hit and len(calls) == 1
+    np.testing.assert_array_equal(value["Z"], Z)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rewritten entry is whole again
+        again, hit = ns.get_or_compute(key, compute)
+    assert hit and len(calls) == 1
+
+
+def test_validate_rejects_a_whole_entry_with_wrong_content(ns):
+    key = ns.key(seed=0)
+    ns.save(ns.path(key), {"Z": np.zeros((2, 2))})
+
+    def validate(value):
+        if value["Z"].shape != (3, 2):
+            raise ValueError("wrong shape")
+
+    with pytest.warns(RuntimeWarning, match="wrong shape"):
+        value, hit = ns.get_or_compute(key, lambda: {"Z": np.ones((3, 2))}, validate=validate)
+    assert not hit and value["Z"].shape == (3, 2)
+
+
+# ---------------------------------------------------------------------------- two processes at once
+N_KEYS = 6
+
+
+def _expected(i):
+    return np.full((400, 500), float(i))  # 1.6 MB: writes take long enough to overlap
+
+
+def _worker(root, seed, errors):
+    """Read and compute every key in a random order; any corruption warning becomes an error."""
+    warnings.simplefilter("error")
+    try:
+        ns = cache.Namespace("shared", code=("cache",), kind="arrays", root=root)
+        rng = random.Random(seed)
+        computed = 0
+        for _ in range(3):
+            for i in rng.sample(range(N_KEYS), N_KEYS):
+                def compute(i=i):
+                    nonlocal computed
+                    computed += 1
+                    return {"Z": _expected(i)}
+                value, _ = ns.get_or_compute(ns.key(i=i), compute)
+                assert np.array_equal(value["Z"], _expected(i)), f"key {i} read wrong"
+                if seed % 2:  # odd workers also overwrite entries without the lock: rename keeps them whole
+                    ns.save(ns.path(ns.key(i=i)), {"Z": _expected(i)})
+        errors.put(("computed", computed))
+    except BaseException as exc:  # reported to the parent, which fails the test
+        errors.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def test_processes_sharing_one_cache_read_only_whole_entries(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(str(tmp_path), seed, results)) for seed in range(4)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert [o for o in outcomes if o[0] == "error"] == []
+    assert sum(n for _, n in outcomes) == N_KEYS  # the lock: each entry computed once in all
+    assert not io.temporaries(tmp_path) and not list(tmp_path.glob(".*.lock"))
+    assert len(list(tmp_path.glob("*.npz"))) == N_KEYS
