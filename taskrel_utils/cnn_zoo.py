@@ -53,7 +53,7 @@ PREPROCESS = Preprocess(size=28, channels=1, mean=(0.0,), std=(1.0,))
 
 #: CPU threads of pre-training, fixed so that the weights do not depend on the machine's core count
 #: (oneDNN's reductions differ between thread counts); several entries train in parallel processes
-#: instead (``study.pretrain_zoo``: 1.3x the throughput of one 2-thread process on 2 cores)
+#: instead (``experiment.pretrain_zoo``: 1.3x the throughput of one 2-thread process on 2 cores)
 PRETRAIN_THREADS = 1
 
 #: the pre-training procedure (the paper's small-scale setting), shared by every zoo entry unless

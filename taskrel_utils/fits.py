@@ -4,76 +4,49 @@ and its transport plan on a few points, for a figure.
 """
 from __future__ import annotations
 
-import json
 import time
-import warnings
 
 import numpy as np
-from sklearn.preprocessing import StandardScaler
 
 from . import pseudo_labels, relatedness
-from .io import atomic_path, content_key, jsonable, sha256_bytes, write_json
-from .paths import cache_dir
-from .reference_classifier import ReferenceClassifier, train_reference_classifier
+from .cache import Namespace
+from .reference_classifier import ReferenceClassifier, fit_reference_model
 from .transport import emd_plan, euclidean_cost
 
-#: bump when task_relatedness changes its numbers (invalidates cached relatedness rows)
-RELATEDNESS_CACHE_FORMAT = 7
-
-
-#: bump when train_reference_classifier changes its numbers (invalidates cached h_R)
-REFERENCE_CACHE_FORMAT = 2
+#: h_R of a pair: its values depend on the reference classifier's code (and what it imports)
+REFERENCE_CLASSIFIERS = Namespace("reference_classifiers", code=("reference_classifier",), kind="arrays")
+#: task-relatedness rows: the fit's code, the pseudo-label matching and this module's row schema
+FITS = Namespace("relatedness", code=("fits",), kind="json")
 
 
 def reference_model(pair_kwargs: dict, *, seed: int = 0, scale: str = "small",
                     reference_classifier_options: dict | None = None, cache: bool = True):
     """``(s_R, h_R)``: the reference standardiser and classifier exactly as ``task_relatedness``
-    trains them for this pair's encoder (they depend only on the reference features).
+    builds them for this pair's encoder (:func:`reference_classifier.fit_reference_model`; they
+    depend only on the reference features).
 
-    ``h_R`` is cached on disk (``cache_dir("reference_classifiers")``) by the content of the two
-    reference feature sets, the options and the seed, so that every table of every notebook (fits
-    with and without target labels, on fractions, the baseline scores) shares one h_R per encoder.
+    ``h_R`` is cached (:data:`REFERENCE_CLASSIFIERS`) by the content of the two reference feature
+    sets, the options, the seed and the code, so that every table of every notebook (fits with and
+    without target labels, on fractions, the baseline scores) shares one h_R per encoder.
     """
-    (Zr, yr), (Zr_te, yr_te) = pair_kwargs["ref_train"], pair_kwargs["ref_test"]
-    Zr, Zr_te = (np.asarray(Z, dtype=np.float64) for Z in (Zr, Zr_te))  # as the fit: float32 features differ
-    s_R = StandardScaler().fit(Zr)
+    ref_train, ref_test = pair_kwargs["ref_train"], pair_kwargs["ref_test"]
     options = dict(reference_classifier_options or {})
-    key = content_key({"format": REFERENCE_CACHE_FORMAT, "seed": seed, "scale": scale, "options": options,
-                       "reference": _pair_digest({k: pair_kwargs[k] for k in ("ref_train", "ref_test")})})
-    path = cache_dir("reference_classifiers") / f"{key}.npz"
-    if cache and path.exists():
-        try:
-            with np.load(path) as f:
-                meta = json.loads(str(f["meta"]))
-                return s_R, ReferenceClassifier(W=f["W"], c=f["c"], tau0=meta["tau0"], options=meta["options"],
-                                                history=meta["history"], fit_info=meta["fit_info"])
-        except (OSError, ValueError, KeyError) as e:
-            warnings.warn(f"cached reference classifier {path} is unreadable ({e}); training it again", RuntimeWarning)
-    h_R = train_reference_classifier(s_R.transform(Zr), yr, int(np.max(yr)) + 1, scale=scale,
-                                     Z_test=s_R.transform(Zr_te), y_test=yr_te, seed=seed, **options)
-    if cache:
-        meta = json.dumps({"tau0": h_R.tau0, "options": h_R.options, "history": h_R.history,
-                           "fit_info": h_R.fit_info}, default=jsonable)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, W=h_R.W, c=h_R.c, meta=np.array(meta))
-    return s_R, h_R
+    key = REFERENCE_CLASSIFIERS.key(seed=seed, scale=scale, options=options, reference=[ref_train, ref_test])
 
+    def train():
+        _, h = fit_reference_model(ref_train, ref_test, seed=seed, scale=scale, options=options)
+        return {"W": h.W, "c": h.c, "tau0": h.tau0, "options": h.options, "history": h.history,
+                "fit_info": h.fit_info}
 
-def _pair_digest(pair_kwargs: dict) -> str:
-    """sha256 of a pair's (or part of a pair's) arrays: keys, dtypes, shapes and bytes (None: empty)."""
-    parts = []
-    for key in sorted(pair_kwargs):
-        for a in pair_kwargs[key]:
-            a = np.ascontiguousarray(a) if a is not None else np.zeros(0)
-            parts += [key, str(a.dtype), str(a.shape), a.tobytes()]
-    return sha256_bytes(*parts)
+    stored, _ = REFERENCE_CLASSIFIERS.get_or_compute(key, train, enabled=cache)
+    return fit_reference_model(ref_train, ref_test, classifier=ReferenceClassifier(**stored))
 
 
 def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, target_labels: bool = True,
                        **options) -> dict:
     """``task_relatedness(**pair_kwargs, seed=seed, **options)`` as a :func:`result_row` (plus
-    ``seconds``), cached on disk by the content of the four feature sets, the options and the seed.
+    ``seconds``), cached (:data:`FITS`) by the content of the four feature sets, the options, the
+    seed and the code.
 
     ``target_labels=False``: the pseudo-label variant; the target labels of ``pair_kwargs`` are
     hidden from the fit (only their number of classes is passed) and used afterwards for the row's
@@ -82,14 +55,14 @@ def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, 
     """
     defaults = relatedness.default_options(options.get("scale", "small"), options.get("schedule", "fast"))
     canonical = {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}  # same fit, same key
-    key = content_key({"format": RELATEDNESS_CACHE_FORMAT, "pair": _pair_digest(pair_kwargs),
-                       "options": canonical, "seed": seed, "target_labels": bool(target_labels)})
-    path = cache_dir("relatedness") / f"{key}.json"
-    if cache and path.exists():
-        try:
-            return json.loads(path.read_text())["row"]
-        except (ValueError, KeyError) as e:
-            warnings.warn(f"relatedness cache file {path} is corrupted ({e}); computing it again", RuntimeWarning)
+    key = FITS.key(pair=pair_kwargs, options=canonical, seed=seed, target_labels=bool(target_labels))
+    row, _ = FITS.get_or_compute(key, lambda: _fit_row(pair_kwargs, seed, cache, target_labels, options),
+                                 enabled=cache)
+    return row
+
+
+def _fit_row(pair_kwargs: dict, seed: int, cache: bool, target_labels: bool, options: dict) -> dict:
+    """The row of :func:`cached_relatedness`, computed."""
     t0 = time.perf_counter()
     kwargs = dict(pair_kwargs)
     if not target_labels:
@@ -105,8 +78,6 @@ def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, 
     if not target_labels:
         row["pseudo_label_accuracy"] = pseudo_labels.matched_accuracy(res.pseudo_labels(Zt_te), yt_te,
                                                                       kwargs["n_target_classes"])
-    if cache:
-        write_json(path, {"key": key, "row": row})
     return row
 
 

@@ -17,7 +17,7 @@ For each target:
    (``finetune.logistic_probe``, C chosen on the validation set) flags pairs whose fine-tuned mean
    ends below it.
 
-Every fine-tuning runs on ``THREADS`` CPU thread(s) (parallel jobs are processes, ``study._map``), so
+Every fine-tuning runs on ``THREADS`` CPU thread(s) (parallel jobs are processes, ``jobs.run_jobs``), so
 a recomputation gives the same numbers. ``build`` writes ``data/ground_truth/<profile>.csv`` and
 ``<profile>.json`` (provenance: command, date, commit, versions, duration, the grid, the
 reliability, the content keys of the weights and splits) atomically; ``load`` reads and validates
@@ -47,6 +47,7 @@ from . import correlation, finetune
 from .config import Profile
 from .errors import TaskrelError, UnknownNameError
 from .io import atomic_path, sha256_bytes, write_json
+from .jobs import run_jobs, worker_count
 from .paths import KIT_ROOT, cache_dir
 
 __all__ = ["DEFAULTS", "THREADS", "GroundTruth", "settings", "encoder_groups", "split_train", "protocol_grid",
@@ -222,8 +223,6 @@ def select_protocols(encs: dict, splits: dict, grid: list, *, main: list, seeds=
     ``chosen``: ``{target: recipe}`` with the best mean validation accuracy over ``main`` x ``seeds``
     (the first of ``grid`` on ties); ``table``: one row per (target, encoder, protocol, seed).
     """
-    from .study import _map
-
     if not main:
         raise TaskrelError("select_protocols needs at least one encoder in main")
     if not grid:
@@ -233,7 +232,7 @@ def select_protocols(encs: dict, splits: dict, grid: list, *, main: list, seeds=
         for target, (ft_task, val_task) in splits.items():
             jobs.append((encs[e], ft_task, val_task, [(r, s) for r in grid for s in seeds], cache))
             labels.append((target, e))
-    results = _map(_finetune_runs, jobs, n_jobs, "protocol selection", progress)
+    results = run_jobs(_finetune_runs, jobs, n_jobs=n_jobs, desc="protocol selection", progress=progress)
     rows = [{"target": t, "encoder": e, "validation_accuracy": r.pop("accuracy"),
              "validation_cross_entropy": r.pop("cross_entropy"), **r}
             for (t, e), runs in zip(labels, results) for r in runs]
@@ -267,19 +266,19 @@ class GroundTruth:
 
 
 def _tasks_and_encoders(profile, encs, tasks, progress):
-    from . import study
+    from . import experiment
 
     if tasks is None:
-        tasks = study.profile_tasks(profile)
+        tasks = experiment.profile_tasks(profile)
     if encs is None:
-        encs = study.profile_encoders(profile, progress=progress)
+        encs = experiment.profile_encoders(profile, progress=progress)
     missing = [e for e in profile.encoders if e not in encs]
     if missing:
-        raise TaskrelError(f"ground truth: no encoder object for {missing}; pass encs from study.profile_encoders")
+        raise TaskrelError(f"ground truth: no encoder object for {missing}; pass encs from experiment.profile_encoders")
     missing = [t for t in profile.targets if t not in tasks or not {"train", "test"} <= set(tasks[t])]
     if missing:
         raise TaskrelError(f"ground truth: no train/test tasks for targets {missing}; pass tasks from "
-                           "study.profile_tasks")
+                           "experiment.profile_tasks")
     return encs, tasks
 
 
@@ -300,10 +299,10 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
     """Compute the ground truth of ``profile`` (see the module docstring) and write it to ``out``
     (default :func:`default_path`; ``out=False``: do not write).
 
-    ``overrides``: settings of :data:`DEFAULTS`; ``encs`` / ``tasks``: as ``study.profile_encoders`` /
-    ``study.profile_tasks`` return them (loaded when None); ``contrasts``: see :func:`encoder_groups`;
+    ``overrides``: settings of :data:`DEFAULTS`; ``encs`` / ``tasks``: as ``experiment.profile_encoders`` /
+    ``experiment.profile_tasks`` return them (loaded when None); ``contrasts``: see :func:`encoder_groups`;
     ``cache``: reuse / store single fine-tunings in the fine-tuning cache (an interrupted build
-    resumes); ``n_jobs``: worker processes (``study.n_jobs_default``).
+    resumes); ``n_jobs``: worker processes (``jobs.n_jobs_default``).
     """
     t_start = time.perf_counter()
     opts = settings(profile, **overrides)
@@ -322,8 +321,6 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
                                           cache=cache, n_jobs=n_jobs, progress=progress)
     selection_seconds = time.perf_counter() - t0
 
-    from .study import _map
-
     t0 = time.perf_counter()
     labels, jobs = [], []
     for e in _order_by_size(encs, profile.encoders):
@@ -331,7 +328,7 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
             jobs.append((encs[e], *splits[target], tasks[target]["test"], chosen[target], seeds[groups[e]],
                          cache, opts["probe_cs"]))
             labels.append((e, target))
-    results = dict(zip(labels, _map(_test_job, jobs, n_jobs, "ground truth (seeds x pairs)", progress)))
+    results = dict(zip(labels, run_jobs(_test_job, jobs, n_jobs=n_jobs, desc="ground truth (seeds x pairs)", progress=progress)))
     test_seconds = time.perf_counter() - t0
 
     all_seeds = sorted(set(seeds["main"]) | set(seeds["contrast"]))
@@ -363,7 +360,7 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
         "command": command or f"ground_truth.build(profile={profile.name!r}, **{json.dumps(overrides, default=str)})",
         "rebuild": build_command(profile.name),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "kit_commit": _kit_commit(),
-        "versions": _versions(), "threads_per_job": THREADS, "n_jobs": _n_jobs(n_jobs, len(jobs)),
+        "versions": _versions(), "threads_per_job": THREADS, "n_jobs": worker_count(len(jobs), n_jobs),
         "cpu_count": os.cpu_count(), "seconds": seconds,
         "settings": _jsonable_settings(opts), "base_recipe": base.to_dict(), "split_seed": profile.seed,
         "seeds": seeds, "encoders": {e: {"group": groups[e], "weights_id": encs[e].weights_id,
@@ -381,11 +378,6 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
     if out is not False:
         gt.path = _write(gt, Path(out) if out is not None else default_path(profile.name))
     return gt
-
-
-def _n_jobs(n_jobs, n_tasks):
-    from .study import n_jobs_default
-    return n_jobs_default(n_tasks) if n_jobs is None else max(1, min(int(n_jobs), n_tasks))
 
 
 def _versions() -> dict:

@@ -24,11 +24,6 @@ def sha256_bytes(*parts) -> str:
     return h.hexdigest()
 
 
-def content_key(obj) -> str:
-    """A short stable key for a JSON-serialisable description (sorted keys)."""
-    return sha256_bytes(json.dumps(obj, sort_keys=True, default=str))[:20]
-
-
 #: how the temporary files of :func:`atomic_path` are named: ``.<name>.<random>.tmp<suffix>``
 TEMPORARY_GLOB = ".*.tmp*"
 

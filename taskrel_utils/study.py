@@ -12,7 +12,7 @@ named after what they hold. Import from those instead:
 from .controls import shuffled_target, target_fraction
 from .experiment import (SPLITS, pair, pretrain_zoo, profile_encoders, profile_features, profile_tasks,
                          reference_class_table, reference_classes, zoo_pairs)
-from .fits import (REFERENCE_CACHE_FORMAT, RELATEDNESS_CACHE_FORMAT, cached_relatedness, example_plan,
+from .fits import (cached_relatedness, example_plan,
                    reference_model, result_row)
 from .jobs import n_jobs_default, progress, run_jobs
 from .reference_penalty import choose_tau0, reference_fit_table, tau0_sweep
@@ -20,7 +20,7 @@ from .scores import otce_leave_one_target_out
 from .tables import probe_table, relatedness_table, score_table
 
 __all__ = [
-    "SPLITS", "REFERENCE_CACHE_FORMAT", "RELATEDNESS_CACHE_FORMAT",
+    "SPLITS",
     "cached_relatedness", "choose_tau0", "example_plan", "n_jobs_default", "otce_leave_one_target_out",
     "pair", "pretrain_zoo", "probe_table", "profile_encoders", "profile_features", "profile_tasks",
     "progress", "reference_class_table", "reference_classes", "reference_fit_table", "reference_model",

@@ -251,11 +251,11 @@ def test_cli_check_of_a_missing_file_fails_with_the_build_command(tmp_path, caps
 def test_the_shipped_mini_ground_truth_loads_and_one_of_its_runs_recomputes_exactly():
     """The shipped CSV matches the mini profile (weights, splits, settings) and its numbers are
     reproducible: one cheap (encoder, target, seed) fine-tuned again gives the stored accuracy."""
-    from taskrel_utils import config, encoders as registry, study
+    from taskrel_utils import config, encoders as registry, experiment
 
     profile = config.load_profile("mini", encoders=["mlp-short"], targets=["uci-digits"])
     encs = {"mlp-short": registry.load_encoder("mlp-short", progress=False)}
-    tasks = study.profile_tasks(profile)
+    tasks = experiment.profile_tasks(profile)
     gt = ground_truth.load(profile, encs=encs, tasks=tasks, progress=False)
     assert list(gt.table.encoder) == ["mlp-short"] and gt.reliability.split_half_kendall.notna().all()
     check = ground_truth.recompute_runs(profile, gt, [("mlp-short", "uci-digits", 0)], encs=encs, tasks=tasks)
