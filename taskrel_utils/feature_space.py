@@ -1,23 +1,26 @@
 """Looking at a feature space: a 2-D projection and how well the classes separate in it.
 
 Both work on standardised features (per-dimension z-scores fit on the data given), like the
-analysis itself (METHOD 1.3).
+analysis itself.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .errors import TaskrelError
+from .numerics import sq_euclidean
+
 
 def _check(Z, y=None):
     Z = np.asarray(Z, dtype=np.float64)
     if Z.ndim != 2 or len(Z) < 2:
-        raise ValueError(f"features must be a 2-D array with at least 2 rows, got shape {Z.shape}")
+        raise TaskrelError(f"features must be a 2-D array with at least 2 rows, got shape {Z.shape}")
     if not np.isfinite(Z).all():
-        raise ValueError("features contain NaN or infinite values; re-extract them")
+        raise TaskrelError("features contain NaN or infinite values; re-extract them")
     if y is not None:
         y = np.asarray(y)
         if y.shape != (len(Z),):
-            raise ValueError(f"labels must have shape ({len(Z)},), got {y.shape}")
+            raise TaskrelError(f"labels must have shape ({len(Z)},), got {y.shape}")
     return Z, y
 
 
@@ -58,9 +61,8 @@ def nearest_mean_accuracy(Z_train, y_train, Z_test, y_test) -> float:
     Z_train, y_train = _check(Z_train, y_train)
     Z_test, y_test = _check(Z_test, y_test)
     if Z_train.shape[1] != Z_test.shape[1]:
-        raise ValueError(f"train and test features differ in dimension: {Z_train.shape[1]} vs {Z_test.shape[1]}")
+        raise TaskrelError(f"train and test features differ in dimension: {Z_train.shape[1]} vs {Z_test.shape[1]}")
     classes = np.unique(y_train)
     A, B = standardise(Z_train), standardise(Z_test, fit_on=Z_train)
     means = np.stack([A[y_train == c].mean(axis=0) for c in classes])
-    d2 = (B ** 2).sum(1)[:, None] - 2 * B @ means.T + (means ** 2).sum(1)[None, :]
-    return float((classes[d2.argmin(axis=1)] == y_test).mean())
+    return float((classes[sq_euclidean(B, means).argmin(axis=1)] == y_test).mean())

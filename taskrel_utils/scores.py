@@ -74,6 +74,7 @@ import numpy as np
 from scipy import linalg, optimize, sparse, special
 
 from .errors import TaskrelError
+from .numerics import softmax, sq_euclidean
 from .transport import emd_plan
 
 __all__ = ["logme", "leep", "nce", "h_score", "sfda", "pactran_dirichlet", "pactran_gamma",
@@ -168,13 +169,6 @@ def _class_sums(X: np.ndarray, y: np.ndarray, K: int) -> np.ndarray:
     n = len(y)
     Y = sparse.csr_matrix((np.ones(n), (y, np.arange(n))), shape=(K, n))
     return np.asarray(Y @ X)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,7 +337,7 @@ def _sfda_fit_proba(X, y, K, counts, shrinkage=None):
         raise TaskrelError("SFDA: the shrunk within-class scatter is not positive definite (features are "
                            "degenerate); remove constant/duplicate feature dimensions") from exc
     intercept = -0.5 * np.sum(means * coef, axis=1) + np.log(counts / N)
-    return _softmax(X @ coef.T + intercept), shrinkage
+    return softmax(X @ coef.T + intercept), shrinkage
 
 
 def sfda(features, labels) -> float:
@@ -360,7 +354,7 @@ def sfda(features, labels) -> float:
     N = F.shape[0]
     y, K, counts = _labels(labels, N, all_present=True)
     prob, lam = _sfda_fit_proba(F, y, K, counts)
-    q = _softmax(prob)[np.arange(N), y][:, None]
+    q = softmax(prob)[np.arange(N), y][:, None]
     means = _class_sums(F, y, K) / counts[:, None]
     outer = (means.sum(0)[None, :] - means) / (K - 1)
     Fmix = q * F + (1.0 - q) * outer[y]
@@ -504,7 +498,7 @@ def pactran_gaussian(features, labels, lda_factor: float = 1.0, s2_factor: float
                             options=dict(maxiter=int(maxiter)), tol=tol)
     pac_opt, _ = _pac_gauss_objective(res.x, X, y, lam)
     th = res.x.reshape(D + 1, K)
-    p = _softmax(X @ th[:D] + th[D])
+    p = softmax(X @ th[:D] + th[D])
     g2 = (p - p * p).sum(1)
     h_sum = np.sum(((X * X).sum(1) + 1.0) * g2) + D * K / lam
     sigma2_inv = h_sum * lam / (D * K) + 1e-10
@@ -514,11 +508,6 @@ def pactran_gaussian(features, labels, lda_factor: float = 1.0, s2_factor: float
 # --------------------------------------------------------------------------------------------
 # OT-NCE / OTCE
 # --------------------------------------------------------------------------------------------
-def _sq_euclidean(A, B):
-    sq = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * (A @ B.T)
-    return np.maximum(sq, 0.0)
-
-
 def _ot_components(ref_features, ref_labels, features, labels, n_samples, n_repeats, seed):
     FR = _features(ref_features, "ref_features")
     FT = _features(features, "features")
@@ -536,7 +525,7 @@ def _ot_components(ref_features, ref_labels, features, labels, n_samples, n_repe
     for _ in range(int(n_repeats) if subsample else 1):
         iR = np.sort(rng.choice(len(yR), nR, replace=False)) if nR < len(yR) else np.arange(nR)
         iT = np.sort(rng.choice(len(yT), nT, replace=False)) if nT < len(yT) else np.arange(nT)
-        C = _sq_euclidean(FR[iR], FT[iT])
+        C = sq_euclidean(FR[iR], FT[iT])
         plan, cost = emd_plan(None, None, C, return_cost=True)
         r, c = np.nonzero(plan)
         joint = np.bincount(yR[iR][r] * KT + yT[iT][c], weights=plan[r, c],

@@ -23,6 +23,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .errors import TaskrelError
+from .numerics import euclidean
 
 #: iteration cap of the network simplex (POT's default 1e5 can truncate large problems)
 NUM_ITERMAX = 10_000_000
@@ -44,13 +45,8 @@ class OTConvergenceWarning(UserWarning):
     """POT's network simplex stopped before optimality (iteration cap or numerical trouble)."""
 
 
-def euclidean_cost(X, Y) -> np.ndarray:
-    """Plain Euclidean distances ``||x_k - y_l||_2`` (float64, clipped at 0 before the root)."""
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    sq = (X * X).sum(1)[:, None] + (Y * Y).sum(1)[None, :] - 2.0 * (X @ Y.T)
-    np.maximum(sq, 0.0, out=sq)
-    return np.sqrt(sq, out=sq)
+#: plain Euclidean cost matrix ``||x_k - y_l||_2`` (N x M, float64): :func:`numerics.euclidean`
+euclidean_cost = euclidean
 
 
 def emd_plan(a, b, M, num_itermax: int = NUM_ITERMAX, return_cost: bool = False):
