@@ -226,3 +226,57 @@ def correlation_table(table, scores, truth: str = "accuracy", by: str = "target"
     result.loc["Average"] = result.mean(skipna=True)
     result.index.name = by
     return result
+
+
+def average_table(table, columns: dict, truth: str = "accuracy", by: str = "target",
+                  methods=("pearson", "kendall", "weighted_kendall")):
+    """The ``Average`` row of :func:`correlation_table` for each of ``methods``: one row per method,
+    one column per score (``columns`` maps table columns to display names)."""
+    import pandas as pd
+
+    rows = [correlation_table(table, list(columns), truth=truth, by=by, method=m).rename(columns=columns)
+            .loc["Average"].rename(m) for m in methods]
+    return pd.DataFrame(rows)
+
+
+def bootstrap_table(groups: dict, columns: dict, truth: str = "accuracy", by: str = "target",
+                    n_boot: int = 1000, seed: int = 0):
+    """Pearson r and its 95 % percentile-bootstrap interval (:func:`bootstrap_ci`) of every score
+    per group of rows (e.g. target), for each table of ``groups`` ({name: table}).
+
+    Columns group, ``by``, score (the display name of ``columns``), r, low, high; NaN where the
+    coefficient is undefined (too few rows or a constant score).
+    """
+    import pandas as pd
+
+    rows = []
+    for name, table in groups.items():
+        for key, g in table.groupby(by, sort=False):
+            for col, label in columns.items():
+                try:
+                    ci = bootstrap_ci(g[col], g[truth], n_boot=n_boot, seed=seed)
+                    row = {"r": ci.estimate, "low": ci.low, "high": ci.high}
+                except TaskrelError:
+                    row = {"r": np.nan, "low": np.nan, "high": np.nan}
+                rows.append({"group": name, by: key, "score": label, **row})
+    return pd.DataFrame(rows)
+
+
+def scores_long(table, columns: dict, id_vars=("encoder", "target", "group", "accuracy")):
+    """``table`` (one row per encoder and target, one column per score) in long format: one row
+    per (encoder, target, score), columns ``id_vars``, score (display name of ``columns``) and
+    score_value; the input to ``plots.scores_vs_accuracy`` and ``widgets.score_explorer``."""
+    long = table.melt(id_vars=list(id_vars), value_vars=list(columns), var_name="score", value_name="score_value")
+    long["score"] = long["score"].map(columns)
+    return long
+
+
+def true_vs_pseudo_table(true_fits, pseudo_fits, group: str):
+    """Pearson r of task-relatedness (``value``) with ``accuracy`` per target (plus Average) for
+    the fits with true labels and with pseudo-labels, on the rows of ``group`` whose W did not fail
+    (``value_failed``): columns "true labels", "pseudo-labels"."""
+    import pandas as pd
+
+    t, p = (x[(x.group == group) & ~x.value_failed] for x in (true_fits, pseudo_fits))
+    return pd.DataFrame({"true labels": correlation_table(t, ["value"])["value"],
+                         "pseudo-labels": correlation_table(p, ["value"])["value"]})

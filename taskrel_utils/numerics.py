@@ -6,6 +6,8 @@
   rows of ``X`` (N x d) and ``Y`` (M x d), as an N x M matrix, by the expansion
   ``||x - y||^2 = ||x||^2 + ||y||^2 - 2 x.y`` (one matrix product), clipped at 0 because rounding
   can make that expansion slightly negative for (near-)identical points.
+* :func:`finite_or_none` / :func:`finite_table` - numbers for a JSON metrics file: NaN and
+  infinity (an undefined correlation) become ``None`` (JSON ``null``), everything else a float.
 
 Torch code keeps ``torch.softmax`` / ``torch.log_softmax``: these helpers are for numpy arrays.
 """
@@ -15,7 +17,7 @@ import numpy as np
 
 from .errors import TaskrelError
 
-__all__ = ["softmax", "log_softmax", "sq_euclidean", "euclidean"]
+__all__ = ["softmax", "log_softmax", "sq_euclidean", "euclidean", "finite_or_none", "finite_table"]
 
 
 def softmax(logits, axis: int = -1) -> np.ndarray:
@@ -54,3 +56,13 @@ def euclidean(X, Y) -> np.ndarray:
     (the root of :func:`sq_euclidean`)."""
     sq = sq_euclidean(X, Y)
     return np.sqrt(sq, out=sq)
+
+
+def finite_or_none(x) -> float | None:
+    """``float(x)``, or ``None`` when ``x`` is NaN or infinite (JSON has no NaN)."""
+    return float(x) if np.isfinite(x) else None
+
+
+def finite_table(frame) -> dict:
+    """A DataFrame as ``{row label: {column: finite_or_none(value)}}`` for a JSON metrics file."""
+    return {row: {col: finite_or_none(v) for col, v in values.items()} for row, values in frame.iterrows()}

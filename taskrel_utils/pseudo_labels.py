@@ -17,6 +17,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
+from .checks import as_features
 from .errors import TaskrelError
 
 
@@ -27,9 +28,9 @@ def label_map_from_posteriors(P: np.ndarray, n_target_classes: int, seed: int = 
     cluster i} P[n, j] + eps`` (columns normalised), so each reference class goes mostly to the
     cluster that holds its mass.
     """
-    P = np.asarray(P, dtype=np.float64)
+    P = as_features(P, "reference-class posteriors")
     K_T = int(n_target_classes)
-    if P.ndim != 2 or len(P) < K_T:
+    if len(P) < K_T:
         raise TaskrelError(f"need at least {K_T} target points with posteriors (N, K_R), got shape {P.shape}")
     clusters = KMeans(n_clusters=K_T, n_init=10, random_state=seed).fit_predict(P)
     mass = np.zeros((K_T, P.shape[1]))

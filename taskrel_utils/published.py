@@ -17,6 +17,19 @@ TARGETS = ("aircraft", "dtd", "pets")
 PAPER_TARGETS = ("pets", "dtd", "aircraft", "average")          # the poster's row order
 PAPER_METHODS = ("LogME", "LEEP", "NCE", "PACTran", "SFDA", "H-Score", "OT-NCE", "OTCE", "TR")
 
+#: the kit's score columns -> the paper's column names, in the order of the paper's table
+PAPER_COLUMNS = {"logme": "LogME", "leep": "LEEP", "nce": "NCE", "pactran_gaussian": "PACTran", "sfda": "SFDA",
+                 "h_score": "H-Score", "ot_nce": "OT-NCE", "otce": "OTCE", "task_relatedness": "Ours (TR)"}
+#: further score columns the kit reports beside the paper's
+EXTRA_COLUMNS = {"pactran_dirichlet": "PACTran-Dir", "pactran_gamma": "PACTran-Gamma",
+                 "transferred_accuracy": "TR's transferred accuracy"}
+_LOWER_IS_BETTER_COLUMNS = ("task_relatedness", "value", "pactran_gaussian", "pactran_dirichlet", "pactran_gamma")
+#: scores (kit column and display names) for which lower values mean better transfer: task-relatedness
+#: is an upper bound on the target loss and PACTran a PAC-Bayes bound, so a good Pearson r with
+#: accuracy is negative for them (positive for every other score)
+LOWER_IS_BETTER = _LOWER_IS_BETTER_COLUMNS + tuple(
+    names[c] for names in [{**PAPER_COLUMNS, **EXTRA_COLUMNS}] for c in _LOWER_IS_BETTER_COLUMNS if c in names)
+
 
 def _read(name: str) -> pd.DataFrame:
     path = PUBLISHED_DIR / name

@@ -73,6 +73,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 from scipy import linalg, optimize, sparse, special
 
+from .checks import as_features, as_labels
 from .errors import TaskrelError
 from .numerics import softmax, sq_euclidean
 from .transport import emd_plan
@@ -89,34 +90,28 @@ _RELABEL_HINT = "relabel with labels = np.unique(labels, return_inverse=True)[1]
 # --------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------
-def _features(x, name: str = "features", check_finite: bool = True) -> np.ndarray:
+def _features(x, name: str = "features") -> np.ndarray:
+    """``x`` as a finite float64 (N, D) array with N >= 2, D >= 1 (never modified below)."""
     x = np.asarray(x)
-    if x.ndim != 2:
-        raise TaskrelError(f"{name} must be a 2-D array (N samples x D dimensions), got shape {x.shape}")
     if x.dtype.kind not in "iuf":
         raise TaskrelError(f"{name} must be a numeric (float) array, got dtype {x.dtype}")
+    x = as_features(x, name)
     if x.shape[0] < 2 or x.shape[1] < 1:
         raise TaskrelError(f"{name} needs at least 2 samples and 1 dimension, got shape {x.shape}")
-    x = x.astype(np.float64, copy=False)  # never written to below
-    if check_finite and not np.isfinite(x.sum()):  # NaN/inf propagate into the sum (fast path)
-        _check_finite(x, name)
     return x
 
 
-def _check_finite(x, name):
-    if not np.isfinite(x).all():
-        raise TaskrelError(f"{name} contains NaN or infinite values; remove or impute those samples")
-
-
 def _source_probs(p, name: str = "source_probs") -> np.ndarray:
-    p = _features(p, name, check_finite=False)
-    row_sums = p.sum(1)
-    if not np.isfinite(row_sums).all():
-        _check_finite(p, name)
+    """``p`` as (N, K_S) probabilities: non-negative rows summing to 1 (within ``PROB_ROW_ATOL``)."""
+    p = np.asarray(p)
+    if p.dtype.kind in "iuf" and not np.isfinite(p).all():
+        raise TaskrelError(f"{name} contains NaN or infinite values; pass the source classifier's softmax "
+                           "probabilities (finite, rows summing to 1)")
+    p = _features(p, name)
     if p.min() < 0:
         raise TaskrelError(f"{name} has negative entries (min {p.min():.3g}); pass softmax probabilities, "
-                           "not logits (scipy.special.softmax(logits, axis=1))")
-    dev = np.abs(row_sums - 1.0).max()
+                           "not logits (taskrel_utils.numerics.softmax(logits))")
+    dev = np.abs(p.sum(1) - 1.0).max()
     if dev > PROB_ROW_ATOL:
         raise TaskrelError(f"rows of {name} must sum to 1 (worst row is off by {dev:.3g}); pass softmax "
                            "probabilities, not logits, or renormalise: P / P.sum(1, keepdims=True)")
@@ -126,26 +121,14 @@ def _source_probs(p, name: str = "source_probs") -> np.ndarray:
 def _labels(y, n: int, name: str = "labels", all_present: bool = False):
     """Return ``(y as intp in 0..K-1, K, counts)``.
 
-    With ``all_present`` every class ``0..max(y)`` must occur (the score depends on K); otherwise
-    the labels are compressed to the classes that occur (the score does not depend on empty ones).
+    ``y``: n integer class indices (an (n, 1) column is accepted). With ``all_present`` every class
+    ``0..max(y)`` must occur (the score depends on K); otherwise the labels are compressed to the
+    classes that occur (the score does not depend on empty ones).
     """
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    if y.ndim != 1:
-        raise TaskrelError(f"{name} must be a 1-D array of class indices, got shape {y.shape}")
-    if len(y) != n:
-        raise TaskrelError(f"{name} has {len(y)} entries but the features/probabilities have {n} rows; "
-                           "pass one label per sample")
-    if y.dtype.kind == "f":
-        if not np.isfinite(y).all() or np.any(y != np.round(y)):
-            raise TaskrelError(f"{name} must be integers (class indices 0..K-1); got non-integer or "
-                               "non-finite values")
-    elif y.dtype.kind not in "iu":
-        raise TaskrelError(f"{name} must be integer class indices 0..K-1, got dtype {y.dtype}; "
-                           f"{_RELABEL_HINT}")
-    if y.min() < 0:
-        raise TaskrelError(f"{name} must lie in 0..K-1, got {y.min()}; {_RELABEL_HINT}")
+    y = as_labels(y, n, name)
     classes, inv = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise TaskrelError(f"{name} contain fewer than 2 classes ({len(classes)}); a transferability "
