@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 
 sns.set_theme(context="notebook", style="whitegrid")
@@ -91,6 +92,79 @@ def photo_predictions(photos: dict, predictions: dict):
                  for enc, preds in predictions.items()]
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("\n".join(lines), fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------ one fit, step by step (nb 02)
+def gradient_norms(norms, tau0: float, title: str):
+    """Histogram of h_R's input-gradient norms with true and with random labels (``norms`` columns:
+    "gradient norm", labels), the penalty threshold ``tau0`` dashed."""
+    fig, ax = plt.subplots(figsize=(7, 3))
+    sns.histplot(data=norms, x="gradient norm", hue="labels", bins=40, element="step", ax=ax)
+    ax.axvline(tau0, color="k", ls="--", label="tau0")
+    ax.set_title(title)
+    return fig
+
+
+def fit_curves(history):
+    """One panel per logged quantity of a fit against its step (``history`` columns: step and
+    one column per quantity)."""
+    curves = history.melt(id_vars="step", value_vars=[c for c in history.columns if c != "step"],
+                          var_name="quantity", value_name="value")
+    grid = sns.relplot(data=curves, x="step", y="value", col="quantity", col_wrap=4, kind="line",
+                       height=2.2, facet_kws={"sharey": False})
+    grid.set_titles("{col_name}")
+    return grid.figure
+
+
+#: label maps with at most this many target classes get their entries printed in the cells
+MAX_ANNOTATED_CLASSES = 12
+
+
+def label_map_and_prior(B, D, reference_prior, target_names, reference_names, target: str, reference: str):
+    """Left: the label map ``B`` (K_T x K_R; column j = where reference class j goes). Right: the
+    reference class prior next to the re-weighting ``D`` learned by the fit."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.4 * B.shape[0] + 2.5), gridspec_kw={"width_ratios": [3, 2]})
+    sns.heatmap(pd.DataFrame(B, index=list(target_names), columns=list(reference_names)),
+                annot=B.shape[0] <= MAX_ANNOTATED_CLASSES, fmt=".2f", cmap="mako", ax=axes[0], cbar=False)
+    axes[0].set(title="B: reference class (column) -> target class (row)", xlabel=reference, ylabel=target)
+    prior = pd.DataFrame({"class": list(reference_names) * 2,
+                          "probability": np.r_[reference_prior, D],
+                          "prior": ["reference prior"] * len(D) + ["D (learned)"] * len(D)})
+    sns.barplot(data=prior, x="probability", y="class", hue="prior", ax=axes[1], orient="h")
+    axes[1].set_title("class prior: original vs re-weighted")
+    fig.tight_layout()
+    return fig
+
+
+def transport_plan(plan, target_names, reference_names, target: str, reference: str):
+    """Heatmap of an exact transport plan between a few mapped reference points (rows) and target
+    points (columns), labelled with their class names. ``plan``: ``study.example_plan``'s dict
+    (plan, target_labels, reference_labels)."""
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    sns.heatmap(plan["plan"], xticklabels=[target_names[s] for s in plan["target_labels"]],
+                yticklabels=[reference_names[y] for y in plan["reference_labels"]],
+                cmap="rocket_r", ax=ax, cbar_kws={"label": "mass"})
+    n_ref, n_tgt = np.shape(plan["plan"])
+    ax.set(xlabel=f"target points ({target})", ylabel=f"mapped reference points ({reference})",
+           title=f"an exact transport plan on {n_ref} + {n_tgt} points")
+    return fig
+
+
+def tau0_sweep(sweep, max_price: float, chosen: float):
+    """The tau0 sweep of h_R: the penalty's price in accuracy (``max_price`` dashed), the share of
+    samples at the threshold, and the separation from the shuffled control (``chosen`` dotted);
+    bands over encoders. ``sweep`` columns: tau0, penalty_price, penalty_active, separation."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+    sns.lineplot(data=sweep, x="tau0", y="penalty_price", marker="o", errorbar=("pi", 100), ax=axes[0])
+    axes[0].axhline(max_price, color="k", ls="--", lw=0.8)
+    axes[0].set(xscale="log", title="price of the penalty (plain probe - h_R accuracy)")
+    sns.lineplot(data=sweep, x="tau0", y="penalty_active", marker="o", errorbar=("pi", 100), ax=axes[1])
+    axes[1].set(xscale="log", title="share of training samples at the threshold")
+    sns.lineplot(data=sweep, x="tau0", y="separation", marker="o", errorbar=("pi", 100), ax=axes[2])
+    axes[2].axvline(chosen, color="k", ls=":")
+    axes[2].set(xscale="log", title=f"separation from the shuffled control; chosen tau0 = {chosen}")
     fig.tight_layout()
     return fig
 

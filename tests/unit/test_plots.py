@@ -149,3 +149,48 @@ def test_projection_panel_shows_one_encoder_and_task():
     fig = plots.projection_panel(frame, "a", "t")
     assert fig.axes[0].get_title() == "a on t"
     assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == 4
+
+
+# ------------------------------------------------------------------ notebook 02
+def test_gradient_norms_histogram_and_threshold():
+    norms = pd.DataFrame({"gradient norm": np.r_[np.linspace(0, 1, 20), np.linspace(0.5, 2, 20)],
+                          "labels": ["true"] * 20 + ["random"] * 20})
+    fig = plots.gradient_norms(norms, 0.3, "h_R")
+    ax = fig.axes[0]
+    assert ax.get_title() == "h_R"
+    assert any(ln.get_xdata()[0] == 0.3 for ln in ax.lines)
+    assert len(ax.patches) == 2  # one step outline per label
+
+
+def test_fit_curves_one_panel_per_quantity():
+    history = pd.DataFrame({"step": [0, 1, 2], "objective": [3.0, 2.0, 1.0], "W": [1.0, 0.5, 0.4]})
+    fig = plots.fit_curves(history)
+    assert sorted(ax.get_title() for ax in fig.axes) == ["W", "objective"]
+
+
+def test_label_map_and_prior_shows_B_and_both_priors():
+    B = np.array([[0.9, 0.2, 0.0], [0.1, 0.8, 1.0]])
+    D = np.array([0.5, 0.3, 0.2])
+    fig = plots.label_map_and_prior(B, D, np.full(3, 1 / 3), ["x", "y"], ["a", "b", "c"], target="T", reference="R")
+    heat, bars = fig.axes[:2]
+    assert [t.get_text() for t in heat.texts] == [f"{v:.2f}" for v in B.ravel()]
+    widths = sorted(b.get_width() for b in _bars(bars))
+    np.testing.assert_allclose(widths, sorted(np.r_[np.full(3, 1 / 3), D]))
+
+
+def test_transport_plan_heatmap_with_class_names():
+    plan = {"plan": np.eye(3) / 3, "target_labels": [0, 1, 1], "reference_labels": [1, 0, 0]}
+    fig = plots.transport_plan(plan, ["x", "y"], ["a", "b"], target="T", reference="R")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "y"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a", "a"]
+    assert "3 + 3 points" in ax.get_title()
+
+
+def test_tau0_sweep_three_panels_with_the_limit_and_the_choice():
+    sweep = pd.DataFrame([{"encoder": e, "tau0": t, "penalty_price": 0.01 * t, "penalty_active": 0.5 / t,
+                           "separation": t * (1 - t)} for e in "ab" for t in (0.1, 0.5, 1.0)])
+    fig = plots.tau0_sweep(sweep, 0.02, 0.5)
+    assert len(fig.axes) == 3
+    assert any(np.allclose(ln.get_ydata(), 0.02) for ln in fig.axes[0].lines)
+    assert "chosen tau0 = 0.5" in fig.axes[2].get_title()
