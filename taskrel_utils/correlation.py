@@ -1,6 +1,6 @@
 """Correlation between a score and transferability across encoders (or pairs).
 
-``pearson(x, y)`` is scipy's Pearson r (METHOD 5.2), ``spearman`` and ``kendall`` (tau-b) the rank
+``pearson(x, y)`` is scipy's Pearson r (the paper's measure), ``spearman`` and ``kendall`` (tau-b) the rank
 versions, ``weighted_kendall`` the hyperbolic weighted tau that LogME and SFDA report. All return a
 Python float and refuse inputs that make the coefficient meaningless. ``bootstrap_ci`` gives a
 percentile-bootstrap confidence interval of any of them; ``METHODS`` maps names to functions.
@@ -18,6 +18,11 @@ from .errors import TaskrelError, UnknownNameError
 
 # A bootstrap whose resamples are constant (in x or y) more often than this fraction is refused.
 MAX_SKIPPED_FRACTION = 0.5
+# Up to this many pairs the bootstrap's Kendall tau is vectorised over resamples (O(n^2) memory per
+# resample); beyond it scipy's O(n log n) loop per resample is faster.
+KENDALL_VECTORISED_MAX_PAIRS = 80
+# Entries of the (resamples x n x n) sign arrays computed at once by the vectorised Kendall tau.
+_KENDALL_CHUNK_ELEMENTS = 4_000_000
 
 
 def _check(x, y):
@@ -122,7 +127,7 @@ def _rowwise_pearson(xb, yb):
     return np.clip(r, -1.0, 1.0)
 
 
-def _rowwise_kendall(xb, yb, max_elements: int = 4_000_000):
+def _rowwise_kendall(xb, yb, max_elements: int = _KENDALL_CHUNK_ELEMENTS):
     """Kendall tau-b of each row pair (both (B, n)) -> (B,), in chunks of <= max_elements entries.
 
     tau_b = sum_ij sign(x_i - x_j) sign(y_i - y_j) / sqrt(sum_ij sign(x_i - x_j)^2 sum_ij sign(y_i - y_j)^2).
@@ -144,8 +149,8 @@ def bootstrap_distribution(x, y, method: str = "pearson", n_boot: int = 2000, se
     Resample b draws the pair indices ``np.random.default_rng(seed).integers(0, n, (n_boot, n))[b]``
     (with replacement); resamples whose x or whose y is constant are skipped (the coefficient is
     undefined there), and more than ``MAX_SKIPPED_FRACTION`` of them skipped is an error (too few
-    distinct values for a bootstrap). Pearson, Spearman and (up to 80 pairs) Kendall are
-    vectorised over resamples; weighted Kendall loops over them (about 1 ms each).
+    distinct values for a bootstrap). Pearson, Spearman and (up to ``KENDALL_VECTORISED_MAX_PAIRS`` pairs) Kendall are
+    vectorised over resamples; weighted Kendall loops over them.
     """
     if method not in METHODS:
         raise UnknownNameError("correlation method", method, METHODS)
@@ -165,7 +170,7 @@ def bootstrap_distribution(x, y, method: str = "pearson", n_boot: int = 2000, se
         return _rowwise_pearson(xb, yb)
     if method == "spearman":
         return _rowwise_pearson(stats.rankdata(xb, axis=1), stats.rankdata(yb, axis=1))
-    if method == "kendall" and x.size <= 80:          # beyond that scipy's O(n log n) loop is faster
+    if method == "kendall" and x.size <= KENDALL_VECTORISED_MAX_PAIRS:
         return _rowwise_kendall(xb, yb)
     statistic = {"kendall": stats.kendalltau, "weighted_kendall": stats.weightedtau}[method]
     return np.array([statistic(a, b).statistic for a, b in zip(xb, yb)])

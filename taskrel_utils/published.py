@@ -3,7 +3,7 @@
 ``finetune_accuracy`` gives the end-to-end fine-tuning accuracies of the LogME/SFDA model zoos
 (group 1: 11 supervised ImageNet models, group 2: 12 self-supervised ResNet-50s) on Aircraft,
 DTD and Pets; ``paper_pearson`` and ``paper_pseudo_label_ablation`` the Pearson correlations
-reported on the NeurIPS 2024 poster (METHOD 5.2 and 5.3).
+reported on the NeurIPS 2024 poster (with true labels, and with pseudo-labels on the target).
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def paper_pseudo_label_ablation() -> pd.DataFrame:
     """Pearson r of TR with fine-tuning accuracy, target labels true vs pseudo: (3 targets x 2) table.
 
     Rows ``pets``, ``dtd``, ``aircraft``; columns ``true`` (same as ``paper_pearson()["TR"]``)
-    and ``pseudo`` (TR computed with pseudo-labels on the target, METHOD 4.2). No average printed.
+    and ``pseudo`` (TR computed with pseudo-labels on the target). No average printed.
     """
     df = _read("paper_pearson.csv")
     df = df[df["method"] == "TR"]

@@ -1,4 +1,4 @@
-"""Baseline transferability scores (METHOD section 6), vectorised re-implementations in float64.
+"""Baseline transferability scores the paper compares with, vectorised re-implementations in float64.
 
 Every score takes numpy arrays, validates them (:class:`~taskrel_utils.errors.TaskrelError` with a
 message that says what to do), never modifies them, returns a Python ``float`` and keeps the sign
@@ -60,11 +60,11 @@ Choices where the originals are ambiguous or wrong (see also each function):
   the constant ``sum onehot * log(onehot + 1e-10)`` (1e-10) of the code's cross-entropy is dropped.
   100 iterations may stop short of the minimum for large ``D x K`` (the value then depends slightly
   on ``seed``); ``maxiter``/``tol`` lift that.
-  See :func:`pactran_gaussian` for ``s2_factor`` vs METHOD's ``kappa``.
+  See :func:`pactran_gaussian` for the choice of ``s2_factor``.
 * OT-NCE / OTCE: squared Euclidean cost, exact OT with uniform marginals (``emd_plan``, cap 1e7
   iterations instead of the demo's 1e5), ``n_samples=1000`` points drawn uniformly without
   replacement from each side (all points if fewer), averaged over ``n_repeats=3`` draws of one
-  seeded generator (METHOD 6 pitfall). The demo uses one draw and float32 features.
+  seeded generator (a single draw is noisy). The demo uses one draw and float32 features.
 """
 from __future__ import annotations
 
@@ -290,7 +290,12 @@ def h_score(features, labels, rcond: float = 1e-15) -> float:
 # --------------------------------------------------------------------------------------------
 # SFDA
 # --------------------------------------------------------------------------------------------
-def _power_iteration_top(A: np.ndarray, iters: int = 3) -> float:
+#: SFDA's shrinkage ``lambda = max(exp(-rate * sigma_max(S_w)), floor)``, with ``sigma_max`` from a few
+#: power iterations: the values of TencentARC/SFDA (``SFDA_Score``, ``iterative_A``)
+_SFDA_SHRINK_RATE, _SFDA_SHRINK_FLOOR, _SFDA_POWER_ITERS = 5.0, 1e-10, 3
+
+
+def _power_iteration_top(A: np.ndarray, iters: int = _SFDA_POWER_ITERS) -> float:
     """Largest eigenvalue estimate exactly as SFDA ``utils.iterative_A`` (start: row sums)."""
     x = A.sum(axis=1)
     if not np.any(x):
@@ -311,7 +316,7 @@ def _sfda_fit_proba(X, y, K, counts, shrinkage=None):
     Xw = X - means[y]
     Sw = Xw.T @ Xw / N                                          # sum_c pi_c Cov_c (biased)
     if shrinkage is None:
-        shrinkage = max(np.exp(-5.0 * _power_iteration_top(Sw)), 1e-10)
+        shrinkage = max(np.exp(-_SFDA_SHRINK_RATE * _power_iteration_top(Sw)), _SFDA_SHRINK_FLOOR)
     Sw_s = (1.0 - shrinkage) * Sw
     Sw_s.flat[::D + 1] += shrinkage * np.trace(Sw) / D
     try:
@@ -348,11 +353,14 @@ def sfda(features, labels) -> float:
 # --------------------------------------------------------------------------------------------
 # PACTran
 # --------------------------------------------------------------------------------------------
-_PAC_VB_ITERS = 10
+#: PACTran as in google-research/pactran_metrics: variational updates, the guard added to
+#: probabilities and prior counts (keeps logs and digammas finite), the scale of the random start
+#: of the Gaussian version's weights
+_PAC_VB_ITERS, _PAC_EPS, _PAC_GAUSS_W0_STD = 10, 1e-10, 0.03
 
 
 def _pac_prior(counts, alpha):
-    return alpha * counts / counts.sum() + 1e-10
+    return alpha * counts / counts.sum() + _PAC_EPS
 
 
 def _pac_posterior(S, y, base_logit):
@@ -379,7 +387,7 @@ def _pac_variational(source_probs, labels, alpha, base_logit):
     if alpha <= 0:
         raise TaskrelError(f"alpha must be > 0, got {alpha}")
     a0 = _pac_prior(counts, alpha)
-    S, q = P + 1e-10, P
+    S, q = P + _PAC_EPS, P
     for _ in range(_PAC_VB_ITERS):
         aw = a0[:, None] + _class_sums(q, y, K)
         q, Bs, logZ = _pac_posterior(S, y, base_logit(aw))
@@ -448,7 +456,7 @@ def pactran_gaussian(features, labels, lda_factor: float = 1.0, s2_factor: float
     """PACTran-Gaussian (Ding et al.; ``calculate_pac_gauss``). Lower is better.
 
     ``features`` (N, D) (centred internally), ``labels`` (N,) in ``0..K-1`` (every class present).
-    ``lambda = lda_factor * N`` (METHOD's ``rho = lda_factor``); ``theta* = argmin J`` (see
+    ``lambda = lda_factor * N``; ``theta* = argmin J`` (see
     :func:`_pac_gauss_objective`) by L-BFGS-B with the analytic gradient (``maxiter=100``,
     ``tol=1e-6`` as in the code, ``W0 ~ N(0, 0.03^2)`` from ``seed``, ``b0 = 0``); diagonal
     Hessian proxy summed over all entries ``sum h = sum_n (||x_n||^2 + 1) sum_k p_nk (1 - p_nk)
@@ -461,11 +469,8 @@ def pactran_gaussian(features, labels, lda_factor: float = 1.0, s2_factor: float
 
     Parameterisation: ``lda_factor`` and ``s2_factor`` are the code's. The code evaluates
     ``s2_factor`` in {1000, 100} for ``lda_factor = 10``, {100, 10} for 1 and {10, 1} for 0.1 (the
-    second one of each pair is ``10 * lda_factor``). METHOD 6 writes ``s^2 = kappa/D`` with
-    ``kappa`` in {10, 1, 0.1} and recommends ``rho = kappa = 1``; that grid does not match the code.
-    The DESIGN default ``(lda_factor, s2_factor) = (1, 10)`` is the code's second value at
-    ``rho = 1`` and corresponds to METHOD's ``kappa = 1`` under ``kappa = s2_factor / 10`` (the
-    mapping that reproduces METHOD's "{1, 0.1} when rho = 0.1"); the term added to ``J`` is
+    second one of each pair is ``10 * lda_factor``). The default ``(lda_factor, s2_factor) =
+    (1, 10)`` is the code's second value at ``lda_factor = 1``; the term added to ``J`` is
     ``K s2_factor / (2 lda_factor N) log sigma^-2``, so only ``s2_factor / lda_factor`` matters there.
     """
     F = _features(features)
@@ -476,7 +481,7 @@ def pactran_gaussian(features, labels, lda_factor: float = 1.0, s2_factor: float
     X = F - F.mean(0)
     lam = lda_factor * N
     rng = np.random.default_rng(seed)
-    theta0 = np.concatenate([rng.normal(size=(D, K)) * 0.03, np.zeros((1, K))]).ravel()
+    theta0 = np.concatenate([rng.normal(size=(D, K)) * _PAC_GAUSS_W0_STD, np.zeros((1, K))]).ravel()
     res = optimize.minimize(_pac_gauss_objective, theta0, args=(X, y, lam), jac=True, method="L-BFGS-B",
                             options=dict(maxiter=int(maxiter)), tol=tol)
     pac_opt, _ = _pac_gauss_objective(res.x, X, y, lam)
@@ -484,7 +489,7 @@ def pactran_gaussian(features, labels, lda_factor: float = 1.0, s2_factor: float
     p = softmax(X @ th[:D] + th[D])
     g2 = (p - p * p).sum(1)
     h_sum = np.sum(((X * X).sum(1) + 1.0) * g2) + D * K / lam
-    sigma2_inv = h_sum * lam / (D * K) + 1e-10
+    sigma2_inv = h_sum * lam / (D * K) + _PAC_EPS
     return float(pac_opt + 0.5 * D * K / lam * (s2_factor / D) * np.log(sigma2_inv))
 
 

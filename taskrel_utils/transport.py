@@ -135,7 +135,7 @@ def classwise_w1_theorem(U, y_ref, V, v_labels, B, D, target_prior, rel_weight_f
     return float(total / sum(target_prior[i] for i in per_class)) if per_class else float("nan"), per_class
 
 
-def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int = NUM_ITERMAX):
+def class_structured_plan(u, y, t, s, label_cost, *, num_itermax: int = NUM_ITERMAX):
     """Lexicographic OT for uniform marginals ``1/n`` and ``1/m``.
 
     ``label_cost[j, i]`` is the label cost between reference class ``j`` and target class ``i``
@@ -148,7 +148,7 @@ def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int 
 
     This is the limit ``Lambda -> infinity`` of the official cost ``feature + Lambda * label``; it
     equals the official plan whenever that plan puts no mass outside the class-level support
-    (true once ``Lambda`` exceeds a finite, LP-dependent threshold; ``Lambda`` itself is unused).
+    (true once ``Lambda`` exceeds a finite, LP-dependent threshold), so no ``Lambda`` is needed.
 
     Returns ``(rows, cols, vals, gamma)``: the plan's non-zeros and the class-level block masses
     ``gamma`` (K_R x K_T).
