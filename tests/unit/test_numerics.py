@@ -98,3 +98,10 @@ def test_scores_using_numerics_keep_their_values():
 SFDA_BEFORE = 0.3966890888440713
 PACTRAN_GAUSS_BEFORE = 2.3976409640565857
 OT_NCE_BEFORE = -1.0760627395640172
+
+
+def test_finite_table_turns_nan_into_none():
+    import pandas as pd
+    frame = pd.DataFrame({"a": [1.0, np.nan], "b": [np.inf, 2]}, index=["x", "y"])
+    assert numerics.finite_table(frame) == {"x": {"a": 1.0, "b": None}, "y": {"a": None, "b": 2.0}}
+    assert numerics.finite_or_none(np.float32(0.5)) == 0.5 and type(numerics.finite_or_none(np.int64(2))) is float
