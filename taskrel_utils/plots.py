@@ -306,10 +306,11 @@ def fraction_panel(frame, target: str, encoder: str, fraction: float, terms=BOUN
     """
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
     g = frame[(frame.target == target) & (frame.encoder == encoder)]
-    g = g.melt(id_vars=["fraction", "seed"], value_vars=["value", *terms], var_name="quantity")
-    sns.lineplot(data=g, x="fraction", y="value", hue="quantity", marker="o", errorbar=("pi", 100), ax=axes[0])
+    # value_name must differ from the column "value" (task-relatedness), which is melted too
+    g = g.melt(id_vars=["fraction", "seed"], value_vars=["value", *terms], var_name="quantity", value_name="amount")
+    sns.lineplot(data=g, x="fraction", y="amount", hue="quantity", marker="o", errorbar=("pi", 100), ax=axes[0])
     axes[0].axvline(fraction, color="k", ls=":")
-    axes[0].set(xscale="log", title=f"{encoder} on {target}")
+    axes[0].set(xscale="log", ylabel="value", title=f"{encoder} on {target}")
     h = frame[(frame.target == target) & np.isclose(frame.fraction, fraction)]
     sns.scatterplot(data=h, x="value", y="accuracy", hue="seed", ax=axes[1])
     for _, row in h[h.seed == h.seed.min()].iterrows():
