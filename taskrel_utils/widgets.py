@@ -7,11 +7,20 @@ browser).
 """
 from __future__ import annotations
 
+import io
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import display
+from IPython.display import Image, display
 
 from . import plots
+
+
+def _png(fig) -> Image:
+    """The figure as a PNG image: shown the same under any matplotlib backend (inline or Agg)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return Image(buf.getvalue())
 
 
 def _explorer(controls: dict, draw) -> widgets.VBox:
@@ -26,7 +35,7 @@ def _explorer(controls: dict, draw) -> widgets.VBox:
         box.figure = fig
         with out:
             out.clear_output(wait=True)
-            display(fig)
+            display(_png(fig))
         plt.close(fig)  # shown once, in the output area (not again by the inline backend)
 
     for control in controls.values():

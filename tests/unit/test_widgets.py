@@ -70,3 +70,10 @@ def test_fraction_explorer_redraws_on_a_new_fraction_and_encoder():
     assert not np.array_equal(_points(box.figure, ax=1), before)
     controls["encoder"].value = "b"
     assert box.figure.axes[0].get_title() == "b on t1"
+
+
+def test_the_figure_is_shown_as_a_png_under_any_backend():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    image = widgets._png(fig)
+    assert image.data[:8] == b"\x89PNG\r\n\x1a\n"
