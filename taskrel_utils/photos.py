@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .errors import TaskrelError
+
 # photo -> ImageNet-1k class ids counted as a correct recognition
 PHOTOS = {
     "chelsea": (281, 282, 283, 284, 285),       # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -24,7 +26,8 @@ def load_photos() -> dict[str, np.ndarray]:
 def imagenet_top_k(encoder, images: list, k: int = 5) -> list[list[tuple[int, float]]]:
     """Top-``k`` (class id, probability) of the encoder's own ImageNet head for each image."""
     if encoder.head is None:
-        raise ValueError(f"encoder {encoder.name!r} has no ImageNet head; use an EfficientNet-Lite encoder")
+        raise TaskrelError(f"encoder {encoder.name!r} has no ImageNet head, so it cannot classify the photos; "
+                           "use an encoder with one, e.g. load_encoder('effnet-lite0')")
     logits = encoder.head(encoder.encode(encoder.preprocess(images)))
     probs = logits.softmax(dim=1)
     top = probs.topk(k, dim=1)

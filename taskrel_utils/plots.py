@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 
 sns.set_theme(context="notebook", style="whitegrid")
@@ -45,6 +46,17 @@ def projections(frame, max_points: int = 400, seed: int = 0):
     return grid.figure
 
 
+def projection_panel(frame, encoder: str, task: str):
+    """The 2-D projection of one encoder on one task, coloured by class name (``frame`` columns:
+    encoder, task, pc1, pc2, class_name)."""
+    sel = frame[(frame.encoder == encoder) & (frame.task == task)]
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    sns.scatterplot(data=sel, x="pc1", y="pc2", hue="class_name", s=10, linewidth=0, ax=ax, palette="tab10")
+    ax.legend(fontsize=7, markerscale=1.5, bbox_to_anchor=(1.02, 1), loc="upper left")
+    ax.set_title(f"{encoder} on {task}")
+    return fig
+
+
 def heatmap(frame, index: str, columns: str, values: str, title: str, fmt: str = ".2f"):
     """A labelled heatmap of ``values`` by ``index`` x ``columns``."""
     table = frame.pivot(index=index, columns=columns, values=values)
@@ -80,5 +92,229 @@ def photo_predictions(photos: dict, predictions: dict):
                  for enc, preds in predictions.items()]
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("\n".join(lines), fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------ one fit, step by step (nb 02)
+def gradient_norms(norms, tau0: float, title: str):
+    """Histogram of h_R's input-gradient norms with true and with random labels (``norms`` columns:
+    "gradient norm", labels), the penalty threshold ``tau0`` dashed."""
+    fig, ax = plt.subplots(figsize=(7, 3))
+    sns.histplot(data=norms, x="gradient norm", hue="labels", bins=40, element="step", ax=ax)
+    ax.axvline(tau0, color="k", ls="--", label="tau0")
+    ax.set_title(title)
+    return fig
+
+
+def fit_curves(history):
+    """One panel per logged quantity of a fit against its step (``history`` columns: step and
+    one column per quantity)."""
+    curves = history.melt(id_vars="step", value_vars=[c for c in history.columns if c != "step"],
+                          var_name="quantity", value_name="value")
+    grid = sns.relplot(data=curves, x="step", y="value", col="quantity", col_wrap=4, kind="line",
+                       height=2.2, facet_kws={"sharey": False})
+    grid.set_titles("{col_name}")
+    return grid.figure
+
+
+#: label maps with at most this many target classes get their entries printed in the cells
+MAX_ANNOTATED_CLASSES = 12
+
+
+def label_map_and_prior(B, D, reference_prior, target_names, reference_names, target: str, reference: str):
+    """Left: the label map ``B`` (K_T x K_R; column j = where reference class j goes). Right: the
+    reference class prior next to the re-weighting ``D`` learned by the fit."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.4 * B.shape[0] + 2.5), gridspec_kw={"width_ratios": [3, 2]})
+    sns.heatmap(pd.DataFrame(B, index=list(target_names), columns=list(reference_names)),
+                annot=B.shape[0] <= MAX_ANNOTATED_CLASSES, fmt=".2f", cmap="mako", ax=axes[0], cbar=False)
+    axes[0].set(title="B: reference class (column) -> target class (row)", xlabel=reference, ylabel=target)
+    prior = pd.DataFrame({"class": list(reference_names) * 2,
+                          "probability": np.r_[reference_prior, D],
+                          "prior": ["reference prior"] * len(D) + ["D (learned)"] * len(D)})
+    sns.barplot(data=prior, x="probability", y="class", hue="prior", ax=axes[1], orient="h")
+    axes[1].set_title("class prior: original vs re-weighted")
+    fig.tight_layout()
+    return fig
+
+
+def transport_plan(plan, target_names, reference_names, target: str, reference: str):
+    """Heatmap of an exact transport plan between a few mapped reference points (rows) and target
+    points (columns), labelled with their class names. ``plan``: ``study.example_plan``'s dict
+    (plan, target_labels, reference_labels)."""
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    sns.heatmap(plan["plan"], xticklabels=[target_names[s] for s in plan["target_labels"]],
+                yticklabels=[reference_names[y] for y in plan["reference_labels"]],
+                cmap="rocket_r", ax=ax, cbar_kws={"label": "mass"})
+    n_ref, n_tgt = np.shape(plan["plan"])
+    ax.set(xlabel=f"target points ({target})", ylabel=f"mapped reference points ({reference})",
+           title=f"an exact transport plan on {n_ref} + {n_tgt} points")
+    return fig
+
+
+def tau0_sweep(sweep, max_price: float, chosen: float):
+    """The tau0 sweep of h_R: the penalty's price in accuracy (``max_price`` dashed), the share of
+    samples at the threshold, and the separation from the shuffled control (``chosen`` dotted);
+    bands over encoders. ``sweep`` columns: tau0, penalty_price, penalty_active, separation."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+    sns.lineplot(data=sweep, x="tau0", y="penalty_price", marker="o", errorbar=("pi", 100), ax=axes[0])
+    axes[0].axhline(max_price, color="k", ls="--", lw=0.8)
+    axes[0].set(xscale="log", title="price of the penalty (plain probe - h_R accuracy)")
+    sns.lineplot(data=sweep, x="tau0", y="penalty_active", marker="o", errorbar=("pi", 100), ax=axes[1])
+    axes[1].set(xscale="log", title="share of training samples at the threshold")
+    sns.lineplot(data=sweep, x="tau0", y="separation", marker="o", errorbar=("pi", 100), ax=axes[2])
+    axes[2].axvline(chosen, color="k", ls=":")
+    axes[2].set(xscale="log", title=f"separation from the shuffled control; chosen tau0 = {chosen}")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------ the bound and its terms (nb 03, 05)
+#: the three terms of the bound, in stacking order; their sum is task-relatedness (paper §4.1)
+BOUND_TERMS = ("reweighted_reference_loss", "label_mismatch", "distribution_mismatch")
+
+
+def bound_decomposition(frame, targets, encoders, terms=BOUND_TERMS):
+    """Stacked horizontal bars of the bound's ``terms`` per encoder, one panel per target, with the
+    probe's target cross-entropy (the actual transferability) as black dots.
+
+    ``frame``: one row per (encoder, target) with the columns of ``terms`` and ``probe_cross_entropy``.
+    """
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 0.35 * len(encoders) + 2.5),
+                             sharex=True, sharey=True, squeeze=False)
+    colors = sns.color_palette("Set2", len(terms))
+    for ax, target in zip(axes[0], targets):
+        sub = frame[frame.target == target].set_index("encoder").loc[list(encoders)]
+        left = np.zeros(len(sub))
+        for term, color in zip(terms, colors):
+            ax.barh(sub.index, sub[term], left=left, color=color, label=term.replace("_", " "))
+            left += sub[term].to_numpy()
+        ax.scatter(sub["probe_cross_entropy"], sub.index, color="k", zorder=3, s=18,
+                   label="probe CE (transferability)")
+        ax.set_title(target)
+    axes[0][0].invert_yaxis()  # shared y axis: first encoder on top
+    axes[0][0].legend(loc="lower center", bbox_to_anchor=(len(targets) / 2, 1.08), ncol=len(terms) + 1, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def bound_vs_transferability(frame, pearson_r: float):
+    """Task-relatedness (``value``) against the probe's target cross-entropy, one point per
+    (encoder, target), with the diagonal where the bound equals the transferability."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    sns.scatterplot(data=frame, x="value", y="probe_cross_entropy", hue="target", style="target", s=60, ax=ax)
+    lim = [min(frame["probe_cross_entropy"].min(), frame["value"].min()) * 0.95, frame["value"].max() * 1.05]
+    ax.plot(lim, lim, "k--", lw=0.8, label="bound = transferability")
+    ax.set(xlabel="task-relatedness (bound)", ylabel="probe target cross-entropy",
+           title=f"all pairs: Pearson r = {pearson_r:.2f}")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def reference_training(frame):
+    """Task-relatedness and the transferred classifier's target accuracy against the reference
+    encoder's training epochs (``frame`` columns: epochs, target, value, target_accuracy)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    sns.lineplot(data=frame, x="epochs", y="value", hue="target", marker="o", ax=axes[0])
+    axes[0].set(xscale="log", title="task-relatedness vs reference training")
+    sns.lineplot(data=frame, x="epochs", y="target_accuracy", hue="target", marker="o", ax=axes[1])
+    axes[1].set(xscale="log", title="transferred classifier's target accuracy")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------ fine-tuning and the scores (nb 04)
+def finetune_seeds(frame, encoders):
+    """Fine-tuned accuracy of every seed (the ``accuracy_seed*`` columns), one row per encoder,
+    one panel per target, coloured by group (main zoo / contrast)."""
+    seed_cols = [c for c in frame.columns if c.startswith("accuracy_seed")]
+    per_seed = (frame[["encoder", "target", "group", *seed_cols]]
+                .melt(id_vars=["encoder", "target", "group"], value_vars=seed_cols, value_name="accuracy").dropna())
+    grid = sns.catplot(data=per_seed, x="accuracy", y="encoder", hue="group", col="target", kind="strip",
+                       height=0.28 * len(encoders) + 1.6, aspect=0.9, order=list(encoders), s=4)
+    grid.set_titles("{col_name}")
+    return grid.figure
+
+
+def scores_vs_accuracy(long):
+    """One panel per score, one point per (encoder, target), per-target least-squares lines.
+
+    ``long``: columns score, score_value, accuracy, target (see ``correlation.scores_long``).
+    """
+    grid = sns.lmplot(data=long, x="score_value", y="accuracy", hue="target", col="score", col_wrap=4,
+                      height=2.6, facet_kws=dict(sharex=False), ci=None, scatter_kws=dict(s=18))
+    grid.set_titles("{col_name}")
+    return grid.figure
+
+
+def score_panel(long, score: str, target: str, group: str):
+    """One score against the fine-tuned accuracy on one target and group, encoders named, with
+    its Pearson r in the title (NaN with fewer than 3 encoders or a constant score)."""
+    from .correlation import pearson
+
+    g = long[(long.score == score) & (long.target == target) & (long.group == group)]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    sns.regplot(data=g, x="score_value", y="accuracy", ci=None, ax=ax)
+    for _, row in g.iterrows():
+        ax.annotate(row.encoder, (row.score_value, row.accuracy), fontsize=7, alpha=0.8)
+    r = pearson(g.score_value, g.accuracy) if len(g) >= 3 and g.score_value.nunique() > 1 else np.nan
+    ax.set(title=f"{score} on {target} ({group}): Pearson r = {r:+.2f}", xlabel=score)
+    return fig
+
+
+# ------------------------------------------------------------------ pseudo-labels and fractions (nb 05)
+def pseudo_label_agreement(agreement, both):
+    """Left: matched agreement of the pseudo-labels with the hidden labels (encoders x targets).
+    Right: task-relatedness with true against pseudo-labels per (encoder, target).
+
+    ``both``: rows of both fits with columns encoder, target, labels ("true"/"pseudo"), value,
+    value_failed; failed pairs are left out.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.4 * len(agreement) + 2.6))
+    sns.heatmap(agreement, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", ax=axes[0],
+                cbar_kws={"label": "matched agreement"})
+    axes[0].set_title("pseudo-label agreement with the hidden labels")
+    ok = both[~both.value_failed]
+    pairs = ok.pivot_table(index=["encoder", "target"], columns="labels", values="value").dropna().reset_index()
+    sns.scatterplot(data=pairs, x="true", y="pseudo", hue="target", style="target", s=50, ax=axes[1])
+    lim = [ok.value.min() * 0.97, ok.value.max() * 1.03]
+    axes[1].plot(lim, lim, "k--", lw=0.8)
+    axes[1].set(title="task-relatedness: true vs pseudo-labels", xlabel="with true labels",
+                ylabel="with pseudo-labels")
+    fig.tight_layout()
+    return fig
+
+
+def fraction_curve(by_fraction):
+    """Pearson r (TR vs accuracy) per target against the fraction of target data, the band
+    spanning the seeds (``by_fraction`` columns: fraction, seed, target, pearson_r)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    sns.lineplot(data=by_fraction, x="fraction", y="pearson_r", hue="target", style="target", marker="o",
+                 errorbar=("pi", 100), ax=ax)
+    ax.set(xscale="log", xlabel="fraction of the target training data", ylabel="Pearson r (TR vs accuracy)",
+           title="task-relatedness with little target data (main zoo)")
+    ax.axhline(0, color="grey", lw=0.8)
+    return fig
+
+
+def fraction_panel(frame, target: str, encoder: str, fraction: float, terms=BOUND_TERMS):
+    """Left: task-relatedness and its ``terms`` of one encoder on one target against the fraction
+    of target data (band over seeds), the chosen ``fraction`` dotted. Right: TR against the
+    fine-tuned accuracy across the zoo at that fraction, one colour per seed.
+
+    ``frame`` columns: encoder, target, fraction, seed, value, accuracy and ``terms``.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    g = frame[(frame.target == target) & (frame.encoder == encoder)]
+    # value_name must differ from the column "value" (task-relatedness), which is melted too
+    g = g.melt(id_vars=["fraction", "seed"], value_vars=["value", *terms], var_name="quantity", value_name="amount")
+    sns.lineplot(data=g, x="fraction", y="amount", hue="quantity", marker="o", errorbar=("pi", 100), ax=axes[0])
+    axes[0].axvline(fraction, color="k", ls=":")
+    axes[0].set(xscale="log", ylabel="value", title=f"{encoder} on {target}")
+    h = frame[(frame.target == target) & np.isclose(frame.fraction, fraction)]
+    sns.scatterplot(data=h, x="value", y="accuracy", hue="seed", ax=axes[1])
+    for _, row in h[h.seed == h.seed.min()].iterrows():
+        axes[1].annotate(row.encoder, (row.value, row.accuracy), fontsize=7, alpha=0.8)
+    axes[1].set(title=f"{target}, fraction {fraction}: TR vs fine-tuned accuracy", xlabel="task-relatedness")
     fig.tight_layout()
     return fig

@@ -1,9 +1,9 @@
-"""Pseudo-labels for a target without labels (METHOD 4.2): the label-map start and the agreement
+"""Pseudo-labels for a target without labels: the label-map start and the agreement
 measure. The fit itself is ``relatedness.task_relatedness(..., target_train=(Z, None),
 n_target_classes=K)``; this module holds the two pieces that are not specific to the fit.
 
 * :func:`label_map_from_posteriors` - after the label-free stage (feature map fitted with the label
-  cost off, METHOD 4.2 V2) the target points carry reference-class posteriors ``P = h_R(A_inv(z - b))``.
+  cost off) the target points carry reference-class posteriors ``P = h_R(A_inv(z - b))``.
   They are grouped into ``K_T`` clusters (k-means on the posteriors; with ``K_T = K_R`` and
   confident posteriors this is the argmax grouping), and the start of the label map ``B`` is the
   cluster share of each reference class: ``B[i, j] = P(cluster i | reference class j)``.
@@ -17,7 +17,11 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
+from .checks import as_features
 from .errors import TaskrelError
+
+#: k-means restarts from different seeded starts; the clustering with the lowest inertia is kept
+KMEANS_RESTARTS = 10
 
 
 def label_map_from_posteriors(P: np.ndarray, n_target_classes: int, seed: int = 0, eps: float = 1e-3):
@@ -27,11 +31,11 @@ def label_map_from_posteriors(P: np.ndarray, n_target_classes: int, seed: int = 
     cluster i} P[n, j] + eps`` (columns normalised), so each reference class goes mostly to the
     cluster that holds its mass.
     """
-    P = np.asarray(P, dtype=np.float64)
+    P = as_features(P, "reference-class posteriors")
     K_T = int(n_target_classes)
-    if P.ndim != 2 or len(P) < K_T:
+    if len(P) < K_T:
         raise TaskrelError(f"need at least {K_T} target points with posteriors (N, K_R), got shape {P.shape}")
-    clusters = KMeans(n_clusters=K_T, n_init=10, random_state=seed).fit_predict(P)
+    clusters = KMeans(n_clusters=K_T, n_init=KMEANS_RESTARTS, random_state=seed).fit_predict(P)
     mass = np.zeros((K_T, P.shape[1]))
     np.add.at(mass, clusters, P)
     mass += eps

@@ -3,7 +3,7 @@
 ``finetune_accuracy`` gives the end-to-end fine-tuning accuracies of the LogME/SFDA model zoos
 (group 1: 11 supervised ImageNet models, group 2: 12 self-supervised ResNet-50s) on Aircraft,
 DTD and Pets; ``paper_pearson`` and ``paper_pseudo_label_ablation`` the Pearson correlations
-reported on the NeurIPS 2024 poster (METHOD 5.2 and 5.3).
+reported on the NeurIPS 2024 poster (with true labels, and with pseudo-labels on the target).
 """
 from __future__ import annotations
 
@@ -16,6 +16,19 @@ GROUPS = {1: "supervised ImageNet models", 2: "self-supervised ResNet-50s"}
 TARGETS = ("aircraft", "dtd", "pets")
 PAPER_TARGETS = ("pets", "dtd", "aircraft", "average")          # the poster's row order
 PAPER_METHODS = ("LogME", "LEEP", "NCE", "PACTran", "SFDA", "H-Score", "OT-NCE", "OTCE", "TR")
+
+#: the kit's score columns -> the paper's column names, in the order of the paper's table
+PAPER_COLUMNS = {"logme": "LogME", "leep": "LEEP", "nce": "NCE", "pactran_gaussian": "PACTran", "sfda": "SFDA",
+                 "h_score": "H-Score", "ot_nce": "OT-NCE", "otce": "OTCE", "task_relatedness": "Ours (TR)"}
+#: further score columns the kit reports beside the paper's
+EXTRA_COLUMNS = {"pactran_dirichlet": "PACTran-Dir", "pactran_gamma": "PACTran-Gamma",
+                 "transferred_accuracy": "TR's transferred accuracy"}
+_LOWER_IS_BETTER_COLUMNS = ("task_relatedness", "value", "pactran_gaussian", "pactran_dirichlet", "pactran_gamma")
+#: scores (kit column and display names) for which lower values mean better transfer: task-relatedness
+#: is an upper bound on the target loss and PACTran a PAC-Bayes bound, so a good Pearson r with
+#: accuracy is negative for them (positive for every other score)
+LOWER_IS_BETTER = _LOWER_IS_BETTER_COLUMNS + tuple(
+    names[c] for names in [{**PAPER_COLUMNS, **EXTRA_COLUMNS}] for c in _LOWER_IS_BETTER_COLUMNS if c in names)
 
 
 def _read(name: str) -> pd.DataFrame:
@@ -64,7 +77,7 @@ def paper_pseudo_label_ablation() -> pd.DataFrame:
     """Pearson r of TR with fine-tuning accuracy, target labels true vs pseudo: (3 targets x 2) table.
 
     Rows ``pets``, ``dtd``, ``aircraft``; columns ``true`` (same as ``paper_pearson()["TR"]``)
-    and ``pseudo`` (TR computed with pseudo-labels on the target, METHOD 4.2). No average printed.
+    and ``pseudo`` (TR computed with pseudo-labels on the target). No average printed.
     """
     df = _read("paper_pearson.csv")
     df = df[df["method"] == "TR"]

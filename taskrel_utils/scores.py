@@ -1,4 +1,4 @@
-"""Baseline transferability scores (METHOD section 6), vectorised re-implementations in float64.
+"""Baseline transferability scores the paper compares with, vectorised re-implementations in float64.
 
 Every score takes numpy arrays, validates them (:class:`~taskrel_utils.errors.TaskrelError` with a
 message that says what to do), never modifies them, returns a Python ``float`` and keeps the sign
@@ -60,11 +60,11 @@ Choices where the originals are ambiguous or wrong (see also each function):
   the constant ``sum onehot * log(onehot + 1e-10)`` (1e-10) of the code's cross-entropy is dropped.
   100 iterations may stop short of the minimum for large ``D x K`` (the value then depends slightly
   on ``seed``); ``maxiter``/``tol`` lift that.
-  See :func:`pactran_gaussian` for ``s2_factor`` vs METHOD's ``kappa``.
+  See :func:`pactran_gaussian` for the choice of ``s2_factor``.
 * OT-NCE / OTCE: squared Euclidean cost, exact OT with uniform marginals (``emd_plan``, cap 1e7
   iterations instead of the demo's 1e5), ``n_samples=1000`` points drawn uniformly without
   replacement from each side (all points if fewer), averaged over ``n_repeats=3`` draws of one
-  seeded generator (METHOD 6 pitfall). The demo uses one draw and float32 features.
+  seeded generator (a single draw is noisy). The demo uses one draw and float32 features.
 """
 from __future__ import annotations
 
@@ -73,7 +73,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 from scipy import linalg, optimize, sparse, special
 
+from .checks import as_features, as_labels
 from .errors import TaskrelError
+from .numerics import softmax, sq_euclidean
 from .transport import emd_plan
 
 __all__ = ["logme", "leep", "nce", "h_score", "sfda", "pactran_dirichlet", "pactran_gamma",
@@ -88,34 +90,28 @@ _RELABEL_HINT = "relabel with labels = np.unique(labels, return_inverse=True)[1]
 # --------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------
-def _features(x, name: str = "features", check_finite: bool = True) -> np.ndarray:
+def _features(x, name: str = "features") -> np.ndarray:
+    """``x`` as a finite float64 (N, D) array with N >= 2, D >= 1 (never modified below)."""
     x = np.asarray(x)
-    if x.ndim != 2:
-        raise TaskrelError(f"{name} must be a 2-D array (N samples x D dimensions), got shape {x.shape}")
     if x.dtype.kind not in "iuf":
         raise TaskrelError(f"{name} must be a numeric (float) array, got dtype {x.dtype}")
+    x = as_features(x, name)
     if x.shape[0] < 2 or x.shape[1] < 1:
         raise TaskrelError(f"{name} needs at least 2 samples and 1 dimension, got shape {x.shape}")
-    x = x.astype(np.float64, copy=False)  # never written to below
-    if check_finite and not np.isfinite(x.sum()):  # NaN/inf propagate into the sum (fast path)
-        _check_finite(x, name)
     return x
 
 
-def _check_finite(x, name):
-    if not np.isfinite(x).all():
-        raise TaskrelError(f"{name} contains NaN or infinite values; remove or impute those samples")
-
-
 def _source_probs(p, name: str = "source_probs") -> np.ndarray:
-    p = _features(p, name, check_finite=False)
-    row_sums = p.sum(1)
-    if not np.isfinite(row_sums).all():
-        _check_finite(p, name)
+    """``p`` as (N, K_S) probabilities: non-negative rows summing to 1 (within ``PROB_ROW_ATOL``)."""
+    p = np.asarray(p)
+    if p.dtype.kind in "iuf" and not np.isfinite(p).all():
+        raise TaskrelError(f"{name} contains NaN or infinite values; pass the source classifier's softmax "
+                           "probabilities (finite, rows summing to 1)")
+    p = _features(p, name)
     if p.min() < 0:
         raise TaskrelError(f"{name} has negative entries (min {p.min():.3g}); pass softmax probabilities, "
-                           "not logits (scipy.special.softmax(logits, axis=1))")
-    dev = np.abs(row_sums - 1.0).max()
+                           "not logits (taskrel_utils.numerics.softmax(logits))")
+    dev = np.abs(p.sum(1) - 1.0).max()
     if dev > PROB_ROW_ATOL:
         raise TaskrelError(f"rows of {name} must sum to 1 (worst row is off by {dev:.3g}); pass softmax "
                            "probabilities, not logits, or renormalise: P / P.sum(1, keepdims=True)")
@@ -125,26 +121,14 @@ def _source_probs(p, name: str = "source_probs") -> np.ndarray:
 def _labels(y, n: int, name: str = "labels", all_present: bool = False):
     """Return ``(y as intp in 0..K-1, K, counts)``.
 
-    With ``all_present`` every class ``0..max(y)`` must occur (the score depends on K); otherwise
-    the labels are compressed to the classes that occur (the score does not depend on empty ones).
+    ``y``: n integer class indices (an (n, 1) column is accepted). With ``all_present`` every class
+    ``0..max(y)`` must occur (the score depends on K); otherwise the labels are compressed to the
+    classes that occur (the score does not depend on empty ones).
     """
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    if y.ndim != 1:
-        raise TaskrelError(f"{name} must be a 1-D array of class indices, got shape {y.shape}")
-    if len(y) != n:
-        raise TaskrelError(f"{name} has {len(y)} entries but the features/probabilities have {n} rows; "
-                           "pass one label per sample")
-    if y.dtype.kind == "f":
-        if not np.isfinite(y).all() or np.any(y != np.round(y)):
-            raise TaskrelError(f"{name} must be integers (class indices 0..K-1); got non-integer or "
-                               "non-finite values")
-    elif y.dtype.kind not in "iu":
-        raise TaskrelError(f"{name} must be integer class indices 0..K-1, got dtype {y.dtype}; "
-                           f"{_RELABEL_HINT}")
-    if y.min() < 0:
-        raise TaskrelError(f"{name} must lie in 0..K-1, got {y.min()}; {_RELABEL_HINT}")
+    y = as_labels(y, n, name)
     classes, inv = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise TaskrelError(f"{name} contain fewer than 2 classes ({len(classes)}); a transferability "
@@ -168,13 +152,6 @@ def _class_sums(X: np.ndarray, y: np.ndarray, K: int) -> np.ndarray:
     n = len(y)
     Y = sparse.csr_matrix((np.ones(n), (y, np.arange(n))), shape=(K, n))
     return np.asarray(Y @ X)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,7 +290,12 @@ def h_score(features, labels, rcond: float = 1e-15) -> float:
 # --------------------------------------------------------------------------------------------
 # SFDA
 # --------------------------------------------------------------------------------------------
-def _power_iteration_top(A: np.ndarray, iters: int = 3) -> float:
+#: SFDA's shrinkage ``lambda = max(exp(-rate * sigma_max(S_w)), floor)``, with ``sigma_max`` from a few
+#: power iterations: the values of TencentARC/SFDA (``SFDA_Score``, ``iterative_A``)
+_SFDA_SHRINK_RATE, _SFDA_SHRINK_FLOOR, _SFDA_POWER_ITERS = 5.0, 1e-10, 3
+
+
+def _power_iteration_top(A: np.ndarray, iters: int = _SFDA_POWER_ITERS) -> float:
     """Largest eigenvalue estimate exactly as SFDA ``utils.iterative_A`` (start: row sums)."""
     x = A.sum(axis=1)
     if not np.any(x):
@@ -334,7 +316,7 @@ def _sfda_fit_proba(X, y, K, counts, shrinkage=None):
     Xw = X - means[y]
     Sw = Xw.T @ Xw / N                                          # sum_c pi_c Cov_c (biased)
     if shrinkage is None:
-        shrinkage = max(np.exp(-5.0 * _power_iteration_top(Sw)), 1e-10)
+        shrinkage = max(np.exp(-_SFDA_SHRINK_RATE * _power_iteration_top(Sw)), _SFDA_SHRINK_FLOOR)
     Sw_s = (1.0 - shrinkage) * Sw
     Sw_s.flat[::D + 1] += shrinkage * np.trace(Sw) / D
     try:
@@ -343,7 +325,7 @@ def _sfda_fit_proba(X, y, K, counts, shrinkage=None):
         raise TaskrelError("SFDA: the shrunk within-class scatter is not positive definite (features are "
                            "degenerate); remove constant/duplicate feature dimensions") from exc
     intercept = -0.5 * np.sum(means * coef, axis=1) + np.log(counts / N)
-    return _softmax(X @ coef.T + intercept), shrinkage
+    return softmax(X @ coef.T + intercept), shrinkage
 
 
 def sfda(features, labels) -> float:
@@ -360,7 +342,7 @@ def sfda(features, labels) -> float:
     N = F.shape[0]
     y, K, counts = _labels(labels, N, all_present=True)
     prob, lam = _sfda_fit_proba(F, y, K, counts)
-    q = _softmax(prob)[np.arange(N), y][:, None]
+    q = softmax(prob)[np.arange(N), y][:, None]
     means = _class_sums(F, y, K) / counts[:, None]
     outer = (means.sum(0)[None, :] - means) / (K - 1)
     Fmix = q * F + (1.0 - q) * outer[y]
@@ -371,11 +353,14 @@ def sfda(features, labels) -> float:
 # --------------------------------------------------------------------------------------------
 # PACTran
 # --------------------------------------------------------------------------------------------
-_PAC_VB_ITERS = 10
+#: PACTran as in google-research/pactran_metrics: variational updates, the guard added to
+#: probabilities and prior counts (keeps logs and digammas finite), the scale of the random start
+#: of the Gaussian version's weights
+_PAC_VB_ITERS, _PAC_EPS, _PAC_GAUSS_W0_STD = 10, 1e-10, 0.03
 
 
 def _pac_prior(counts, alpha):
-    return alpha * counts / counts.sum() + 1e-10
+    return alpha * counts / counts.sum() + _PAC_EPS
 
 
 def _pac_posterior(S, y, base_logit):
@@ -402,7 +387,7 @@ def _pac_variational(source_probs, labels, alpha, base_logit):
     if alpha <= 0:
         raise TaskrelError(f"alpha must be > 0, got {alpha}")
     a0 = _pac_prior(counts, alpha)
-    S, q = P + 1e-10, P
+    S, q = P + _PAC_EPS, P
     for _ in range(_PAC_VB_ITERS):
         aw = a0[:, None] + _class_sums(q, y, K)
         q, Bs, logZ = _pac_posterior(S, y, base_logit(aw))
@@ -471,7 +456,7 @@ def pactran_gaussian(features, labels, lda_factor: float = 1.0, s2_factor: float
     """PACTran-Gaussian (Ding et al.; ``calculate_pac_gauss``). Lower is better.
 
     ``features`` (N, D) (centred internally), ``labels`` (N,) in ``0..K-1`` (every class present).
-    ``lambda = lda_factor * N`` (METHOD's ``rho = lda_factor``); ``theta* = argmin J`` (see
+    ``lambda = lda_factor * N``; ``theta* = argmin J`` (see
     :func:`_pac_gauss_objective`) by L-BFGS-B with the analytic gradient (``maxiter=100``,
     ``tol=1e-6`` as in the code, ``W0 ~ N(0, 0.03^2)`` from ``seed``, ``b0 = 0``); diagonal
     Hessian proxy summed over all entries ``sum h = sum_n (||x_n||^2 + 1) sum_k p_nk (1 - p_nk)
@@ -484,11 +469,8 @@ def pactran_gaussian(features, labels, lda_factor: float = 1.0, s2_factor: float
 
     Parameterisation: ``lda_factor`` and ``s2_factor`` are the code's. The code evaluates
     ``s2_factor`` in {1000, 100} for ``lda_factor = 10``, {100, 10} for 1 and {10, 1} for 0.1 (the
-    second one of each pair is ``10 * lda_factor``). METHOD 6 writes ``s^2 = kappa/D`` with
-    ``kappa`` in {10, 1, 0.1} and recommends ``rho = kappa = 1``; that grid does not match the code.
-    The DESIGN default ``(lda_factor, s2_factor) = (1, 10)`` is the code's second value at
-    ``rho = 1`` and corresponds to METHOD's ``kappa = 1`` under ``kappa = s2_factor / 10`` (the
-    mapping that reproduces METHOD's "{1, 0.1} when rho = 0.1"); the term added to ``J`` is
+    second one of each pair is ``10 * lda_factor``). The default ``(lda_factor, s2_factor) =
+    (1, 10)`` is the code's second value at ``lda_factor = 1``; the term added to ``J`` is
     ``K s2_factor / (2 lda_factor N) log sigma^-2``, so only ``s2_factor / lda_factor`` matters there.
     """
     F = _features(features)
@@ -499,26 +481,21 @@ def pactran_gaussian(features, labels, lda_factor: float = 1.0, s2_factor: float
     X = F - F.mean(0)
     lam = lda_factor * N
     rng = np.random.default_rng(seed)
-    theta0 = np.concatenate([rng.normal(size=(D, K)) * 0.03, np.zeros((1, K))]).ravel()
+    theta0 = np.concatenate([rng.normal(size=(D, K)) * _PAC_GAUSS_W0_STD, np.zeros((1, K))]).ravel()
     res = optimize.minimize(_pac_gauss_objective, theta0, args=(X, y, lam), jac=True, method="L-BFGS-B",
                             options=dict(maxiter=int(maxiter)), tol=tol)
     pac_opt, _ = _pac_gauss_objective(res.x, X, y, lam)
     th = res.x.reshape(D + 1, K)
-    p = _softmax(X @ th[:D] + th[D])
+    p = softmax(X @ th[:D] + th[D])
     g2 = (p - p * p).sum(1)
     h_sum = np.sum(((X * X).sum(1) + 1.0) * g2) + D * K / lam
-    sigma2_inv = h_sum * lam / (D * K) + 1e-10
+    sigma2_inv = h_sum * lam / (D * K) + _PAC_EPS
     return float(pac_opt + 0.5 * D * K / lam * (s2_factor / D) * np.log(sigma2_inv))
 
 
 # --------------------------------------------------------------------------------------------
 # OT-NCE / OTCE
 # --------------------------------------------------------------------------------------------
-def _sq_euclidean(A, B):
-    sq = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * (A @ B.T)
-    return np.maximum(sq, 0.0)
-
-
 def _ot_components(ref_features, ref_labels, features, labels, n_samples, n_repeats, seed):
     FR = _features(ref_features, "ref_features")
     FT = _features(features, "features")
@@ -536,7 +513,7 @@ def _ot_components(ref_features, ref_labels, features, labels, n_samples, n_repe
     for _ in range(int(n_repeats) if subsample else 1):
         iR = np.sort(rng.choice(len(yR), nR, replace=False)) if nR < len(yR) else np.arange(nR)
         iT = np.sort(rng.choice(len(yT), nT, replace=False)) if nT < len(yT) else np.arange(nT)
-        C = _sq_euclidean(FR[iR], FT[iT])
+        C = sq_euclidean(FR[iR], FT[iT])
         plan, cost = emd_plan(None, None, C, return_cost=True)
         r, c = np.nonzero(plan)
         joint = np.bincount(yR[iR][r] * KT + yT[iT][c], weights=plan[r, c],

@@ -23,6 +23,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .errors import TaskrelError
+from .numerics import euclidean
 
 #: iteration cap of the network simplex (POT's default 1e5 can truncate large problems)
 NUM_ITERMAX = 10_000_000
@@ -44,13 +45,8 @@ class OTConvergenceWarning(UserWarning):
     """POT's network simplex stopped before optimality (iteration cap or numerical trouble)."""
 
 
-def euclidean_cost(X, Y) -> np.ndarray:
-    """Plain Euclidean distances ``||x_k - y_l||_2`` (float64, clipped at 0 before the root)."""
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    sq = (X * X).sum(1)[:, None] + (Y * Y).sum(1)[None, :] - 2.0 * (X @ Y.T)
-    np.maximum(sq, 0.0, out=sq)
-    return np.sqrt(sq, out=sq)
+#: plain Euclidean cost matrix ``||x_k - y_l||_2`` (N x M, float64): :func:`numerics.euclidean`
+euclidean_cost = euclidean
 
 
 def emd_plan(a, b, M, num_itermax: int = NUM_ITERMAX, return_cost: bool = False):
@@ -139,7 +135,7 @@ def classwise_w1_theorem(U, y_ref, V, v_labels, B, D, target_prior, rel_weight_f
     return float(total / sum(target_prior[i] for i in per_class)) if per_class else float("nan"), per_class
 
 
-def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int = NUM_ITERMAX):
+def class_structured_plan(u, y, t, s, label_cost, *, num_itermax: int = NUM_ITERMAX):
     """Lexicographic OT for uniform marginals ``1/n`` and ``1/m``.
 
     ``label_cost[j, i]`` is the label cost between reference class ``j`` and target class ``i``
@@ -152,7 +148,7 @@ def class_structured_plan(u, y, t, s, label_cost, Lambda=None, num_itermax: int 
 
     This is the limit ``Lambda -> infinity`` of the official cost ``feature + Lambda * label``; it
     equals the official plan whenever that plan puts no mass outside the class-level support
-    (true once ``Lambda`` exceeds a finite, LP-dependent threshold; ``Lambda`` itself is unused).
+    (true once ``Lambda`` exceeds a finite, LP-dependent threshold), so no ``Lambda`` is needed.
 
     Returns ``(rows, cols, vals, gamma)``: the plan's non-zeros and the class-level block masses
     ``gamma`` (K_R x K_T).

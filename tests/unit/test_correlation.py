@@ -248,3 +248,51 @@ def test_split_half_kendall_hand_computed_and_skips_undefined_splits():
 def test_split_half_kendall_errors(a, msg):
     with pytest.raises(TaskrelError, match=msg):
         correlation.split_half_kendall(a)
+
+
+# ------------------------------------------------------------------ tables the notebooks show
+def _zoo_table(seed=0):
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    rows = [{"encoder": f"e{i}", "target": t, "group": "main", "accuracy": rng.uniform(0.4, 0.9),
+             "logme": rng.normal(), "leep": rng.normal()} for t in ("t1", "t2") for i in range(5)]
+    return pd.DataFrame(rows)
+
+
+def test_average_table_is_the_average_row_of_each_method():
+    table = _zoo_table()
+    cols = {"logme": "LogME", "leep": "LEEP"}
+    out = correlation.average_table(table, cols, methods=("pearson", "kendall"))
+    assert list(out.index) == ["pearson", "kendall"] and list(out.columns) == ["LogME", "LEEP"]
+    for m in ("pearson", "kendall"):
+        expected = correlation.correlation_table(table, list(cols), method=m).loc["Average"]
+        np.testing.assert_allclose(out.loc[m].to_numpy(), expected.to_numpy())
+
+
+def test_bootstrap_table_rows_and_nan_where_undefined():
+    table = _zoo_table()
+    table.loc[table.target == "t2", "leep"] = 1.0  # constant score on t2: no interval
+    out = correlation.bootstrap_table({"main zoo": table}, {"logme": "LogME", "leep": "LEEP"}, n_boot=200, seed=1)
+    assert list(out.columns) == ["group", "target", "score", "r", "low", "high"] and len(out) == 4
+    row = out[(out.target == "t1") & (out.score == "LogME")].iloc[0]
+    g = table[table.target == "t1"]
+    ci = correlation.bootstrap_ci(g.logme, g.accuracy, n_boot=200, seed=1)
+    assert (row.r, row.low, row.high) == (ci.estimate, ci.low, ci.high)
+    assert out[(out.target == "t2") & (out.score == "LEEP")][["r", "low", "high"]].isna().all(axis=None)
+
+
+def test_scores_long_and_true_vs_pseudo_table():
+    table = _zoo_table()
+    long = correlation.scores_long(table, {"logme": "LogME"})
+    assert len(long) == len(table) and set(long.score) == {"LogME"}
+    np.testing.assert_array_equal(long.score_value, table.logme)
+    true = table.assign(value=table.logme, value_failed=False)
+    pseudo = table.assign(value=-table.logme, value_failed=False)
+    pseudo.loc[0, "value_failed"] = True  # a failed pair is left out
+    out = correlation.true_vs_pseudo_table(true, pseudo, "main")
+    assert list(out.columns) == ["true labels", "pseudo-labels"] and list(out.index) == ["t1", "t2", "Average"]
+    g = table[table.target == "t2"]
+    assert out.loc["t2", "true labels"] == pytest.approx(correlation.pearson(g.logme, g.accuracy))
+    assert out.loc["t2", "pseudo-labels"] == pytest.approx(-out.loc["t2", "true labels"])
+    g1 = table[table.target == "t1"].iloc[1:]
+    assert out.loc["t1", "pseudo-labels"] == pytest.approx(correlation.pearson(-g1.logme, g1.accuracy))

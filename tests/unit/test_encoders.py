@@ -342,3 +342,18 @@ def test_timm_random_init_features(digits28):
     enc = encoders.load_encoder("timm:resnet18:random", image_size=32)
     assert enc.preprocess.size == 32 and enc.head is None
     assert enc.encode(enc.preprocess(digits28)).shape == (3, enc.feature_dim) == (3, 512)
+
+
+def test_encode_and_photo_check_raise_the_kits_error_on_bad_input():
+    from types import SimpleNamespace
+
+    from taskrel_utils import photos
+    from taskrel_utils.errors import TaskrelError
+
+    enc = encoders.load_encoder("lenet")
+    with pytest.raises(TaskrelError, match="preprocess"):
+        enc.encode(np.zeros((2, 28, 28), dtype=np.float32))
+    with pytest.raises(TaskrelError, match="no ImageNet head"):
+        photos.imagenet_top_k(SimpleNamespace(name="lenet", head=None), [])
+    with pytest.raises(TaskrelError, match="non-empty string"):
+        encoders.load_encoder("")

@@ -43,3 +43,9 @@ def test_errors():
         feature_space.nearest_mean_accuracy(np.ones((4, 2)), np.arange(4), np.ones((4, 3)), np.arange(4))
     with pytest.raises(ValueError, match="labels"):
         feature_space.nearest_mean_accuracy(np.ones((4, 2)), np.arange(3), np.ones((4, 2)), np.arange(4))
+
+
+def test_bad_input_raises_the_kits_error():
+    from taskrel_utils.errors import TaskrelError
+    with pytest.raises(TaskrelError, match="2-D"):
+        feature_space.pca_2d(np.zeros(5))

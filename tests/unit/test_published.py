@@ -103,3 +103,16 @@ def test_kit_finetune_accuracy_maps_encoders():
     assert row.accuracy.item() == pytest.approx(93.88)
     with pytest.raises(UnknownNameError, match="resnet50"):
         published.kit_finetune_accuracy(["effnet-lite0"])
+
+
+def test_paper_columns_and_the_lower_is_better_set():
+    from taskrel_utils import published, reading
+    assert list(published.PAPER_COLUMNS.values()) == ["LogME", "LEEP", "NCE", "PACTran", "SFDA", "H-Score",
+                                                      "OT-NCE", "OTCE", "Ours (TR)"]
+    assert set(published.LOWER_IS_BETTER) == {"Ours (TR)", "PACTran", "PACTran-Dir", "PACTran-Gamma",
+                                              "task_relatedness", "value", "pactran_gaussian",
+                                              "pactran_dirichlet", "pactran_gamma"}
+    assert reading.LOWER_IS_BETTER is published.LOWER_IS_BETTER
+    # every kit score the registry marks lower-is-better is in the set
+    from taskrel_utils import scores
+    assert {n for n, s in scores.SCORES.items() if not s.higher_is_better} <= set(published.LOWER_IS_BETTER)

@@ -515,7 +515,7 @@ def _bad_cases(name):
     nan[3, 1] = np.nan
     inf = d[main].copy()
     inf[0, 0] = np.inf
-    yield "length", dict(d, y=d["y"][:-1]), "entries"
+    yield "length", dict(d, y=d["y"][:-1]), "to match the features"
     yield "nan", dict(d, **{main: nan}), "NaN"
     yield "inf", dict(d, **{main: inf}), "NaN or infinite"
     yield "negative", dict(d, y=np.where(d["y"] == 0, -1, d["y"])), "0..K-1"
@@ -528,7 +528,7 @@ def _bad_cases(name):
         yield "unnormalised", dict(d, P=d["P"] * 1.1), "sum to 1"
     if kind == "reference_pair":
         yield "dims", dict(d, FR=d["FR"][:, :3]), "same dimension"
-        yield "ref labels", dict(d, yR=d["yR"][:-2]), "entries"
+        yield "ref labels", dict(d, yR=d["yR"][:-2]), "to match the features"
     if name in ("logme", "sfda", "pactran_dirichlet", "pactran_gamma", "pactran_gaussian"):
         yield "empty class", dict(d, y=np.where(d["y"] == 1, 2, d["y"])), "no samples"
 

@@ -1,0 +1,68 @@
+"""Small numerical building blocks shared by the kit (numpy, float64).
+
+* :func:`softmax` / :func:`log_softmax` - stable along one axis: the maximum is subtracted first,
+  so ``exp`` never overflows (``softmax(z) = exp(z - max z) / sum exp(z - max z)``).
+* :func:`sq_euclidean` / :func:`euclidean` - all pairwise (squared) Euclidean distances between the
+  rows of ``X`` (N x d) and ``Y`` (M x d), as an N x M matrix, by the expansion
+  ``||x - y||^2 = ||x||^2 + ||y||^2 - 2 x.y`` (one matrix product), clipped at 0 because rounding
+  can make that expansion slightly negative for (near-)identical points.
+* :func:`finite_or_none` / :func:`finite_table` - numbers for a JSON metrics file: NaN and
+  infinity (an undefined correlation) become ``None`` (JSON ``null``), everything else a float.
+
+Torch code keeps ``torch.softmax`` / ``torch.log_softmax``: these helpers are for numpy arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import TaskrelError
+
+__all__ = ["softmax", "log_softmax", "sq_euclidean", "euclidean", "finite_or_none", "finite_table"]
+
+
+def softmax(logits, axis: int = -1) -> np.ndarray:
+    """``exp(z - max z) / sum exp(z - max z)`` along ``axis`` (float64, a new array)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=axis, keepdims=True)
+    return z
+
+
+def log_softmax(logits, axis: int = -1) -> np.ndarray:
+    """``z - max z - log sum exp(z - max z)`` along ``axis`` (float64, a new array).
+
+    Exact where ``log(softmax(z))`` underflows to ``-inf`` (very negative logits).
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+def sq_euclidean(X, Y) -> np.ndarray:
+    """Squared Euclidean distances ``||x_k - y_l||^2``: ``X`` (N, d), ``Y`` (M, d) -> (N, M) float64,
+    clipped at 0."""
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1]:
+        raise TaskrelError(f"pairwise distances need two 2-D arrays with the same number of columns "
+                           f"(points x dimensions), got shapes {X.shape} and {Y.shape}")
+    sq = (X * X).sum(1)[:, None] + (Y * Y).sum(1)[None, :] - 2.0 * (X @ Y.T)
+    return np.maximum(sq, 0.0, out=sq)
+
+
+def euclidean(X, Y) -> np.ndarray:
+    """Euclidean distances ``||x_k - y_l||_2``: ``X`` (N, d), ``Y`` (M, d) -> (N, M) float64
+    (the root of :func:`sq_euclidean`)."""
+    sq = sq_euclidean(X, Y)
+    return np.sqrt(sq, out=sq)
+
+
+def finite_or_none(x) -> float | None:
+    """``float(x)``, or ``None`` when ``x`` is NaN or infinite (JSON has no NaN)."""
+    return float(x) if np.isfinite(x) else None
+
+
+def finite_table(frame) -> dict:
+    """A DataFrame as ``{row label: {column: finite_or_none(value)}}`` for a JSON metrics file."""
+    return {row: {col: finite_or_none(v) for col, v in values.items()} for row, values in frame.iterrows()}
