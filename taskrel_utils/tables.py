@@ -14,6 +14,7 @@ import copy
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from . import scores
 from .config import Profile
@@ -146,3 +147,49 @@ def _head_probabilities(head, Z) -> np.ndarray:
         weight = next(head.parameters())
         logits = head(torch.tensor(np.asarray(Z), dtype=weight.dtype, device=weight.device))  # a copy: Z may be read-only
         return torch.softmax(logits.double(), dim=1).cpu().numpy()
+
+
+def fraction_tables(profile: Profile, feats: dict, accuracy: pd.DataFrame, fractions, seeds, *,
+                    encoders=None, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Task-relatedness with a stratified ``fraction`` of the target data (:func:`controls.target_fraction`)
+    for every fraction and subsample seed, on ``encoders`` (default: the main zoo).
+
+    ``accuracy``: the fine-tuned accuracies (columns encoder, target, accuracy). ``fraction = 1`` is
+    the same subsample for every seed, so it runs with the first seed only. Returns ``(values,
+    pearson)``: one :func:`relatedness_table` row per (fraction, seed, encoder, target), and the
+    Pearson r of the value with the accuracy per (fraction, seed, target), pairs whose W failed left out.
+    """
+    from .correlation import correlation_table
+
+    names = list(encoders or profile.main_encoders)
+    runs = [(f, s) for f in fractions for s in (seeds if f < 1 else list(seeds)[:1])]
+    values, rows = [], []
+    for f, s in tqdm(runs, desc="fractions", disable=not progress):
+        t = relatedness_table(profile, feats, encoders=names, fraction=f, fraction_seed=s, progress=False)
+        t = t.merge(accuracy, on=["encoder", "target"]).assign(fraction=f, seed=s)
+        values.append(t)
+        r = correlation_table(t[~t.value_failed], ["value"])["value"].drop("Average")
+        rows += [{"fraction": f, "seed": s, "target": target, "pearson_r": v} for target, v in r.items()]
+    return pd.concat(values, ignore_index=True), pd.DataFrame(rows)
+
+
+def reference_training_table(profile: Profile, tasks: dict, encoder: str, epochs, *,
+                             progress: bool = True) -> pd.DataFrame:
+    """Task-relatedness of ``encoder`` (an in-kit CNN) pre-trained for each of ``epochs`` on every
+    target of the profile: does a better-trained encoder of the reference task make the targets
+    more related? One :func:`relatedness_table` row per (epochs, target), with an ``epochs`` column.
+    The encoders are pre-trained in parallel and cached; features are extracted (and cached) here.
+    """
+    from . import encoders as registry
+    from .experiment import pretrain_zoo
+    from .features import extract_features
+
+    pretrain_zoo([(encoder, {"epochs": e}) for e in epochs], progress=progress)
+    rows = []
+    for e in tqdm(list(epochs), desc="reference epochs", disable=not progress):
+        enc = registry.load_encoder(encoder, epochs=e, progress=False)
+        feats = {(enc.name, name, split): extract_features(enc, task, batch_size=profile.batch_size, progress=False)
+                 for name, splits in tasks.items() for split, task in splits.items()}
+        t = relatedness_table(profile, feats, encoders=[enc.name], progress=False)
+        rows.append(t.assign(epochs=e))
+    return pd.concat(rows, ignore_index=True)

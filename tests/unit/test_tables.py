@@ -1,5 +1,6 @@
 """Tables over a profile's zoo: the score table's two sources, parallel equals serial."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from taskrel_utils import config, scores, tables
@@ -41,3 +42,24 @@ def test_parallel_relatedness_equals_sequential(feats):
     assert list(parallel.encoder) == ["e", "f"]  # the profile's order, whatever order the jobs ran in
     cols = [c for c in serial.columns if c != "seconds"]
     assert serial[cols].equals(parallel[cols])
+
+
+def test_fraction_tables_one_row_per_fraction_seed_and_pair(feats, tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKREL_CACHE", str(tmp_path))
+    rng = np.random.default_rng(1)  # two noisier copies of encoder e: three different values per fit
+    three = {**feats, **{(e,) + k[1:]: (Z + rng.normal(scale=s, size=Z.shape), y) for e, s in (("f", 1.0), ("g", 2.0))
+                         for k, (Z, y) in feats.items()}}
+    cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e", "f", "g"),
+                         relatedness=dict(steps=4, batch_size=60, reference_classifier_options=dict(iterations=30)))
+    accuracy = pd.DataFrame({"encoder": ["e", "f", "g"], "target": "tgt", "accuracy": [0.9, 0.5, 0.7]})
+    values, pearson = tables.fraction_tables(cfg, three, accuracy, [0.5, 1.0], [0, 1], encoders=["e", "f", "g"],
+                                             progress=False)
+    # fraction 1 is the same subsample for every seed: it runs once
+    assert sorted(set(zip(values.fraction, values.seed))) == [(0.5, 0), (0.5, 1), (1.0, 0)]
+    assert len(values) == 3 * 3 and len(pearson) == 3
+    half = values[(values.fraction == 0.5) & (values.seed == 1)]
+    direct = tables.relatedness_table(cfg, three, encoders=["e", "f", "g"], fraction=0.5, fraction_seed=1,
+                                      progress=False)
+    np.testing.assert_array_equal(half.value.to_numpy(), direct.value.to_numpy())
+    r = pearson.set_index(["fraction", "seed"]).loc[(0.5, 1), "pearson_r"]
+    assert r == pytest.approx(np.corrcoef(half.value, half.accuracy)[0, 1])
