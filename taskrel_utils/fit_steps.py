@@ -37,7 +37,8 @@ from .errors import TaskrelError
 from .fit_engine import _ClosedFormStep, _FastStep, _Params, _ReferenceStep, device_for
 from .fit_options import MODES, SCALE_PRESETS, SCHEDULES, resolve_options
 from .reference_classifier import ReferenceClassifier, fit_reference_model
-from .transport import emd_plan, euclidean_cost
+from .numerics import euclidean
+from .transport import emd_plan
 
 __all__ = ["FitState", "Start", "Transformations", "TransportPlan", "prepare", "initial_transformations",
            "start_fit", "draw_batches", "transport_plan", "class_loss_weights", "objective_terms",
@@ -262,7 +263,7 @@ def initial_transformations(state: FitState) -> Start:
         if o["b_init"] == "random":
             start.beta = rng.uniform(0.0, 1.0, (K_T, K_R))
         else:
-            G = emd_plan(pi_R, state.pi_T, euclidean_cost(class_means(Xr, yr, K_R), class_means(Xt, yt, K_T)))
+            G = emd_plan(pi_R, state.pi_T, euclidean(class_means(Xr, yr, K_R), class_means(Xt, yt, K_T)))
             start.beta = np.log(G.T / G.T.sum(0, keepdims=True) + o["b_init_eps"])
         start.delta = pi_R.copy()
     else:

@@ -39,6 +39,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .checks import as_features, as_labels, as_pair, check_classes
 from .errors import TaskrelError
+from .numerics import logsumexp, softmax
 
 __all__ = ["ReferenceClassifier", "train_reference_classifier", "train_plain_probe", "fit_reference_model",
            "REFERENCE_CLASSIFIER_PRESETS", "ORIGINAL_OPTIMISER"]
@@ -87,20 +88,16 @@ class ReferenceClassifier:
         return np.asarray(X, dtype=np.float64) @ self.W.T + self.c
 
     def predict_proba(self, X) -> np.ndarray:
-        L = self.logits(X)
-        L -= L.max(1, keepdims=True)
-        P = np.exp(L)
-        return P / P.sum(1, keepdims=True)
+        """``h_R(x) = softmax(W x + c)`` per row of ``X`` (N x K)."""
+        return softmax(self.logits(X), axis=1)
 
     def predict(self, X) -> np.ndarray:
         return self.logits(X).argmax(1)
 
     def cross_entropy(self, X, y) -> np.ndarray:
-        """Per-sample ``-log h_R(x)_y`` (log-softmax, no clipping)."""
+        """Per-sample ``-log h_R(x)_y = logsumexp(W x + c) - (W x + c)_y`` (no clipping)."""
         L = self.logits(X)
-        m = L.max(1, keepdims=True)
-        lse = (m + np.log(np.exp(L - m).sum(1, keepdims=True)))[:, 0]
-        return lse - L[np.arange(len(L)), np.asarray(y)]
+        return logsumexp(L, axis=1) - L[np.arange(len(L)), np.asarray(y)]
 
     def accuracy(self, X, y) -> float:
         return float((self.predict(X) == np.asarray(y)).mean())
