@@ -33,9 +33,9 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from .checks import as_pair, check_classes
-from .errors import TaskrelError
+from .errors import TaskrelError, UnknownNameError
 from .fit_engine import _ClosedFormStep, _FastStep, _Params, _ReferenceStep, device_for
-from .fit_options import MODES, SCALE_PRESETS, SCHEDULES, resolve_options
+from .fit_options import MODES, resolve_options
 from .reference_classifier import ReferenceClassifier, fit_reference_model
 from .numerics import euclidean
 from .transport import emd_plan
@@ -209,12 +209,8 @@ def prepare(ref_train, ref_test, target_train, target_test, n_target_classes=Non
     take) h_R and its losses: the :class:`FitState` of one fit. Arguments as
     :func:`~taskrel_utils.relatedness.task_relatedness` (raw ``(features, labels)`` pairs)."""
     if mode not in MODES:
-        raise TaskrelError(f"unknown mode {mode!r}; valid modes are: {', '.join(MODES)}")
-    if schedule not in SCHEDULES:
-        raise TaskrelError(f"unknown schedule {schedule!r}; valid schedules are: {', '.join(SCHEDULES)}")
-    if scale not in SCALE_PRESETS:
-        raise TaskrelError(f"unknown scale {scale!r}; valid scales are: {', '.join(SCALE_PRESETS)}")
-    opts = resolve_options(scale, schedule, options)
+        raise UnknownNameError("mode", mode, MODES)
+    opts = resolve_options(scale, schedule, options)  # checks scale, schedule and the options
     (Zr, yr), (Zr_te, yr_te), (Zt, yt), (Zt_te, yt_te), K_R, K_T, pseudo = _check_inputs(
         ref_train, ref_test, target_train, target_test, n_target_classes, mode)
     t0 = time.perf_counter()
