@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .numerics import softmax
 from .transport import classwise_w1_code, classwise_w1_theorem
 
 __all__ = ["evaluate_bound", "EVAL_STREAM", "W_DECIMALS", "PROBABILITY_CLIP"]
@@ -39,10 +40,7 @@ PROBABILITY_CLIP = 1e-7
 
 def tau_grads_closed(W, c, B, X, y):
     """Per-sample grad_x [-log (B softmax(Wx+c))_y] = -W^T (diag p - p p^T) B^T e_y / (Bp)_y."""
-    L = X @ W.T + c
-    L -= L.max(1, keepdims=True)
-    P = np.exp(L)
-    P /= P.sum(1, keepdims=True)
+    P = softmax(X @ W.T + c, axis=1)
     Q = P @ B.T
     G = B[y] / Q[np.arange(len(y)), y][:, None]
     V = P * G - P * (P * G).sum(1, keepdims=True)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CorruptedFileError, MissingDataError, UnknownNameError
+from .errors import CorruptedFileError, MissingDataError, TaskrelError, UnknownNameError
 from .io import sha256_bytes, sha256_file, write_json
 from .paths import MINI_DIR
 
@@ -268,7 +268,8 @@ def write_npz_deterministic(path, arrays: dict) -> None:
         for name, arr in arrays.items():
             arr = np.ascontiguousarray(arr)
             if arr.dtype.byteorder == ">" or arr.dtype.kind not in "uifb":
-                raise ValueError(f"array {name!r} has unsupported dtype {arr.dtype}")
+                raise TaskrelError(f"array {name!r} has dtype {arr.dtype}; a bundle stores only little-endian "
+                                   f"numeric or boolean arrays: convert it (e.g. arr.astype(np.int64))")
             arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
             buf = io.BytesIO()
             np.lib.format.write_array(buf, arr, version=(1, 0), allow_pickle=False)

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TaskrelError
+from .errors import CorruptedFileError, TaskrelError
 from .io import atomic_path, jsonable
 from .paths import cache_dir
 
@@ -208,21 +208,22 @@ def _decode(kind: str, payload: bytes):
 
 
 def check_entry(path) -> dict:
-    """The header of the cache entry at ``path``; ``ValueError`` unless the entry is whole (its byte
-    count and sha256 match the header)."""
+    """The header of the cache entry at ``path``; :class:`CorruptedFileError` unless the entry is whole
+    (its byte count and sha256 match the header)."""
     return _split(Path(path).read_bytes())[0]
 
 
 def _split(raw: bytes):
-    """``(header, payload)`` of an entry's bytes, verified."""
+    """``(header, payload)`` of an entry's bytes, verified (:class:`CorruptedFileError` if not; the
+    caller names the file, deletes it and computes the value again)."""
     if not raw.startswith(MAGIC) or b"\n" not in raw:
-        raise ValueError("not a taskrel cache entry")
+        raise CorruptedFileError("not a taskrel cache entry")
     head, payload = raw[len(MAGIC):].split(b"\n", 1)
     header = json.loads(head)
     if header.get("bytes") != len(payload):
-        raise ValueError(f"{len(payload)} payload bytes, the header says {header.get('bytes')} (truncated?)")
+        raise CorruptedFileError(f"{len(payload)} payload bytes, the header says {header.get('bytes')} (truncated?)")
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
-        raise ValueError("sha256 of the payload differs from the header's")
+        raise CorruptedFileError("sha256 of the payload differs from the header's")
     return header, payload
 
 
@@ -273,8 +274,9 @@ class Namespace:
 
     def load(self, path: Path, validate=None):
         """The value at ``path``, or :data:`MISSING` if there is none or it fails a check (then the
-        file is reported in one warning and deleted). ``validate(value)`` may raise ``ValueError``
-        for a whole entry whose content is wrong all the same."""
+        file is reported in one warning and deleted). ``validate(value)`` may raise
+        :class:`~taskrel_utils.errors.CorruptedFileError` for a whole entry whose content is wrong
+        all the same."""
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -293,7 +295,7 @@ class Namespace:
     def _verified(self, raw: bytes):
         header, payload = _split(raw)
         if header.get("kind") != self.kind:
-            raise ValueError(f"an entry of kind {header.get('kind')!r}, not {self.kind!r}")
+            raise CorruptedFileError(f"an entry of kind {header.get('kind')!r}, not {self.kind!r}")
         return _decode(self.kind, payload)
 
     def get_or_compute(self, key: str, compute, *, label: str = "", root=None, enabled: bool = True,

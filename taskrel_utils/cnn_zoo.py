@@ -33,7 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .cache import Namespace
-from .errors import UnknownNameError
+from .errors import CorruptedFileError, TaskrelError, UnknownNameError
 from .io import atomic_path, sha256_bytes
 from .paths import ZOO_DIR
 from .preprocessing import Preprocess
@@ -164,10 +164,11 @@ def build(arch: str, width: int = 1, depth: int | None = None) -> nn.Module:
     if arch not in ARCHITECTURES:
         raise UnknownNameError("architecture", arch, ARCHITECTURES)
     if not isinstance(width, (int, np.integer)) or isinstance(width, bool) or width < 1:
-        raise ValueError(f"width must be a positive int, got {width!r}")
+        raise TaskrelError(f"width must be a positive int (the channel multiplier), got {width!r}")
     depth = DEPTHS[arch][0] if depth is None else depth
     if depth not in DEPTHS[arch]:
-        raise ValueError(f"{arch} is defined for depth in {list(DEPTHS[arch])}, got {depth!r}")
+        raise TaskrelError(f"{arch} is defined for depth in {list(DEPTHS[arch])}, got {depth!r}; pass one of "
+                           f"those (or None for the default)")
     if arch == "convnet":
         return ConvNet(int(width), int(depth))
     return ARCHITECTURES[arch](int(width))
@@ -185,15 +186,17 @@ def resolve_spec(name: str, **options) -> dict:
     spec.update({k: v for k, v in options.items() if v is not None or k == "n_train"})
     for key in ("epochs", "seed"):
         if not isinstance(spec[key], (int, np.integer)) or isinstance(spec[key], bool) or spec[key] < 0:
-            raise ValueError(f"{name}: {key} must be a non-negative int, got {spec[key]!r}")
+            raise TaskrelError(f"{name}: {key} must be a non-negative int, got {spec[key]!r}")
     if spec["epochs"] > 0 and spec["corpus"] is None:
-        raise ValueError(f"{name}: epochs={spec['epochs']} needs a pre-training corpus (option corpus=...)")
+        raise TaskrelError(f"{name}: epochs={spec['epochs']} needs a pre-training corpus: pass corpus=... "
+                           f"(e.g. corpus='fashion-source'), or epochs=0 for random weights")
     if spec["n_train"] is not None and (not isinstance(spec["n_train"], (int, np.integer)) or spec["n_train"] < 1):
-        raise ValueError(f"{name}: n_train must be a positive int or None, got {spec['n_train']!r}")
+        raise TaskrelError(f"{name}: n_train must be a positive int or None (the whole corpus), "
+                           f"got {spec['n_train']!r}")
     if not isinstance(spec["batch_size"], (int, np.integer)) or spec["batch_size"] < 1:
-        raise ValueError(f"{name}: batch_size must be a positive int, got {spec['batch_size']!r}")
+        raise TaskrelError(f"{name}: batch_size must be a positive int, got {spec['batch_size']!r}")
     if not (isinstance(spec["lr"], (int, float)) and spec["lr"] > 0):
-        raise ValueError(f"{name}: lr must be a positive number, got {spec['lr']!r}")
+        raise TaskrelError(f"{name}: lr must be a positive number, got {spec['lr']!r}")
     if spec["augment"] not in AUGMENTS:
         raise UnknownNameError(f"augment of encoder {name!r}", spec["augment"], AUGMENTS)
     build(spec["arch"], spec["width"], spec["depth"])  # validates arch, width and depth
@@ -254,10 +257,12 @@ def _pretrain(spec, images, labels, n_classes, progress, desc):
             return model.eval(), None, {"train_seconds": 0.0, "steps": 0}
         images, labels = np.asarray(images), np.asarray(labels, dtype=np.int64)
         if len(images) != len(labels) or len(images) == 0:
-            raise ValueError(f"pretrain: {len(images)} images but {len(labels)} labels")
+            raise TaskrelError(f"pretrain: {len(images)} images but {len(labels)} labels; pass one label per image "
+                               f"(and at least one image)")
         n_classes = int(n_classes or labels.max() + 1)
         if labels.min() < 0 or labels.max() >= n_classes:
-            raise ValueError(f"pretrain: labels must lie in 0..{n_classes - 1}")
+            raise TaskrelError(f"pretrain: labels must lie in 0..{n_classes - 1} (got {labels.min()}..{labels.max()}); "
+                               f"pass n_classes larger than the largest label")
         gen = torch.Generator().manual_seed(spec["seed"])
         if spec["n_train"] is not None and spec["n_train"] < len(images):
             keep = torch.randperm(len(images), generator=gen)[: spec["n_train"]].sort().values.numpy()
@@ -297,24 +302,25 @@ def _pretrain(spec, images, labels, n_classes, progress, desc):
 
 
 def _read_checkpoint(path: Path, spec: dict):
-    """The checkpoint payload, or raise ValueError saying what is wrong with the file."""
+    """The checkpoint payload, or raise :class:`CorruptedFileError` saying what is wrong with the file."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated / garbage bytes: torch and pickle raise many types
-        raise ValueError(f"unreadable ({type(e).__name__}: {e})") from None
+        raise CorruptedFileError(f"unreadable ({type(e).__name__}: {e})") from None
     check_checkpoint(payload, spec)
     return payload
 
 
 def check_checkpoint(payload, spec: dict) -> None:
-    """Raise ValueError unless ``payload`` is a checkpoint of ``spec`` whose tensors match their sha256."""
+    """Raise :class:`CorruptedFileError` unless ``payload`` is a checkpoint of ``spec`` whose tensors match
+    their sha256 (the loaders catch it, warn and pre-train again)."""
     if not isinstance(payload, dict) or not {"state_dict", "head", "sha256", "spec"} <= set(payload):
-        raise ValueError("not a taskrel encoder checkpoint")
+        raise CorruptedFileError("not a taskrel encoder checkpoint")
     if payload["spec"] != spec:
-        raise ValueError("its spec differs from the requested one")
+        raise CorruptedFileError("its spec differs from the requested one")
     found = state_hash(payload["state_dict"], payload["head"])
     if found != payload["sha256"]:
-        raise ValueError(f"sha256 mismatch (stored {payload['sha256'][:12]}, found {found[:12]})")
+        raise CorruptedFileError(f"sha256 mismatch (stored {payload['sha256'][:12]}, found {found[:12]})")
 
 
 def is_cached(name: str, **options) -> bool:
@@ -347,7 +353,7 @@ def _load_checkpoint_file(model, path: Path, spec: dict, name: str):
         payload = _read_checkpoint(path, spec)
         model.load_state_dict(payload["state_dict"], strict=True)
         return state_hash(payload["state_dict"]), {**payload["stats"], "cache": str(path)}
-    except ValueError as e:
+    except CorruptedFileError as e:
         warnings.warn(f"weights {path} are corrupted: {e}; pre-training {name!r} again", RuntimeWarning, stacklevel=4)
         return None
 

@@ -54,9 +54,9 @@ _TASK_OPTIONS = {
 def _labels_array(labels) -> np.ndarray:
     arr = np.asarray(labels)
     if arr.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {arr.shape}")
+        raise TaskrelError(f"labels must be 1-D (one integer per image), got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"labels must be integers, got dtype {arr.dtype}")
+        raise TaskrelError(f"labels must be integers 0..K-1, got dtype {arr.dtype}; map class names to indices first")
     return arr.astype(np.int64)
 
 
@@ -82,23 +82,24 @@ class Task:
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         k = len(self.class_names)
         if k == 0:
-            raise ValueError(f"task {self.name!r} has no classes")
+            raise TaskrelError(f"task {self.name!r} has no classes; pass class_names (one name per label value)")
         if labels.size and (labels.min() < 0 or labels.max() >= k):
-            raise ValueError(f"task {self.name!r}: labels must lie in 0..{k - 1}, got "
-                             f"{labels.min()}..{labels.max()}")
+            raise TaskrelError(f"task {self.name!r}: labels must lie in 0..{k - 1} (one per class name), got "
+                               f"{labels.min()}..{labels.max()}")
         if (self.images is None) == (self.dataset is None):
-            raise ValueError("a Task holds exactly one of images (in memory) or dataset (on disk)")
+            raise TaskrelError("a Task holds exactly one of images (in memory) or dataset (on disk); pass one of them")
         n = len(self.images) if self.images is not None else len(self.dataset)
         if n != len(labels):
-            raise ValueError(f"task {self.name!r}: {n} images but {len(labels)} labels")
+            raise TaskrelError(f"task {self.name!r}: {n} images but {len(labels)} labels; pass one label per image")
         if self.images is not None:
             if self.images.dtype != np.uint8 or self.images.ndim not in (3, 4):
-                raise ValueError("in-memory images must be uint8 (N,H,W) or (N,H,W,3), got "
-                                 f"{self.images.dtype} {self.images.shape}")
+                raise TaskrelError("in-memory images must be uint8 (N,H,W) or (N,H,W,3), got "
+                                   f"{self.images.dtype} {self.images.shape}")
             if not self.content_id:
                 object.__setattr__(self, "content_id", _array_content_id(self.images, labels, self.class_names))
         elif not self.content_id:
-            raise ValueError("an on-disk task needs a content_id")
+            raise TaskrelError("an on-disk task needs a content_id (a string that identifies exactly these images "
+                               "and labels; the feature cache keys on it)")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -128,15 +129,16 @@ class Task:
         idx = np.asarray(indices)
         if idx.dtype == bool:
             if idx.shape != (len(self),):
-                raise ValueError(f"a boolean mask must have shape ({len(self)},), got {idx.shape}")
+                raise TaskrelError(f"a boolean mask must have shape ({len(self)},) (one entry per sample), got {idx.shape}")
             idx = np.flatnonzero(idx)
         if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-            raise ValueError("indices must be a 1-D integer array or a boolean mask")
+            raise TaskrelError("indices must be a 1-D integer array or a boolean mask")
         idx = idx.astype(np.int64)
         if idx.size == 0:
-            raise ValueError(f"an empty subset of task {self.name!r}: pass at least one index")
+            raise TaskrelError(f"an empty subset of task {self.name!r}: pass at least one index")
         if idx.min() < -len(self) or idx.max() >= len(self):
-            raise ValueError(f"indices out of range for task {self.name!r} with {len(self)} samples")
+            raise TaskrelError(f"indices out of range for task {self.name!r} with {len(self)} samples; pass indices "
+                               f"in -{len(self)}..{len(self) - 1}")
         idx = idx % len(self)
         labels = self.labels[idx]
         if self.images is not None:
@@ -147,10 +149,9 @@ class Task:
 
     def stratified_subset(self, per_class: int, seed: int = 0) -> "Task":
         """At most ``per_class`` samples of every class, drawn with ``seed`` (all of a smaller class)."""
-        if int(per_class) != per_class or per_class < 1:
-            raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
+        per_class = _check_int("per_class", per_class, 1)
         rng = np.random.default_rng(seed)
-        picked = [rng.permutation(np.flatnonzero(self.labels == c))[:int(per_class)]
+        picked = [rng.permutation(np.flatnonzero(self.labels == c))[:per_class]
                   for c in range(self.n_classes)]
         return self.subset(np.sort(np.concatenate(picked)))
 
@@ -403,9 +404,13 @@ def _class_dirs(folder: Path) -> list[str]:
 
 
 def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or int(value) != value or value < lo or (hi is not None and value > hi):
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and value >= lo and (hi is None or value <= hi)
+    except (TypeError, ValueError):  # None, a string, ...
+        ok = False
+    if not ok:
         rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be an integer in {rng}, got {value!r}")
+        raise TaskrelError(f"{name} must be an integer in {rng}, got {value!r}")
     return int(value)
 
 
@@ -472,7 +477,8 @@ def _load_folder(split: str, root, seed: int = 0, test_fraction: float = 0.2) ->
         raise MissingDataError(f"folder {root} not found. {hint}")
     seed = _check_int("seed", seed, 0)
     if not 0.0 < float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}")
+        raise TaskrelError(f"test_fraction must lie strictly between 0 and 1 (the share of images held out for "
+                           f"testing), got {test_fraction!r}")
     test_dir = "test" if (root / "test").is_dir() else "val"
     if (root / "train").is_dir() and (root / test_dir).is_dir():
         split_dirs = {"train": root / "train", "test": root / test_dir}

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .cache import Namespace
-from .errors import TaskrelError
+from .errors import CorruptedFileError, TaskrelError
 
 #: the cache of features: the code of the encoders (their forward pass, the preprocessing) is in every key
 FEATURES = Namespace("features", code=("features", "encoders"), kind="arrays")
@@ -66,7 +66,7 @@ def extract_features(encoder, task, *, batch_size: int = 256, cache: bool = True
 
     def validate(entry):
         if entry["Z"].shape != (len(task), encoder.feature_dim):
-            raise ValueError(f"shape {entry['Z'].shape}, expected ({len(task)}, {encoder.feature_dim})")
+            raise CorruptedFileError(f"shape {entry['Z'].shape}, expected ({len(task)}, {encoder.feature_dim})")
 
     entry, hit = FEATURES.get_or_compute(key, compute, label=label, root=cache_root, enabled=cache, validate=validate)
     seconds = timing.get("seconds", 0.0)

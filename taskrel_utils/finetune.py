@@ -31,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .cache import Namespace
-from .errors import TaskrelError, UnknownNameError
+from .errors import CorruptedFileError, TaskrelError, UnknownNameError
 from .reference_classifier import ReferenceClassifier, train_reference_classifier
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "finetune", "FinetuneResult", "linear_probe", "ProbeResult",
@@ -208,7 +208,7 @@ def finetune(encoder, train_task, test_task, recipe="mini", *, seed: int = 0, ca
 
     def validate(d):
         if d.get("key") != key:
-            raise ValueError(f"it holds the result of key {d.get('key')}")
+            raise CorruptedFileError(f"it holds the result of key {d.get('key')}")
 
     d, hit = RESULTS.get_or_compute(key, train, label=label, root=cache_root, enabled=cache, validate=validate)
     return FinetuneResult(**d, cache_hit=hit)

@@ -20,7 +20,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
 
-from .transport import class_structured_plan, emd_plan, euclidean_cost
+from .numerics import euclidean
+from .transport import class_structured_plan, emd_plan
 
 #: floor inside the logarithms that store closed-form ``B`` and ``D`` as logits: a class that gets
 #: no mass gets a probability of about this size (it then leaves the batches) instead of log 0
@@ -145,7 +146,7 @@ class _ReferenceStep:
         with torch.no_grad():
             u = self.z @ par.A.T + par.b
             q = par.B()[:, torch.from_numpy(yk)].T  # n x K_T soft transformed labels
-            M = euclidean_cost(u.numpy(), self.t.numpy()) + Lam * euclidean_cost(q.numpy(), np.eye(self.K_T)[sl])
+            M = euclidean(u.numpy(), self.t.numpy()) + Lam * euclidean(q.numpy(), np.eye(self.K_T)[sl])
         P = emd_plan(None, None, M)
         self.Pi = torch.from_numpy(P)
         return _plan_summary(P, yk, sl, self.K_R, self.K_T)
@@ -213,7 +214,7 @@ class _FastStep:
         if o["ot"] == "class" and par.learned:
             rows, cols, vals, gamma = class_structured_plan(u, yk, t, sl, Lc)
         else:
-            P = emd_plan(None, None, euclidean_cost(u, t) + float(o["Lambda"]) * Lc[np.ix_(yk, sl)])
+            P = emd_plan(None, None, euclidean(u, t) + float(o["Lambda"]) * Lc[np.ix_(yk, sl)])
             rows, cols, vals, gamma = _plan_summary(P, yk, sl, self.K_R, self.K_T)
         Pi = csr_matrix((vals, (rows, cols)), shape=(n, m))
         self.a = torch.from_numpy(np.asarray(Pi.sum(1))[:, 0]).to(dev)

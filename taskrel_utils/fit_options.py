@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import TaskrelError
+from .errors import TaskrelError, UnknownNameError
 
 __all__ = ["MODES", "SCHEDULES", "SCALE_PRESETS", "ORIGINAL_FIT", "KIT_FIT", "METHOD_OPTIONS", "RUN_OPTIONS",
            "default_options", "resolve_options"]
@@ -85,9 +85,9 @@ def default_options(scale: str = "small", schedule: str = "fast") -> dict:
     """Every option of the fit (method and run) with its default at ``scale`` for ``schedule``
     (the fast schedule: :data:`KIT_FIT`; the reference schedule: :data:`ORIGINAL_FIT`)."""
     if scale not in SCALE_PRESETS:
-        raise TaskrelError(f"unknown scale {scale!r}; valid scales are: {', '.join(SCALE_PRESETS)}")
+        raise UnknownNameError("scale", scale, SCALE_PRESETS)
     if schedule not in SCHEDULES:
-        raise TaskrelError(f"unknown schedule {schedule!r}; valid schedules are: {', '.join(SCHEDULES)}")
+        raise UnknownNameError("schedule", schedule, SCHEDULES)
     return (dict(SCALE_PRESETS[scale], **_METHOD_DEFAULTS, **_RUN_DEFAULTS)
             | (KIT_FIT if schedule == "fast" else ORIGINAL_FIT))
 
@@ -118,7 +118,7 @@ def resolve_options(scale: str, schedule: str, options: dict) -> dict:
     opts = default_options(scale, schedule)
     unknown = set(options) - set(opts)
     if unknown:
-        raise TaskrelError(f"unknown option(s) {sorted(unknown)}; valid options are: {', '.join(sorted(opts))}")
+        raise UnknownNameError("option", sorted(unknown)[0], opts)
     opts.update(options)
     for key, valid in _CHOICES.items():
         if opts[key] not in valid:

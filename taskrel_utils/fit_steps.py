@@ -33,11 +33,12 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from .checks import as_pair, check_classes
-from .errors import TaskrelError
+from .errors import TaskrelError, UnknownNameError
 from .fit_engine import _ClosedFormStep, _FastStep, _Params, _ReferenceStep, device_for
-from .fit_options import MODES, SCALE_PRESETS, SCHEDULES, resolve_options
+from .fit_options import MODES, resolve_options
 from .reference_classifier import ReferenceClassifier, fit_reference_model
-from .transport import emd_plan, euclidean_cost
+from .numerics import euclidean
+from .transport import emd_plan
 
 __all__ = ["FitState", "Start", "Transformations", "TransportPlan", "prepare", "initial_transformations",
            "start_fit", "draw_batches", "transport_plan", "class_loss_weights", "objective_terms",
@@ -208,12 +209,8 @@ def prepare(ref_train, ref_test, target_train, target_test, n_target_classes=Non
     take) h_R and its losses: the :class:`FitState` of one fit. Arguments as
     :func:`~taskrel_utils.relatedness.task_relatedness` (raw ``(features, labels)`` pairs)."""
     if mode not in MODES:
-        raise TaskrelError(f"unknown mode {mode!r}; valid modes are: {', '.join(MODES)}")
-    if schedule not in SCHEDULES:
-        raise TaskrelError(f"unknown schedule {schedule!r}; valid schedules are: {', '.join(SCHEDULES)}")
-    if scale not in SCALE_PRESETS:
-        raise TaskrelError(f"unknown scale {scale!r}; valid scales are: {', '.join(SCALE_PRESETS)}")
-    opts = resolve_options(scale, schedule, options)
+        raise UnknownNameError("mode", mode, MODES)
+    opts = resolve_options(scale, schedule, options)  # checks scale, schedule and the options
     (Zr, yr), (Zr_te, yr_te), (Zt, yt), (Zt_te, yt_te), K_R, K_T, pseudo = _check_inputs(
         ref_train, ref_test, target_train, target_test, n_target_classes, mode)
     t0 = time.perf_counter()
@@ -262,7 +259,7 @@ def initial_transformations(state: FitState) -> Start:
         if o["b_init"] == "random":
             start.beta = rng.uniform(0.0, 1.0, (K_T, K_R))
         else:
-            G = emd_plan(pi_R, state.pi_T, euclidean_cost(class_means(Xr, yr, K_R), class_means(Xt, yt, K_T)))
+            G = emd_plan(pi_R, state.pi_T, euclidean(class_means(Xr, yr, K_R), class_means(Xt, yt, K_T)))
             start.beta = np.log(G.T / G.T.sum(0, keepdims=True) + o["b_init_eps"])
         start.delta = pi_R.copy()
     else:

@@ -11,7 +11,8 @@ import numpy as np
 from . import pseudo_labels, relatedness
 from .cache import Namespace
 from .reference_classifier import ReferenceClassifier, fit_reference_model
-from .transport import emd_plan, euclidean_cost
+from .numerics import euclidean
+from .transport import emd_plan
 
 #: h_R of a pair: its values depend on the reference classifier's code (and what it imports)
 REFERENCE_CLASSIFIERS = Namespace("reference_classifiers", code=("reference_classifier",), kind="arrays")
@@ -119,7 +120,7 @@ def example_plan(res, pair_kwargs: dict, n_per_side: int = 12, seed: int = 0) ->
     Xt, yt = pick(*pair_kwargs["target_train"], res.target_scaler)
     U = Xr @ res.A.T + res.b
     K_T = res.B.shape[0]
-    label_cost = euclidean_cost(res.B[:, yr].T, np.eye(K_T)[yt])
-    cost = euclidean_cost(U, Xt) + res.options["Lambda"] * label_cost
+    label_cost = euclidean(res.B[:, yr].T, np.eye(K_T)[yt])
+    cost = euclidean(U, Xt) + res.options["Lambda"] * label_cost
     plan = emd_plan(np.full(len(U), 1 / len(U)), np.full(len(Xt), 1 / len(Xt)), cost)
     return {"plan": plan, "reference_labels": yr, "target_labels": yt}

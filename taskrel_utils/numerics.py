@@ -1,7 +1,8 @@
 """Small numerical building blocks shared by the kit (numpy, float64).
 
-* :func:`softmax` / :func:`log_softmax` - stable along one axis: the maximum is subtracted first,
-  so ``exp`` never overflows (``softmax(z) = exp(z - max z) / sum exp(z - max z)``).
+* :func:`softmax` / :func:`log_softmax` / :func:`logsumexp` - stable along one axis: the maximum
+  is subtracted first, so ``exp`` never overflows (``softmax(z) = exp(z - max z) / sum exp(z - max z)``,
+  ``logsumexp(z) = max z + log sum exp(z - max z)``).
 * :func:`sq_euclidean` / :func:`euclidean` - all pairwise (squared) Euclidean distances between the
   rows of ``X`` (N x d) and ``Y`` (M x d), as an N x M matrix, by the expansion
   ``||x - y||^2 = ||x||^2 + ||y||^2 - 2 x.y`` (one matrix product), clipped at 0 because rounding
@@ -17,7 +18,7 @@ import numpy as np
 
 from .errors import TaskrelError
 
-__all__ = ["softmax", "log_softmax", "sq_euclidean", "euclidean", "finite_or_none", "finite_table"]
+__all__ = ["softmax", "log_softmax", "logsumexp", "sq_euclidean", "euclidean", "finite_or_none", "finite_table"]
 
 
 def softmax(logits, axis: int = -1) -> np.ndarray:
@@ -37,6 +38,16 @@ def log_softmax(logits, axis: int = -1) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=axis, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+def logsumexp(logits, axis: int = -1) -> np.ndarray:
+    """``max z + log sum exp(z - max z)`` along ``axis`` (float64, that axis removed).
+
+    A cross-entropy ``-log softmax(z)_y`` is ``logsumexp(z) - z_y``.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    m = z.max(axis=axis, keepdims=True)
+    return np.squeeze(m + np.log(np.exp(z - m).sum(axis=axis, keepdims=True)), axis=axis)
 
 
 def sq_euclidean(X, Y) -> np.ndarray:

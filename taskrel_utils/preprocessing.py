@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import TaskrelError
+
 LUMA = (0.299, 0.587, 0.114)
 INTERPOLATIONS = ("bilinear", "bicubic")
 
@@ -35,9 +37,10 @@ def _floats(name, value, channels):
     if len(value) == 1 and channels == 3:
         value = value * 3
     if len(value) != channels:
-        raise ValueError(f"Preprocess: {name} has {len(value)} values, expected {channels} (one per channel)")
+        raise TaskrelError(f"Preprocess: {name} has {len(value)} values, expected {channels}; pass one value per "
+                           f"channel, or a single number for all")
     if not all(np.isfinite(value)):
-        raise ValueError(f"Preprocess: {name} must be finite, got {value}")
+        raise TaskrelError(f"Preprocess: {name} must be finite, got {value}; pass finite numbers")
     return value
 
 
@@ -53,17 +56,17 @@ class Preprocess:
 
     def __post_init__(self):
         if not isinstance(self.size, (int, np.integer)) or isinstance(self.size, bool) or self.size < 1:
-            raise ValueError(f"Preprocess: size must be a positive int, got {self.size!r}")
+            raise TaskrelError(f"Preprocess: size must be a positive int (the output side in pixels), got {self.size!r}")
         if self.channels not in (1, 3):
-            raise ValueError(f"Preprocess: channels must be 1 or 3, got {self.channels!r}")
+            raise TaskrelError(f"Preprocess: channels must be 1 (grey) or 3 (RGB), got {self.channels!r}")
         if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"Preprocess: interpolation must be one of {INTERPOLATIONS}, "
-                             f"got {self.interpolation!r}")
+            raise TaskrelError(f"Preprocess: interpolation must be one of {INTERPOLATIONS}, "
+                               f"got {self.interpolation!r}")
         object.__setattr__(self, "size", int(self.size))
         object.__setattr__(self, "mean", _floats("mean", self.mean, self.channels))
         std = _floats("std", self.std, self.channels)
         if min(std) <= 0:
-            raise ValueError(f"Preprocess: std must be positive, got {std}")
+            raise TaskrelError(f"Preprocess: std must be positive (it divides the pixels), got {std}")
         object.__setattr__(self, "std", std)
 
     @property
@@ -79,7 +82,7 @@ class Preprocess:
         """``(B, channels, size, size)`` float32 tensor (CPU) from a batch of images."""
         if isinstance(images, (list, tuple)):
             if len(images) == 0:
-                raise ValueError("Preprocess: empty list of images")
+                raise TaskrelError("Preprocess: empty list of images; pass at least one image")
             arrays = [_to_array(im, i) for i, im in enumerate(images)]
             if len({a.shape for a in arrays}) == 1 and len({a.dtype for a in arrays}) == 1:
                 return self._batch(torch.from_numpy(np.stack(arrays)))
@@ -88,8 +91,8 @@ class Preprocess:
             images = np.ascontiguousarray(images)
             images = torch.from_numpy(images if images.flags.writeable else images.copy())
         if not isinstance(images, torch.Tensor):
-            raise ValueError(f"Preprocess: expected an ndarray/tensor batch (B,H,W) or (B,H,W,3) or a list "
-                             f"of PIL images/arrays, got {type(images).__name__}")
+            raise TaskrelError(f"Preprocess: expected an ndarray/tensor batch (B,H,W) or (B,H,W,3) or a list "
+                               f"of PIL images/arrays, got {type(images).__name__}")
         return self._batch(images)
 
     def _batch(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,22 +100,24 @@ class Preprocess:
             x = x[..., 0]
         if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] != 3):
             hint = " (a single image: add a batch axis, e.g. images[None])" if x.ndim == 2 else ""
-            raise ValueError(f"Preprocess: expected a batch of shape (B, H, W) or (B, H, W, 3), "
-                             f"got {tuple(x.shape)}{hint}")
+            raise TaskrelError(f"Preprocess: expected a batch of shape (B, H, W) or (B, H, W, 3), "
+                               f"got {tuple(x.shape)}{hint}")
         if x.shape[0] == 0:
-            raise ValueError("Preprocess: empty batch")
+            raise TaskrelError("Preprocess: empty batch (B = 0); pass at least one image")
         if x.dtype == torch.uint8:
             x = x.to(torch.float32).div_(255.0)
         elif x.is_floating_point():
             x = x.to(torch.float32)
             if not torch.isfinite(x).all():
-                raise ValueError("Preprocess: images contain NaN or infinite values")
+                raise TaskrelError("Preprocess: images contain NaN or infinite values; pass finite pixels (uint8 0..255 "
+                                   "or float in [0, 1])")
             lo, hi = float(x.min()), float(x.max())
             if lo < -1e-6 or hi > 1 + 1e-6:
-                raise ValueError(f"Preprocess: float images must be in [0, 1] (got range [{lo:.3g}, {hi:.3g}]); "
-                                 f"pass uint8 pixels (0..255) instead")
+                raise TaskrelError(f"Preprocess: float images must be in [0, 1] (got range [{lo:.3g}, {hi:.3g}]); "
+                                   f"pass uint8 pixels (0..255) instead")
         else:
-            raise ValueError(f"Preprocess: images must be uint8 (0..255) or float in [0, 1], got {x.dtype}")
+            raise TaskrelError(f"Preprocess: images must be uint8 (0..255) or float in [0, 1], got {x.dtype}; "
+                               f"convert them first")
         # colour -> (B, C, H, W)
         if x.ndim == 3:
             x = x[:, None]
@@ -150,13 +155,13 @@ def _to_array(im, i: int) -> np.ndarray:
             im = im.convert("RGB")
         a = np.asarray(im)
     else:
-        raise ValueError(f"Preprocess: item {i} of the list is a {type(im).__name__}; expected a PIL image or "
-                         f"an (H, W) / (H, W, 3) array")
+        raise TaskrelError(f"Preprocess: item {i} of the list is a {type(im).__name__}; expected a PIL image or "
+                           f"an (H, W) / (H, W, 3) array")
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.ndim == 3 and a.shape[-1] == 4:  # RGBA array: drop alpha
         a = a[..., :3]
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] == 3)):
-        raise ValueError(f"Preprocess: item {i} of the list has shape {a.shape}; expected (H, W) or (H, W, 3)")
+        raise TaskrelError(f"Preprocess: item {i} of the list has shape {a.shape}; expected (H, W) or (H, W, 3)")
     a = np.ascontiguousarray(a)
     return a if a.flags.writeable else a.copy()  # torch.from_numpy warns on read-only arrays

@@ -38,7 +38,8 @@ import torch
 from sklearn.preprocessing import StandardScaler
 
 from .checks import as_features, as_labels, as_pair, check_classes
-from .errors import TaskrelError
+from .errors import TaskrelError, UnknownNameError
+from .numerics import logsumexp, softmax
 
 __all__ = ["ReferenceClassifier", "train_reference_classifier", "train_plain_probe", "fit_reference_model",
            "REFERENCE_CLASSIFIER_PRESETS", "ORIGINAL_OPTIMISER"]
@@ -87,20 +88,16 @@ class ReferenceClassifier:
         return np.asarray(X, dtype=np.float64) @ self.W.T + self.c
 
     def predict_proba(self, X) -> np.ndarray:
-        L = self.logits(X)
-        L -= L.max(1, keepdims=True)
-        P = np.exp(L)
-        return P / P.sum(1, keepdims=True)
+        """``h_R(x) = softmax(W x + c)`` per row of ``X`` (N x K)."""
+        return softmax(self.logits(X), axis=1)
 
     def predict(self, X) -> np.ndarray:
         return self.logits(X).argmax(1)
 
     def cross_entropy(self, X, y) -> np.ndarray:
-        """Per-sample ``-log h_R(x)_y`` (log-softmax, no clipping)."""
+        """Per-sample ``-log h_R(x)_y = logsumexp(W x + c) - (W x + c)_y`` (no clipping)."""
         L = self.logits(X)
-        m = L.max(1, keepdims=True)
-        lse = (m + np.log(np.exp(L - m).sum(1, keepdims=True)))[:, 0]
-        return lse - L[np.arange(len(L)), np.asarray(y)]
+        return logsumexp(L, axis=1) - L[np.arange(len(L)), np.asarray(y)]
 
     def accuracy(self, X, y) -> float:
         return float((self.predict(X) == np.asarray(y)).mean())
@@ -147,11 +144,11 @@ def _check_xy(X, y, n_classes, what):
 def _options(scale, options) -> dict:
     """The preset of ``scale`` updated with ``options``, validated."""
     if scale not in REFERENCE_CLASSIFIER_PRESETS:
-        raise TaskrelError(f"unknown scale {scale!r}; valid scales are: {', '.join(REFERENCE_CLASSIFIER_PRESETS)}")
+        raise UnknownNameError("scale", scale, REFERENCE_CLASSIFIER_PRESETS)
     opts = dict(REFERENCE_CLASSIFIER_PRESETS[scale])
     unknown = set(options) - set(opts)
     if unknown:
-        raise TaskrelError(f"unknown reference-classifier option(s) {sorted(unknown)}; valid: {sorted(opts)}")
+        raise UnknownNameError("reference-classifier option", sorted(unknown)[0], opts)
     opts.update(options)
     if opts["optimizer"] not in _OPTIMIZERS:
         raise TaskrelError(f"optimizer must be one of {', '.join(map(repr, _OPTIMIZERS))}, got {opts['optimizer']!r}")
@@ -234,7 +231,7 @@ def fit_reference_model(ref_train, ref_test, *, seed: int = 0, scale: str = "sma
     place h_R and its scaler are built: ``task_relatedness`` gets both here.
     """
     if schedule not in ("fast", "reference"):
-        raise TaskrelError(f"unknown schedule {schedule!r}; valid schedules are: fast, reference")
+        raise UnknownNameError("schedule", schedule, ("fast", "reference"))
     Zr, yr = as_pair(ref_train, "ref_train")
     Zr_te, yr_te = as_pair(ref_test, "ref_test", Zr.shape[1])
     if yr is None or yr_te is None:

@@ -2,7 +2,6 @@
 
 * :func:`emd_plan` - exact EMD (network simplex) with a high iteration cap that warns when POT
   reports that it did not converge (POT's default cap of 100,000 can truncate at N >= 2,500).
-* :func:`euclidean_cost` - plain (non-squared) Euclidean cost matrix in float64.
 * :func:`classwise_w1_code` - the distribution-mismatch ``W`` exactly as the official code computes
   it (hard labels, plain average over ``0..K~-1``, failure value 1e10).
 * :func:`classwise_w1_theorem` - the theorem's ``W_d`` (B-mixture,
@@ -45,9 +44,6 @@ class OTConvergenceWarning(UserWarning):
     """POT's network simplex stopped before optimality (iteration cap or numerical trouble)."""
 
 
-#: plain Euclidean cost matrix ``||x_k - y_l||_2`` (N x M, float64): :func:`numerics.euclidean`
-euclidean_cost = euclidean
-
 
 def emd_plan(a, b, M, num_itermax: int = NUM_ITERMAX, return_cost: bool = False):
     """Exact OT plan between histograms ``a`` (n) and ``b`` (m) for cost ``M`` (n x m).
@@ -79,7 +75,7 @@ def emd_cost(a, b, M, num_itermax: int = NUM_ITERMAX) -> float:
 
 def w1(X, Y, a=None, b=None) -> float:
     """Exact W1 (plain Euclidean cost) between two weighted point clouds (uniform by default)."""
-    return emd_cost(a, b, euclidean_cost(X, Y))
+    return emd_cost(a, b, euclidean(X, Y))
 
 
 def classwise_w1_code(U, hard_labels, V, v_labels):
@@ -199,7 +195,7 @@ def _solve_block(u, t, mass, num_itermax):
     block, or a star of blocks: a component is balanced by construction)."""
     a = np.full(len(u), mass / len(u))
     b = np.full(len(t), mass / len(t))
-    P = emd_plan(a, b, euclidean_cost(u, t), num_itermax)
+    P = emd_plan(a, b, euclidean(u, t), num_itermax)
     pr, pc = np.nonzero(P)
     return pr, pc, P[pr, pc]
 
@@ -222,6 +218,6 @@ def _support_cost(u, t, ref_of, tgt_of, jj, ii):
             nj, mi = len(ref_of[j]), len(tgt_of[i])
             er.append(np.repeat(np.arange(r_off[j], r_off[j] + nj), mi))
             ec.append(np.tile(np.arange(c_off[i], c_off[i] + mi), nj))
-            ev.append(euclidean_cost(u[ref_of[j]], t[tgt_of[i]]).ravel())
+            ev.append(euclidean(u[ref_of[j]], t[tgt_of[i]]).ravel())
     Ms = coo_matrix((np.concatenate(ev), (np.concatenate(er), np.concatenate(ec))), shape=(len(rk), len(tl)))
     return rk, tl, Ms

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from taskrel_utils import bundle
-from taskrel_utils.errors import CorruptedFileError, MissingDataError, UnknownNameError
+from taskrel_utils.errors import CorruptedFileError, MissingDataError, TaskrelError, UnknownNameError
 from taskrel_utils.io import sha256_file
 from taskrel_utils.paths import MINI_DIR
 
@@ -128,6 +128,8 @@ def test_deterministic_npz_roundtrip(tmp_path):
         assert z.files == ["images", "labels"]
         for k, v in arrays.items():
             assert z[k].dtype == v.dtype and np.array_equal(z[k], v)
+    with pytest.raises(TaskrelError, match="names"):
+        bundle.write_npz_deterministic(tmp_path / "c.npz", {"names": np.array(["a", "b"], dtype=object)})
 
 
 def test_missing_source_and_debian_lookup(tmp_path):

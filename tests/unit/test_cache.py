@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from taskrel_utils import cache, cnn_zoo, features, finetune, io
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.errors import CorruptedFileError, TaskrelError
 
 
 @pytest.fixture
@@ -161,13 +161,24 @@ def test_a_corrupted_entry_is_reported_once_deleted_and_recomputed(ns, tmp_path,
     assert hit and len(calls) == 1
 
 
+def test_check_entry_names_what_is_wrong(ns, tmp_path):
+    path = ns.save(ns.path(ns.key(seed=0)), {"Z": np.zeros((2, 2))})
+    assert cache.check_entry(path)["kind"] == "arrays"
+    raw = path.read_bytes()
+    for bad, why in ((b"garbage", "not a taskrel cache entry"), (raw[:-5], "truncated"),
+                     (raw[:-1] + bytes([raw[-1] ^ 1]), "sha256")):
+        path.write_bytes(bad)
+        with pytest.raises(CorruptedFileError, match=why):
+            cache.check_entry(path)
+
+
 def test_validate_rejects_a_whole_entry_with_wrong_content(ns):
     key = ns.key(seed=0)
     ns.save(ns.path(key), {"Z": np.zeros((2, 2))})
 
     def validate(value):
         if value["Z"].shape != (3, 2):
-            raise ValueError("wrong shape")
+            raise CorruptedFileError("wrong shape")
 
     with pytest.warns(RuntimeWarning, match="wrong shape"):
         value, hit = ns.get_or_compute(key, lambda: {"Z": np.ones((3, 2))}, validate=validate)

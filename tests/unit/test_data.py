@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from taskrel_utils import bundle, data
-from taskrel_utils.errors import CorruptedFileError, MissingDataError, OfflineError, UnknownNameError
+from taskrel_utils.errors import CorruptedFileError, MissingDataError, OfflineError, TaskrelError, UnknownNameError
 from taskrel_utils.paths import MINI_DIR
 
 
@@ -108,19 +108,36 @@ def test_content_id_determinism_and_subsets():
     assert len(st) == 70 and np.array_equal(np.bincount(st.labels), [7] * 10)
     assert st.content_id == a.stratified_subset(7, seed=0).content_id
     assert st.content_id != a.stratified_subset(7, seed=1).content_id
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(TaskrelError, match="empty"):
         a.subset([])
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(TaskrelError, match="out of range"):
         a.subset([len(a)])
-    with pytest.raises(ValueError, match="per_class"):
+    with pytest.raises(TaskrelError, match="boolean mask"):
+        a.subset(np.ones(3, bool))
+    with pytest.raises(TaskrelError, match="per_class"):
         a.stratified_subset(0)
+    with pytest.raises(TaskrelError, match="per_class"):
+        a.stratified_subset("seven")
 
 
 def test_task_validation():
-    with pytest.raises(ValueError, match=r"0\.\.1"):
-        data.Task("x", "train", np.array([0, 2]), ("a", "b"), images=np.zeros((2, 4, 4), np.uint8))
-    with pytest.raises(ValueError, match="2 images but 3 labels"):
-        data.Task("x", "train", np.array([0, 1, 1]), ("a", "b"), images=np.zeros((2, 4, 4), np.uint8))
+    images = np.zeros((2, 4, 4), np.uint8)
+    with pytest.raises(TaskrelError, match=r"0\.\.1"):
+        data.Task("x", "train", np.array([0, 2]), ("a", "b"), images=images)
+    with pytest.raises(TaskrelError, match="2 images but 3 labels"):
+        data.Task("x", "train", np.array([0, 1, 1]), ("a", "b"), images=images)
+    with pytest.raises(TaskrelError, match="integers"):
+        data.Task("x", "train", np.array([0.0, 1.0]), ("a", "b"), images=images)
+    with pytest.raises(TaskrelError, match="1-D"):
+        data.Task("x", "train", np.zeros((2, 1), int), ("a", "b"), images=images)
+    with pytest.raises(TaskrelError, match="no classes"):
+        data.Task("x", "train", np.array([], int), (), images=images[:0])
+    with pytest.raises(TaskrelError, match="exactly one of"):
+        data.Task("x", "train", np.array([0, 1]), ("a", "b"))
+    with pytest.raises(TaskrelError, match="uint8"):
+        data.Task("x", "train", np.array([0, 1]), ("a", "b"), images=images.astype(np.float32))
+    with pytest.raises(TaskrelError, match="content_id"):
+        data.Task("x", "train", np.array([0, 1]), ("a", "b"), dataset=[None, None])
 
 
 def test_mini_task_from_corrupted_bundle(tmp_path):
@@ -415,6 +432,16 @@ def test_folder_with_split_folders(tmp_path):
     assert tr.class_names == te.class_names == ("cat", "dog", "zebra")
     assert list(tr.labels) == [0, 0, 0, 1, 1, 1] and list(te.labels) == [0, 0, 1, 1, 2]
     assert tr.image(0).mode == "RGB" and tr.image(0).size == (12, 10)
+
+
+def test_folder_options_are_checked(tmp_path):
+    for c in ("a", "b"):
+        _write_image(tmp_path / c / "0.png")
+    with pytest.raises(TaskrelError, match="test_fraction"):
+        data.load_task("folder", "train", root=tmp_path, test_fraction=1.0)
+    for bad in (-1, 0.5, None, "x"):
+        with pytest.raises(TaskrelError, match="seed must be an integer"):
+            data.load_task("folder", "train", root=tmp_path, seed=bad)
 
 
 def test_folder_without_split_folders(tmp_path):

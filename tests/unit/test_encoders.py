@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from taskrel_utils import cnn_zoo, encoders
-from taskrel_utils.errors import MissingDataError, OfflineError, UnknownNameError
+from taskrel_utils.errors import CorruptedFileError, MissingDataError, OfflineError, TaskrelError, UnknownNameError
 
 TINY = dict(epochs=1, n_train=96, batch_size=32)  # a pre-training budget of 3 steps
 
@@ -66,18 +66,21 @@ def test_unknown_encoder_name_lists_the_valid_names_and_patterns():
 @pytest.mark.parametrize("name, kwargs, error", [
     ("lenet", dict(epoch=3), UnknownNameError),          # misspelt option
     ("effnet-lite0", dict(epochs=3), UnknownNameError),          # effnet takes no options
-    ("lenet", dict(epochs=-1), ValueError),
-    ("lenet", dict(width=0), ValueError),
-    ("lenet", dict(depth=3), ValueError),                        # LeNet has one depth
+    ("lenet", dict(epochs=-1), TaskrelError),
+    ("lenet", dict(width=0), TaskrelError),
+    ("lenet", dict(depth=3), TaskrelError),                        # LeNet has one depth
     ("convnet", dict(augment="flip"), UnknownNameError),
-    ("lenet-random", dict(epochs=2), ValueError),                # no corpus to train on
-    ("effnet-lite0", dict(image_size=8), ValueError),
+    ("lenet-random", dict(epochs=2), TaskrelError),              # no corpus to train on
+    ("lenet", dict(lr=0), TaskrelError),
+    ("lenet", dict(batch_size=0), TaskrelError),
+    ("lenet", dict(n_train=0), TaskrelError),
+    ("effnet-lite0", dict(image_size=8), TaskrelError),
     ("open_clip:No-Such-Model", {}, UnknownNameError),
     ("open_clip:ViT-B-32:no_such_tag", {}, UnknownNameError),
     ("open_clip:ViT-B-32:/no/such/checkpoint.pt", {}, MissingDataError),
     ("timm:no_such_model_xyz", {}, UnknownNameError),
     ("timm:resnet18:/no/such/file.safetensors", {}, MissingDataError),
-    (None, {}, ValueError),
+    (None, {}, TaskrelError),
 ])
 def test_bad_names_and_options_raise_value_errors(name, kwargs, error):
     with pytest.raises(error):
@@ -101,6 +104,19 @@ def _weights(module):
 
 def _same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_pretraining_data_and_checkpoints_raise_taskrel_errors():
+    spec = cnn_zoo.resolve_spec("lenet", epochs=1, batch_size=16)
+    x, y = np.zeros((4, 28, 28), np.uint8), np.array([0, 1, 2, 0])
+    with pytest.raises(TaskrelError, match="4 images but 3 labels"):
+        cnn_zoo.pretrain(spec, x, y[:3], 3, progress=False)
+    with pytest.raises(TaskrelError, match=r"labels must lie in 0\.\.1"):
+        cnn_zoo.pretrain(spec, x, y, 2, progress=False)
+    with pytest.raises(TaskrelError, match="width"):
+        cnn_zoo.build("lenet", width=1.5)
+    with pytest.raises(CorruptedFileError, match="not a taskrel encoder checkpoint"):
+        cnn_zoo.check_checkpoint({"state_dict": {}}, spec)
 
 
 @pytest.mark.parametrize("name", ["lenet", "convnet", "mlp", "lenet-aug"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from taskrel_utils.bound import evaluate_bound
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.errors import TaskrelError, UnknownNameError
 from taskrel_utils.fit_options import METHOD_OPTIONS, RUN_OPTIONS, default_options, resolve_options
 from taskrel_utils.fit_steps import (class_loss_weights, draw_batches, gradient_step, initial_transformations,
                                      objective_terms, prepare, start_fit, thread_limit, transport_plan)
@@ -129,6 +129,16 @@ def test_options_split_into_method_and_run():
 def test_resolve_options_refuses_bad_values(kw, match):
     with pytest.raises(TaskrelError, match=match):
         resolve_options("small", "fast", kw)
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(UnknownNameError, match="valid scales are: large, small") as info:
+        resolve_options("tiny", "fast", {})
+    assert info.value.name == "tiny"
+    with pytest.raises(UnknownNameError, match="valid schedules are: fast, reference"):
+        default_options("small", "slow")
+    with pytest.raises(UnknownNameError, match="'bogus'; valid options are: .*Lambda"):
+        resolve_options("small", "fast", dict(bogus=1))
 
 
 def test_reference_schedule_needs_adam():

@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
+from taskrel_utils.errors import TaskrelError
 from taskrel_utils.preprocessing import Preprocess
 
 
@@ -110,13 +111,13 @@ def test_description_is_stable_and_complete():
 @pytest.mark.parametrize("bad", [np.zeros((28, 28), np.uint8), np.zeros((2, 28, 28, 2), np.uint8),
                                  np.full((2, 8, 8), 2.0, np.float32), np.zeros((2, 8, 8), np.int32),
                                  np.zeros((0, 8, 8), np.uint8), "images", [], [np.zeros((4,), np.uint8)]])
-def test_bad_input_raises_value_error(bad):
-    with pytest.raises(ValueError):
+def test_bad_input_raises_taskrel_error(bad):
+    with pytest.raises(TaskrelError):
         Preprocess(size=8, channels=1)(bad)
 
 
 @pytest.mark.parametrize("kwargs", [dict(size=0), dict(size=8, channels=2), dict(size=8, mean=(0.1, 0.2)),
                                     dict(size=8, std=0.0), dict(size=8, interpolation="nearest")])
-def test_bad_parameters_raise_value_error(kwargs):
-    with pytest.raises(ValueError):
+def test_bad_parameters_raise_taskrel_error(kwargs):
+    with pytest.raises(TaskrelError):
         Preprocess(**kwargs)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.errors import TaskrelError, UnknownNameError
 from taskrel_utils.reference_classifier import (ORIGINAL_OPTIMISER, ReferenceClassifier, _pool_objective_autograd,
                                                 _pool_objective_closed_form, train_plain_probe,
                                                 train_reference_classifier)
@@ -106,6 +106,14 @@ def test_bad_options_raise(pool, kw, match):
     (X, y), _ = pool
     with pytest.raises(TaskrelError, match=match):
         train_reference_classifier(X, y, 4, **kw)
+
+
+def test_unknown_scale_and_option_name_the_valid_ones(pool):
+    (X, y), _ = pool
+    with pytest.raises(UnknownNameError, match="valid scales are: large, small"):
+        train_reference_classifier(X, y, 4, scale="medium")
+    with pytest.raises(UnknownNameError, match="'no_such'; valid reference-classifier options are: .*tau0"):
+        train_reference_classifier(X, y, 4, no_such=1)
 
 
 def test_classifier_built_without_fit_info_still_works():

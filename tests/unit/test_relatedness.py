@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.errors import TaskrelError, UnknownNameError
 from taskrel_utils.reference_classifier import ORIGINAL_OPTIMISER, train_reference_classifier
 from taskrel_utils.bound import tau_grads_autograd, tau_grads_closed
 from taskrel_utils.fit_engine import class_matching
@@ -349,10 +349,13 @@ def test_bad_input_raises_clear_errors(mutate, match):
 
 def test_bad_options_raise():
     args = _ok()
-    for kw in (dict(mode="nope"), dict(schedule="slow"), dict(scale="huge"), dict(no_such_option=1),
-               dict(b_init="zeros")):
-        with pytest.raises(ValueError):
+    for kw, name in ((dict(mode="nope"), "nope"), (dict(schedule="slow"), "slow"), (dict(scale="huge"), "huge"),
+                     (dict(no_such_option=1), "no_such_option")):
+        with pytest.raises(UnknownNameError) as info:  # a TaskrelError, a ValueError
             task_relatedness(**args, **kw)
+        assert info.value.name == name
+    with pytest.raises(TaskrelError, match="b_init"):
+        task_relatedness(**args, b_init="zeros")
 
 
 # ------------------------------------------------------------------------------- fast-schedule options

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 
 from taskrel_utils.errors import TaskrelError
+from taskrel_utils.numerics import euclidean
 from taskrel_utils.transport import (W_FAILURE, class_structured_plan, classwise_w1_code, classwise_w1_theorem,
-                                     emd_plan, euclidean_cost, w1)
+                                     emd_plan, w1)
 
 
 def test_emd_plan_marginals_and_no_warning():
     rng = np.random.default_rng(0)
-    M = euclidean_cost(rng.normal(size=(30, 4)), rng.normal(size=(20, 4)))
+    M = euclidean(rng.normal(size=(30, 4)), rng.normal(size=(20, 4)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         P = emd_plan(None, None, M)
@@ -21,7 +22,7 @@ def test_emd_plan_marginals_and_no_warning():
 
 def test_emd_plan_warns_when_iteration_cap_hit():
     rng = np.random.default_rng(0)
-    M = euclidean_cost(rng.normal(size=(60, 3)), rng.normal(size=(60, 3)))
+    M = euclidean(rng.normal(size=(60, 3)), rng.normal(size=(60, 3)))
     with pytest.warns(UserWarning):
         emd_plan(None, None, M, num_itermax=5)
 
@@ -79,7 +80,7 @@ def test_class_structured_equals_full_plan_with_huge_lambda(unbalanced):
     else:
         B = np.eye(K)
     L = np.sqrt(np.maximum((B * B).sum(0)[:, None] - 2 * B.T + 1, 0))
-    P = emd_plan(None, None, euclidean_cost(u, t) + 1e8 * L[np.ix_(y, s)])
+    P = emd_plan(None, None, euclidean(u, t) + 1e8 * L[np.ix_(y, s)])
     r, c, v, gamma = class_structured_plan(u, y, t, s, L)
     Q = np.zeros_like(P)
     Q[r, c] = v
