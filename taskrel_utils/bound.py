@@ -57,7 +57,9 @@ def tau_grads_autograd(W, c, B, X, y):
 
 
 def _tau(state, A, A_inv, b, B):
-    """tau (max input-gradient norm in h_R's input space) and the mapped test sets it was taken on."""
+    """tau: the largest input-gradient norm of the transferred loss in h_R's input space, over the
+    mapped reference test set (random target labels) and the mapped target test set (random and
+    true labels), as the original code takes it."""
     eval_rng = np.random.default_rng([state.seed, EVAL_STREAM])
     X_ref = (state.Xr_te @ A.T) @ A_inv.T  # A_inv (A z + b - b)
     X_tgt = (state.Xt_te - b) @ A_inv.T
@@ -65,7 +67,7 @@ def _tau(state, A, A_inv, b, B):
     y_tau = np.concatenate([eval_rng.integers(0, state.K_T, len(X_ref) + len(X_tgt)), state.yt_te])
     grads = (tau_grads_autograd if state.schedule == "reference" else tau_grads_closed)(
         state.h_R.W, state.h_R.c, B, X, y_tau)
-    return float(np.linalg.norm(grads, axis=1).max()), X_tgt
+    return float(np.linalg.norm(grads, axis=1).max())
 
 
 def evaluate_bound(state, A, A_inv, b, B, D) -> dict:
@@ -78,10 +80,10 @@ def evaluate_bound(state, A, A_inv, b, B, D) -> dict:
     H = float(-(D * np.where(B > 0, B * np.log(np.where(B > 0, B, 1.0)), 0.0).sum(0)).sum())
     U = state.Xr_te @ A.T + b
     W, _, failed = classwise_w1_code(U, B.argmax(0)[yr_te], Xt_te, yt_te)
-    tau, X_tgt = _tau(state, A, A_inv, b, B)
+    tau = _tau(state, A, A_inv, b, B)
     W_r = float(np.round(W, W_DECIMALS))
     dm = tau * W_r
-    Pt = h_R.predict_proba(X_tgt) @ B.T
+    Pt = h_R.transferred_proba(Xt_te, A_inv, b, B)
     I = np.eye(A.shape[0])
     terms = dict(
         value=LC + H + dm, value_wasserstein="code", reweighted_reference_loss=LC, label_mismatch=H,

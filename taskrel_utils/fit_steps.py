@@ -461,7 +461,7 @@ def _history_row(state, tr, step, rec, objectives, t_start) -> dict:
                seconds=time.perf_counter() - t_start)
     if state.options["track_target_accuracy"] and state.yt_te is not None:
         A, A_inv, b, B, _ = tr.current()
-        P = state.h_R.predict_proba((state.Xt_te - b) @ A_inv.T) @ B.T
+        P = state.h_R.transferred_proba(state.Xt_te, A_inv, b, B)
         row["target_accuracy"] = float((P.argmax(1) == state.yt_te).mean())
     return row
 
@@ -472,7 +472,7 @@ def transferred_labels(h_R, X, A_inv, b, B, prior=None) -> np.ndarray:
     ``prior`` (K_T): instead of the argmax, the balanced assignment that gives class i a share
     ``prior_i`` of the points (:func:`balanced_labels`).
     """
-    Q = h_R.predict_proba((X - b) @ A_inv.T) @ B.T
+    Q = h_R.transferred_proba(X, A_inv, b, B)
     return Q.argmax(1) if prior is None else balanced_labels(Q, prior)
 
 

@@ -102,6 +102,12 @@ class ReferenceClassifier:
     def accuracy(self, X, y) -> float:
         return float((self.predict(X) == np.asarray(y)).mean())
 
+    def transferred_proba(self, X, A_inv, b, B) -> np.ndarray:
+        """The transferred classifier ``h_T(x) = B h_R(A_inv (x - b))`` on standardised target
+        features ``X`` (N x d), with the learned inverse feature map ``A_inv`` (d x d), ``b`` (d) and
+        label map ``B`` (K_T x K_R) -> class probabilities (N x K_T)."""
+        return self.predict_proba((X - b) @ A_inv.T) @ B.T
+
     def input_gradients(self, X, y) -> np.ndarray:
         """Per-sample ``grad_x CE(h_R(x), y) = W^T (p - e_y)`` (N x d)."""
         P = self.predict_proba(X)

@@ -107,13 +107,10 @@ class TaskRelatedness:
         """Prior ratio ``D / pi^R``."""
         return self.D / self.options["reference_prior"]
 
-    def _pre_image(self, Z) -> np.ndarray:
-        X = self.target_scaler.transform(as_features(Z, "Z", self.A.shape[0]))
-        return (X - self.b) @ self.A_inv.T
-
     def predict_proba(self, Z) -> np.ndarray:
         """``h_T(z) = B h_R(A_inv (s_T(z) - b))`` for RAW target features ``Z`` (N x d) -> (N x K_T)."""
-        return self.reference_classifier.predict_proba(self._pre_image(Z)) @ self.B.T
+        X = self.target_scaler.transform(as_features(Z, "Z", self.A.shape[0]))
+        return self.reference_classifier.transferred_proba(X, self.A_inv, self.b, self.B)
 
     def pseudo_labels(self, Z) -> np.ndarray:
         """``argmax_i [B h_R(A^{-1} z)]_i`` (the paper's pseudo-labels) for raw target features ``Z`` (N x d) -> (N,).
