@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import TaskrelError
+from .numerics import stratified_groups
 
 
 def shuffled_target(pair_kwargs: dict, seed: int = 0) -> dict:
@@ -34,9 +35,6 @@ def target_fraction(pair_kwargs: dict, fraction: float, seed: int = 0) -> dict:
     if fraction == 1:
         keep = np.arange(len(y))
     else:
-        rng = np.random.default_rng(seed)
-        keep = np.sort(np.concatenate([
-            rng.permutation(idx)[:max(1, int(round(fraction * len(idx))))]
-            for idx in (np.flatnonzero(y == c) for c in np.unique(y))]))
+        (keep,) = stratified_groups(y, lambda n: [max(1, int(round(fraction * n)))], np.random.default_rng(seed))
     subset = (Z[keep], y[keep])
     return dict(pair_kwargs, target_train=subset, target_test=subset)

@@ -28,6 +28,7 @@ import numpy as np
 from . import bundle
 from .errors import CorruptedFileError, MissingDataError, OfflineError, TaskrelError, UnknownNameError
 from .io import atomic_path, sha256_bytes, sha256_file
+from .numerics import stratified_groups
 from .paths import MINI_DIR, cache_dir
 
 SPLITS = ("train", "test")
@@ -150,10 +151,8 @@ class Task:
     def stratified_subset(self, per_class: int, seed: int = 0) -> "Task":
         """At most ``per_class`` samples of every class, drawn with ``seed`` (all of a smaller class)."""
         per_class = _check_int("per_class", per_class, 1)
-        rng = np.random.default_rng(seed)
-        picked = [rng.permutation(np.flatnonzero(self.labels == c))[:per_class]
-                  for c in range(self.n_classes)]
-        return self.subset(np.sort(np.concatenate(picked)))
+        (picked,) = stratified_groups(self.labels, lambda n: [per_class], np.random.default_rng(seed))
+        return self.subset(picked)
 
 
 def _array_content_id(images: np.ndarray, labels: np.ndarray, class_names) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 from . import pseudo_labels, relatedness
 from .cache import Namespace
 from .reference_classifier import ReferenceClassifier, fit_reference_model
-from .numerics import euclidean
+from .numerics import euclidean, stratified_groups
 from .transport import emd_plan
 
 #: h_R of a pair: its values depend on the reference classifier's code (and what it imports)
@@ -111,9 +111,8 @@ def example_plan(res, pair_kwargs: dict, n_per_side: int = 12, seed: int = 0) ->
     rng = np.random.default_rng(seed)
 
     def pick(Z, y, scaler):
-        idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:max(1, n_per_side // len(np.unique(y)))]
-                              for c in np.unique(y)])[:n_per_side]
-        idx = idx[np.argsort(y[idx], kind="stable")]
+        (idx,) = stratified_groups(y, lambda n: [max(1, n_per_side // len(np.unique(y)))], rng)
+        idx = idx[np.argsort(y[idx], kind="stable")][:n_per_side]  # by label; the first classes if too many
         return scaler.transform(Z[idx]), y[idx]
 
     Xr, yr = pick(*pair_kwargs["ref_train"], res.reference_scaler)

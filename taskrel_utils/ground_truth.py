@@ -48,6 +48,7 @@ from .config import Profile
 from .errors import TaskrelError, UnknownNameError
 from .io import atomic_path, sha256_bytes, write_json
 from .jobs import run_jobs, worker_count
+from .numerics import stratified_groups
 from .paths import KIT_ROOT, cache_dir
 
 __all__ = ["DEFAULTS", "THREADS", "GroundTruth", "settings", "encoder_groups", "split_train", "protocol_grid",
@@ -149,13 +150,9 @@ def split_train(task, finetune_per_class: int, validation_per_class: int, seed: 
         raise TaskrelError(f"{task.name}/{task.split}: classes {', '.join(short)} have too few images for "
                            f"{finetune_per_class} fine-tuning + at least 1 validation image per class; lower the "
                            "recipe's max_train_per_class or raise the profile's max_train_per_class")
-    rng = np.random.default_rng(seed)
-    ft, val = [], []
-    for c in range(task.n_classes):
-        idx = rng.permutation(np.flatnonzero(task.labels == c))
-        ft.append(idx[:finetune_per_class])
-        val.append(idx[finetune_per_class:finetune_per_class + validation_per_class])
-    ft_task, val_task = task.subset(np.sort(np.concatenate(ft))), task.subset(np.sort(np.concatenate(val)))
+    ft, val = stratified_groups(task.labels, lambda n: [finetune_per_class, validation_per_class],
+                                np.random.default_rng(seed))
+    ft_task, val_task = task.subset(ft), task.subset(val)
     return (dataclasses.replace(ft_task, split="finetune"), dataclasses.replace(val_task, split="validation"))
 
 

@@ -7,6 +7,8 @@
   rows of ``X`` (N x d) and ``Y`` (M x d), as an N x M matrix, by the expansion
   ``||x - y||^2 = ||x||^2 + ||y||^2 - 2 x.y`` (one matrix product), clipped at 0 because rounding
   can make that expansion slightly negative for (near-)identical points.
+* :func:`stratified_groups` - a seeded, per-class split of sample indices into groups of given
+  sizes (subsets, fine-tuning / validation splits, fractions of a target).
 * :func:`finite_or_none` / :func:`finite_table` - numbers for a JSON metrics file: NaN and
   infinity (an undefined correlation) become ``None`` (JSON ``null``), everything else a float.
 
@@ -18,7 +20,8 @@ import numpy as np
 
 from .errors import TaskrelError
 
-__all__ = ["softmax", "log_softmax", "logsumexp", "sq_euclidean", "euclidean", "finite_or_none", "finite_table"]
+__all__ = ["softmax", "log_softmax", "logsumexp", "sq_euclidean", "euclidean", "stratified_groups", "finite_or_none",
+           "finite_table"]
 
 
 def softmax(logits, axis: int = -1) -> np.ndarray:
@@ -67,6 +70,24 @@ def euclidean(X, Y) -> np.ndarray:
     (the root of :func:`sq_euclidean`)."""
     sq = sq_euclidean(X, Y)
     return np.sqrt(sq, out=sq)
+
+
+def stratified_groups(labels, group_sizes, rng: np.random.Generator) -> list[np.ndarray]:
+    """Split the indices of ``labels`` (N,) per class into consecutive groups: for every class c (in
+    increasing order) a permutation of its indices drawn from ``rng``, cut into groups of the sizes
+    ``group_sizes(n_c)`` (a class with fewer indices fills the first groups). Returns one sorted
+    int64 index array per group, over all classes."""
+    labels = np.asarray(labels)
+    groups = None
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        sizes = [int(s) for s in group_sizes(len(idx))]
+        if groups is None:
+            groups = [[] for _ in sizes]
+        bounds = np.cumsum([0, *sizes])
+        for g, start, stop in zip(groups, bounds[:-1], bounds[1:]):
+            g.append(idx[start:stop])
+    return [np.sort(np.concatenate(g)).astype(np.int64) for g in (groups or [])]
 
 
 def finite_or_none(x) -> float | None:

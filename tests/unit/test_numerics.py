@@ -114,3 +114,20 @@ def test_finite_table_turns_nan_into_none():
     frame = pd.DataFrame({"a": [1.0, np.nan], "b": [np.inf, 2]}, index=["x", "y"])
     assert numerics.finite_table(frame) == {"x": {"a": 1.0, "b": None}, "y": {"a": None, "b": 2.0}}
     assert numerics.finite_or_none(np.float32(0.5)) == 0.5 and type(numerics.finite_or_none(np.int64(2))) is float
+
+
+def test_stratified_groups_split_every_class_into_seeded_groups():
+    labels = np.array([2, 0, 1, 2, 0, 2, 1, 0, 2, 2])  # class sizes 3, 2, 5
+    ft, val = numerics.stratified_groups(labels, lambda n: [2, 2], np.random.default_rng(0))
+    assert np.bincount(labels[ft]).tolist() == [2, 2, 2]
+    assert np.bincount(labels[val], minlength=3).tolist() == [1, 0, 2]  # a small class fills the first group
+    assert not set(ft) & set(val) and list(ft) == sorted(ft) and ft.dtype == np.int64
+    again = numerics.stratified_groups(labels, lambda n: [2, 2], np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip((ft, val), again))
+    other = numerics.stratified_groups(labels, lambda n: [2, 2], np.random.default_rng(5))
+    assert not all(np.array_equal(a, b) for a, b in zip((ft, val), other))
+    # the same draws as a per-class permutation in class order (the subsets of earlier versions)
+    rng = np.random.default_rng(3)
+    expected = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:1] for c in range(3)]))
+    (got,) = numerics.stratified_groups(labels, lambda n: [1], np.random.default_rng(3))
+    assert np.array_equal(got, expected)
