@@ -329,22 +329,9 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
     test_seconds = time.perf_counter() - t0
 
     all_seeds = sorted(set(seeds["main"]) | set(seeds["contrast"]))
-    rows = []
-    for e in profile.encoders:
-        for target in profile.targets:
-            res = results[e, target]
-            acc = np.array([r["accuracy"] for r in res["runs"]])
-            row = {"encoder": e, "target": target, "group": groups[e], "accuracy": float(acc.mean()),
-                   "accuracy_std": float(acc.std(ddof=1)), "n_seeds": len(acc),
-                   "cross_entropy": float(np.mean([r["cross_entropy"] for r in res["runs"]])),
-                   "probe_accuracy": res["probe_accuracy"], "probe_C": res["probe_C"],
-                   "below_probe": bool(acc.mean() < res["probe_accuracy"]),
-                   **_protocol_fields(chosen[target]), "n_finetune": len(splits[target][0]),
-                   "n_validation": len(splits[target][1]), "n_test": len(tasks[target]["test"])}
-            per_seed = {r["seed"]: r["accuracy"] for r in res["runs"]}
-            row.update({f"accuracy_seed{s}": per_seed.get(s, np.nan) for s in all_seeds})
-            rows.append(row)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame([_pair_row(e, target, groups[e], results[e, target], chosen[target], splits[target],
+                                    len(tasks[target]["test"]), all_seeds)
+                          for e in profile.encoders for target in profile.targets])
     reliability = _reliability(table, profile.targets, seeds["main"], main)
     seconds = {"selection": round(selection_seconds, 1), "seeds_and_probes": round(test_seconds, 1),
                "total": round(time.perf_counter() - t_start, 1),
@@ -352,12 +339,39 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
                                              + grid_table.seconds.sum()), 1),
                "cache_hits": int(sum(r["cache_hit"] for res in results.values() for r in res["runs"])
                                  + grid_table.cache_hit.sum())}
-    provenance = {
+    provenance = _provenance(profile, opts, base, command, overrides, seconds, worker_count(len(jobs), n_jobs),
+                             groups, seeds, encs, tasks, splits, chosen, grid_table, reliability)
+    gt = GroundTruth(table=table, grid=grid_table.drop(columns=["seconds", "cache_hit"]), reliability=reliability,
+                     provenance=provenance)
+    if out is not False:
+        gt.path = _write(gt, Path(out) if out is not None else default_path(profile.name))
+    return gt
+
+
+def _pair_row(encoder, target, group, res, recipe, split, n_test, all_seeds) -> dict:
+    """The ground-truth row of one (encoder, target): mean and std over its seeds, the probe, the
+    protocol, the split sizes and one column per seed. ``res``: the pair's :func:`_test_job` result."""
+    acc = np.array([r["accuracy"] for r in res["runs"]])
+    per_seed = {r["seed"]: r["accuracy"] for r in res["runs"]}
+    return {"encoder": encoder, "target": target, "group": group, "accuracy": float(acc.mean()),
+            "accuracy_std": float(acc.std(ddof=1)), "n_seeds": len(acc),
+            "cross_entropy": float(np.mean([r["cross_entropy"] for r in res["runs"]])),
+            "probe_accuracy": res["probe_accuracy"], "probe_C": res["probe_C"],
+            "below_probe": bool(acc.mean() < res["probe_accuracy"]),
+            **_protocol_fields(recipe), "n_finetune": len(split[0]), "n_validation": len(split[1]),
+            "n_test": n_test, **{f"accuracy_seed{s}": per_seed.get(s, np.nan) for s in all_seeds}}
+
+
+def _provenance(profile, opts, base, command, overrides, seconds, n_jobs, groups, seeds, encs, tasks, splits,
+                chosen, grid_table, reliability) -> dict:
+    """What a shipped ground truth records: how it was built (command, versions, settings, seconds)
+    and the content ids of everything it depends on (weights, splits), for :func:`load`'s staleness check."""
+    return {
         "format": FORMAT_VERSION, "finetune_format": finetune.FORMAT_VERSION, "profile": profile.name,
         "command": command or f"ground_truth.build(profile={profile.name!r}, **{json.dumps(overrides, default=str)})",
         "rebuild": build_command(profile.name),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "kit_commit": _kit_commit(),
-        "versions": _versions(), "threads_per_job": THREADS, "n_jobs": worker_count(len(jobs), n_jobs),
+        "versions": _versions(), "threads_per_job": THREADS, "n_jobs": n_jobs,
         "cpu_count": os.cpu_count(), "seconds": seconds,
         "settings": _jsonable_settings(opts), "base_recipe": base.to_dict(), "split_seed": profile.seed,
         "seeds": seeds, "encoders": {e: {"group": groups[e], "weights_id": encs[e].weights_id,
@@ -370,11 +384,6 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
         "grid": grid_table.drop(columns=["seconds", "cache_hit"]).to_dict("records"),
         "reliability": reliability.to_dict("records"),
     }
-    gt = GroundTruth(table=table, grid=grid_table.drop(columns=["seconds", "cache_hit"]), reliability=reliability,
-                     provenance=provenance)
-    if out is not False:
-        gt.path = _write(gt, Path(out) if out is not None else default_path(profile.name))
-    return gt
 
 
 def _versions() -> dict:
