@@ -287,7 +287,6 @@ def _check_seed(name, seed):
 # ---------------------------------------------------------------------------- open_clip
 def _load_open_clip(name, image_size, seed: int = 0, **options) -> Encoder:
     import open_clip
-    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
     _no_options(name, options, ["seed"])
     _check_seed(name, seed)
     parts = name.split(":", 2)
@@ -309,18 +308,7 @@ def _load_open_clip(name, image_size, seed: int = 0, **options) -> Encoder:
                 kwargs["force_quick_gelu"] = True  # the tag was trained with QuickGELU
             source = f"open_clip pretrained tag {pretrained!r}"
             licence = "see the open_clip model card of this tag"
-            local = None
-            if cfg.get("file") and os.path.isfile(cfg["file"]):
-                local = cfg["file"]
-            if local is None and cfg.get("hf_hub"):
-                repo, fn = os.path.split(cfg["hf_hub"])
-                fn = fn or HF_WEIGHTS_NAME
-                alt = [HF_SAFE_WEIGHTS_NAME] if fn == HF_WEIGHTS_NAME else (
-                    [fn[:-4] + ".safetensors"] if fn.endswith((".bin", ".pth")) else [])
-                local = _hf_cached(repo, alt + [fn])
-            if local is None and cfg.get("url"):
-                cand = Path("~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
-                local = str(cand) if cand.is_file() else None
+            local = _open_clip_cached_file(cfg)
             if local is not None:  # load the cached file directly: no network round trip
                 kwargs["pretrained"] = local
                 kwargs["force_preprocess_cfg"] = {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode")
@@ -352,13 +340,8 @@ def _load_open_clip(name, image_size, seed: int = 0, **options) -> Encoder:
                                f"path instead: load_encoder('open_clip:{model_name}:/path/to/checkpoint.bin')") from e
         raise
     clip.eval()
-    pp = open_clip.get_model_preprocess_cfg(clip)
-    size = pp.get("size", 224)
-    size = int(size if isinstance(size, int) else size[0])
-    interp = pp.get("interpolation", "bicubic")
-    pre = Preprocess(size=size, channels=3, mean=tuple(pp.get("mean", (0.48145466, 0.4578275, 0.40821073))),
-                     std=tuple(pp.get("std", (0.26862954, 0.26130258, 0.27577711))),
-                     interpolation=interp if interp in ("bilinear", "bicubic") else "bicubic")
+    pre = _open_clip_preprocess(open_clip.get_model_preprocess_cfg(clip))
+    size = pre.size
     model = ImageTower(clip)
     with torch.no_grad():
         dim = int(model(torch.zeros(1, 3, size, size)).shape[-1])
@@ -367,6 +350,41 @@ def _load_open_clip(name, image_size, seed: int = 0, **options) -> Encoder:
             "budget_epochs": None, "seed": seed if pretrained is None else None, "source": source,
             "licence": licence, "native_size": size, "image_size": size}
     return Encoder(name, model, dim, pre, cnn_zoo.state_hash(clip.visual.state_dict()), None, info)
+
+
+#: CLIP's image normalisation, for an open_clip model whose preprocess config does not give one
+CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+
+
+def _open_clip_cached_file(cfg: dict) -> str | None:
+    """The local file of an open_clip pretrained tag's weights, if a cache already holds it: the
+    tag's own ``file``, the Hugging Face hub cache (safetensors preferred) or open_clip's URL cache."""
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    if cfg.get("file") and os.path.isfile(cfg["file"]):
+        return cfg["file"]
+    if cfg.get("hf_hub"):
+        repo, fn = os.path.split(cfg["hf_hub"])
+        fn = fn or HF_WEIGHTS_NAME
+        alt = [HF_SAFE_WEIGHTS_NAME] if fn == HF_WEIGHTS_NAME else (
+            [fn[:-4] + ".safetensors"] if fn.endswith((".bin", ".pth")) else [])
+        local = _hf_cached(repo, alt + [fn])
+        if local is not None:
+            return local
+    if cfg.get("url"):
+        cand = Path("~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
+        if cand.is_file():
+            return str(cand)
+    return None
+
+
+def _open_clip_preprocess(pp: dict) -> Preprocess:
+    """The kit's :class:`Preprocess` from an open_clip model's preprocess config ``pp``."""
+    size = pp.get("size", 224)
+    size = int(size if isinstance(size, int) else size[0])
+    interp = pp.get("interpolation", "bicubic")
+    return Preprocess(size=size, channels=3, mean=tuple(pp.get("mean", CLIP_MEAN)), std=tuple(pp.get("std", CLIP_STD)),
+                      interpolation=interp if interp in ("bilinear", "bicubic") else "bicubic")
 
 
 class ImageTower(nn.Module):
