@@ -329,10 +329,18 @@ def is_cached(name: str, **options) -> bool:
     return spec["epochs"] == 0 or _shipped_path(name, spec) is not None or cache_path(name, spec).exists()
 
 
+_MANIFESTS: dict = {}  # (path, mtime, size) -> the parsed manifest: read once per version of the file
+
+
 def _shipped_manifest(folder=None) -> dict:
+    """``{name: entry}`` of the shipped weights' manifest (empty when there is none or it is unreadable)."""
     path = Path(folder or ZOO_DIR) / MANIFEST_NAME
     try:
-        return json.loads(path.read_text())["encoders"]
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _MANIFESTS:
+            _MANIFESTS[key] = json.loads(path.read_text())["encoders"]
+        return dict(_MANIFESTS[key])
     except (OSError, ValueError, KeyError, TypeError):
         return {}
 
