@@ -1,7 +1,7 @@
 """The in-kit CNN zoo: small encoders pre-trained on the CPU, deterministically, and cached.
 
 The zoo is data (``ZOO``): name -> architecture, width, pre-training corpus, budget (epochs) and
-seed. Pre-training follows the paper's small-scale setting (METHOD 7.4): encoder + a linear head
+seed. Pre-training follows the paper's small-scale experiments (its LeNet-style encoders): encoder + a linear head
 trained jointly with cross-entropy, Adam (lr 1e-3, beta1 0.5), Keras time-based learning-rate decay
 5e-4 per step, batch 256; the head is then dropped and the encoder's penultimate activations are
 the representation. Inputs are 1-channel 28x28 images scaled to [0, 1] (no normalisation).
@@ -53,7 +53,7 @@ PREPROCESS = Preprocess(size=28, channels=1, mean=(0.0,), std=(1.0,))
 
 #: CPU threads of pre-training, fixed so that the weights do not depend on the machine's core count
 #: (oneDNN's reductions differ between thread counts); several entries train in parallel processes
-#: instead (``experiment.pretrain_zoo``: 1.3x the throughput of one 2-thread process on 2 cores)
+#: instead (``experiment.pretrain_zoo``), which keeps the cores as busy as multi-threading would
 PRETRAIN_THREADS = 1
 
 #: the pre-training procedure (the paper's small-scale setting), shared by every zoo entry unless
@@ -103,7 +103,7 @@ CORPUS_LICENCES = {
 
 # ---------------------------------------------------------------------------- architectures
 class LeNet(nn.Module):
-    """METHOD 7.4: conv5x5x20 - pool - conv5x5x50 - pool - dropout - dense200 (features)."""
+    """The paper's small-scale encoder: conv5x5x20 - pool - conv5x5x50 - pool - dropout - dense200 (features)."""
 
     def __init__(self, width: int = 1, feature_dim: int = 200):
         super().__init__()
@@ -370,7 +370,7 @@ def load_zoo_encoder(name: str, *, progress: bool = True, **options):
     """``(module (eval, CPU), spec, weights_id, stats)`` of zoo entry ``name``: the shipped weights
     when the spec is the shipped one, else the cache, else pre-trained now (and cached)."""
     spec = resolve_spec(name, **options)
-    model = build(spec["arch"], spec["width"], spec["depth"]).to(memory_format=torch.channels_last)  # ~2x faster convs
+    model = build(spec["arch"], spec["width"], spec["depth"]).to(memory_format=torch.channels_last)  # oneDNN's faster CPU convolutions
     if spec["epochs"] == 0:
         model, _, stats = pretrain(spec)
         return model, spec, state_hash(model.state_dict()), {**stats, "cache": None}

@@ -111,7 +111,7 @@ def load_encoder(name: str, *, device: str = "cpu", image_size: int | None = Non
     else:
         raise UnknownNameError("encoder", name, list_encoders() + list(PATTERNS))
     enc.model.eval().to(device)
-    if str(device) == "cpu":  # oneDNN convolutions (depthwise ones above all) are ~1.5x faster in NHWC
+    if str(device) == "cpu":  # oneDNN convolutions (depthwise ones above all) are faster in NHWC
         enc.model.to(memory_format=torch.channels_last)
     if enc.head is not None:
         enc.head.eval().to(device)

@@ -1,10 +1,10 @@
 """Transferability measured by training on the target: end-to-end fine-tuning and the linear probe.
 
 * ``finetune(encoder, train_task, test_task, recipe="mini")`` - the NeurIPS paper's ground truth
-  (METHOD 5.2): the whole encoder plus a new linear head trained on the target's labelled images,
+  (its end-to-end fine-tuning, §5): the whole encoder plus a new linear head trained on the target's labelled images,
   evaluated on the target test split each epoch; the result is cached per (encoder weights, target
   content, recipe, seed, code of the loop), so a rerun is instant and any change of those retrains.
-* ``linear_probe(train, test)`` - the official code's "transferability" (METHOD 5.1): a new linear
+* ``linear_probe(train, test)`` - the authors' code's "transferability": a new linear
   softmax head on frozen, standardised features trained with the same gradient-norm penalty as
   h_R, so that its cross-entropy is comparable with the bound (notebook 03).
 * ``logistic_probe(train, test, validation)`` - a plain multinomial logistic regression on frozen,
@@ -12,7 +12,7 @@
   fine-tuning should reach (the ground truth flags pairs that end below it).
 
 Recipes are data (:data:`RECIPES`); every field can be overridden. The paper's end-to-end recipe is
-not published (METHOD A16); ``paper`` follows the Salman et al. recipe METHOD 5.2 suggests, ``mini``
+not published; ``paper`` follows the standard transfer recipe of Salman et al. (robust-models-transfer), ``mini``
 is cut to the mini profile's time budget (a few images per class, a few epochs).
 """
 from __future__ import annotations
@@ -103,11 +103,11 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-#: the named recipes. ``mini``: 40 training images per class, 3 epochs, 50 test images per class,
-#: tested after the last epoch only (evaluation never changes the training: a test), so that the
-#: 40 fine-tunings of the mini zoo take a few minutes on 2 cores (the EfficientNets at 64 px
-#: dominate); translations only (digits must not be flipped).
-#: ``paper``: METHOD 5.2's suggestion (Salman et al., robust-models-transfer): SGD momentum 0.9,
+#: the named recipes. ``mini``: 40 training images per class, 50 test images per class, tested
+#: after the last epoch only (evaluation never changes the training: a test), translations only
+#: (digits must not be flipped); the base of the mini ground truth, which chooses the learning
+#: rate and the epochs per target on a validation split (``ground_truth``).
+#: ``paper``: the standard transfer recipe of Salman et al. (robust-models-transfer): SGD momentum 0.9,
 #: lr 0.01, weight decay 5e-4, batch 64, 150 epochs, lr x 0.1 every 50 epochs, random-resized
 #: crop + flip. ``smoke``: one epoch on a handful of images (tests).
 RECIPES = {
@@ -361,7 +361,7 @@ def linear_probe(train, test, n_classes: int | None = None, *, scale: str = "sma
                  **options) -> ProbeResult:
     """Fit ``softmax(W s_T(z) + c)`` on ``train = (Z, y)`` and score it on ``test = (Z, y)``.
 
-    ``s_T`` standardises with the train statistics (METHOD 1.3). ``options`` are those of
+    ``s_T`` standardises with the train statistics, as the fit standardises the target. ``options`` are those of
     :func:`~taskrel_utils.reference_classifier.train_reference_classifier` (tau0, iterations, ...).
     """
     (Z, y), (Z_te, y_te) = train, test
