@@ -65,8 +65,3 @@ def _with_environment(environment: dict, fn: Callable, *args):
         else:
             os.environ[name] = value
     return fn(*args)
-
-
-def progress(iterable, desc: str):
-    """``tqdm.auto`` progress over ``iterable`` (notebook-friendly, quiet with TQDM_DISABLE=1)."""
-    return tqdm(iterable, desc=desc)
