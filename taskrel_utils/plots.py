@@ -170,7 +170,7 @@ def tau0_sweep(sweep, max_price: float, chosen: float):
 
 
 # ------------------------------------------------------------------ the bound and its terms (nb 03, 05)
-#: the three terms of the bound, in stacking order; their sum is task-relatedness (paper §4.1)
+#: the three terms of the bound, in stacking order; their sum is task-relatedness (docs/method.md §5)
 BOUND_TERMS = ("reweighted_reference_loss", "label_mismatch", "distribution_mismatch")
 
 

@@ -1,5 +1,5 @@
 """Run directories: one folder per run holding its parameters, metrics, tables, figures,
-executed notebooks and HTML reports (DESIGN section 4).
+executed notebooks and HTML reports.
 
     runs/<name>/
         params/profile.json      the resolved profile (what the run actually used)

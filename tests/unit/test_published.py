@@ -69,7 +69,7 @@ def test_paper_average_row_is_the_mean_of_the_three_targets():
     mean = table.loc[["pets", "dtd", "aircraft"]].mean()
     gap = (table.loc["average"] - mean).abs()
     assert (gap <= 0.01 + 1e-9).all()           # rounded entries: the mean of the rounded values may be off by 0.01
-    # all but LEEP are even the rounded mean of the printed entries; LEEP prints 0.90 for 0.893 (METHOD 5.3)
+    # all but LEEP are even the rounded mean of the printed entries; LEEP prints 0.90 for 0.893 (the poster's rounding)
     assert (gap.drop("LEEP") <= 0.005 + 1e-9).all()
     assert mean["LEEP"] == pytest.approx(0.8933, abs=1e-4)
 
