@@ -109,8 +109,7 @@ def strip_code(markdown: str) -> str:
 
 def broken_links(markdown: str, base_dir: Path, self_path: Path | None = None) -> list[str]:
     """Relative links of ``markdown`` (a file in ``base_dir``) to a missing file, or to a heading
-    anchor that the linked markdown file (or this one, for ``#anchor``) does not have; and written
-    references to a section of the method page that does not exist."""
+    anchor that the linked markdown file (or this one, for ``#anchor``) does not have."""
     problems = []
     text = strip_code(markdown)
     for m in LINK.finditer(text):
@@ -125,11 +124,14 @@ def broken_links(markdown: str, base_dir: Path, self_path: Path | None = None) -
         if anchor and path is not None and path.suffix == ".md" and anchor not in heading_anchors(
                 path.read_text(encoding="utf-8")):
             problems.append(f"missing heading anchor: {target}")
-    method_page = REPO_ROOT / METHOD_PAGE
-    if method_page.exists():
-        numbers = section_numbers(method_page.read_text(encoding="utf-8"))
-        problems += [f"no section {n} in {METHOD_PAGE}" for n in SECTION_REF.findall(text) if n not in numbers]
     return problems
+
+
+def missing_sections(text: str, method_page: str) -> list[str]:
+    """Written references "method.md §N" in ``text`` to a section number that the method page's
+    text ``method_page`` does not have."""
+    numbers = section_numbers(method_page)
+    return [f"no section {n} in {METHOD_PAGE}" for n in SECTION_REF.findall(text) if n not in numbers]
 
 
 def control_characters(text: str) -> list[str]:
@@ -180,6 +182,12 @@ def test_relative_links_resolve(path):
     assert not problems, "\n".join(problems)
 
 
+def test_written_section_references_exist():
+    page = (REPO_ROOT / METHOD_PAGE).read_text(encoding="utf-8")
+    problems = [f"{where}: {p}" for where, _, text in PARTS for p in missing_sections(text, page)]
+    assert not problems, "\n".join(problems)
+
+
 def test_no_control_characters_in_markdown():
     problems = [f"{where}: {p}" for where, kind, text in PARTS if kind == "markdown" for p in control_characters(text)]
     assert not problems, "\n".join(problems)
@@ -215,8 +223,10 @@ def test_scanners_catch_planted_broken_links(tmp_path):
     assert broken_links(good, tmp_path) == []
     bad = broken_links("[a](missing.md) [b](page.md#2-gone) [c](#nope)", tmp_path, tmp_path / "page.md")
     assert bad == ["missing file: missing.md", "missing heading anchor: page.md#2-gone", "missing heading anchor: #nope"]
-    assert broken_links("see docs/method.md §99", tmp_path) == [f"no section 99 in {METHOD_PAGE}"]
-    assert broken_links("see docs/method.md §4", tmp_path) == []
+    page, ref = "## 4. The objective\n\n### 4.6 The start\n", "method" + ".md §"  # split: this file is scanned too
+    assert missing_sections(f"see docs/{ref}99 and {ref}4.7", page) == [
+        f"no section 99 in {METHOD_PAGE}", f"no section 4.7 in {METHOD_PAGE}"]
+    assert missing_sections("see docs/method.md §4 and [docs/method.md §4.6](x)", page) == []
 
 
 def test_scanners_catch_planted_control_characters():
