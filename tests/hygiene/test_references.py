@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import re
 import subprocess
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -141,13 +142,16 @@ def control_characters(text: str) -> list[str]:
 
 def code_string_controls(source: str) -> list[str]:
     """Control characters in the string literals of Python ``source`` (the literal's value, after
-    escapes: ``"\\a"`` is a BEL). IPython magics and shell lines are skipped."""
+    escapes: ``"\\a"`` is a BEL), and invalid escape sequences (``"\\m"`` of ``"$\\max$"``: LaTeX
+    in a non-raw string, which Python warns about). IPython magics and shell lines are skipped."""
     lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
-    try:
-        tree = ast.parse("\n".join(lines))
-    except SyntaxError as err:
-        return [f"does not parse: {err}"]
-    problems = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError as err:
+            return [f"does not parse: {err}"]
+    problems = [f"line {w.lineno}: {w.message}" for w in caught if "escape sequence" in str(w.message)]
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             found = control_characters(node.value)
@@ -231,7 +235,8 @@ def test_scanners_catch_planted_broken_links(tmp_path):
 
 def test_scanners_catch_planted_control_characters():
     bad_cell = 'display(Markdown(f"the label is $\\arg\\max_i$ of {k}"))'  # "\a" in a non-raw f-string: BEL
-    assert code_string_controls(bad_cell)
+    assert any("U+0007" in p for p in code_string_controls(bad_cell))
+    assert any("invalid escape sequence" in p for p in code_string_controls('x = "$\\max_i$"'))
     assert not code_string_controls('display(Markdown(rf"the label is $\\arg\\max_i$ of {k}"))')
     assert not code_string_controls('%time x = "a\\tb\\n"\nprint(x)')
     assert control_characters("fine\n\ttext") == []
