@@ -1,4 +1,4 @@
-"""The final evaluation: every term of the transferability bound on the test sets (paper §3, Thm. 1).
+"""The final evaluation: every term of the transferability bound on the test sets (docs/method.md §5).
 
 For learned transformations ``(A, A_inv, b, B, D)`` the bound on the transferred classifier's
 target loss is
@@ -14,7 +14,7 @@ target loss is
   ``theorem_wasserstein``, the theorem's class mixture (:func:`~taskrel_utils.transport.classwise_w1_theorem`);
 * ``tau``: the largest input-gradient norm of the transferred loss in h_R's input space, over
   mapped reference points and target points with random and true labels (the original's estimate
-  of the Lipschitz constant in Thm. 1).
+  of the Lipschitz constant in the paper's bound).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Transferability measured by training on the target: end-to-end fine-tuning and the linear probe.
 
 * ``finetune(encoder, train_task, test_task, recipe="mini")`` - the NeurIPS paper's ground truth
-  (its end-to-end fine-tuning, §5): the whole encoder plus a new linear head trained on the target's labelled images,
+  (its end-to-end fine-tuning): the whole encoder plus a new linear head trained on the target's labelled images,
   evaluated on the target test split each epoch; the result is cached per (encoder weights, target
   content, recipe, seed, code of the loop), so a rerun is instant and any change of those retrains.
 * ``linear_probe(train, test)`` - the authors' code's "transferability": a new linear

@@ -2,7 +2,7 @@
 
 :class:`Transformations` holds the learned maps ``A``, ``A_inv``, ``b``, ``B``, ``D`` as torch
 tensors with their Adam optimiser, and one of three step engines that keep the current batch
-pair's transport plan and take a step of the alternating fit (paper §4.1, Alg. 1):
+pair's transport plan and take a step of the alternating fit (the paper's algorithm; docs/method.md §4):
 
 * :class:`_ReferenceStep` - the original step: full point-level plan, squared-distance feature
   term on the n x m cost, every gradient by autograd;

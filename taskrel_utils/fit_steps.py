@@ -1,4 +1,4 @@
-"""The fit of the transformations R -> T as visible steps (paper §4.1, Alg. 1).
+"""The fit of the transformations R -> T as visible steps (the paper's alternating algorithm; docs/method.md §4).
 
 :func:`~taskrel_utils.relatedness.task_relatedness` is a short orchestration of these functions;
 a notebook can run the same iterations by hand and get the same numbers::

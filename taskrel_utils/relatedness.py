@@ -5,11 +5,11 @@
                            mode="learned_all", schedule="fast", seed=0)
     res.value, res.terms, res.A, res.b, res.A_inv, res.B, res.D, res.target_accuracy
 
-The method (paper §3-4). A reference classifier h_R is carried over to the target task through
+The method (docs/method.md §2-5). A reference classifier h_R is carried over to the target task through
 three transformations of the reference task: a new class prior ``D``, a label map ``B`` (reference
 class j -> target class i with probability ``B_ij``) and an affine feature map ``z -> A z + b``
 (with a learned inverse ``A_inv``). The transferred classifier is ``h_T(z) = B h_R(A_inv (z - b))``
-and its target loss is bounded by (paper §3, Thm. 1)
+and its target loss is bounded by (the paper's main theorem; docs/method.md §3)
 
     task-relatedness = re-weighted reference loss L_C + label mismatch H + tau x W,
 
@@ -20,7 +20,7 @@ How the numbers are obtained:
 
 1. each domain is standardised by a z-scorer fit on its own train split, and h_R is trained on
    the standardised reference features (:func:`~taskrel_utils.reference_classifier.fit_reference_model`);
-2. the transformations are learned by the paper's alternating algorithm (§4.1, Alg. 1): batches
+2. the transformations are learned by the paper's alternating algorithm (docs/method.md §4): batches
    drawn with the current class priors, an exact transport plan between the mapped reference
    batch and the target batch, then an update of the transformations with the plan fixed
    (:mod:`taskrel_utils.fit_steps`, one public function per step; options in
