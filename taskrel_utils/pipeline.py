@@ -13,7 +13,9 @@ temporaries; run it again: it removes those, and the caches give back what was c
 """
 from __future__ import annotations
 
+import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -70,7 +72,7 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
     ``parameters`` override the profile's parameters file; every name must be declared by every
     notebook run (checked for all notebooks before anything executes).
     """
-    import papermill as pm
+    from .widgets import HEADLESS_VARIABLE
 
     params = profile_parameters(profile)
     params.update(parameters or {})
@@ -84,23 +86,46 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
     run.remove_temporaries()  # what a killed run was writing (its complete files stay)
     kernel = _kernel_name()
     timings = {}
-    for path in paths:
-        out = run.path("executed", path.name)
-        failed = out.with_suffix(".failed.ipynb")
-        failed.unlink(missing_ok=True)
-        start = time.perf_counter()
-        try:
-            with atomic_path(out) as tmp:
-                try:
-                    pm.execute_notebook(str(path), str(tmp), parameters=params, kernel_name=kernel,
-                                        cwd=str(KIT_ROOT), progress_bar=progress, log_output=False)
-                except BaseException:
-                    if tmp.exists():
-                        tmp.replace(failed)
-                    raise
-        finally:
-            timings[path.stem] = round(time.perf_counter() - start, 1)
-        if render:
-            report.render_html(out, run.path("report"))
+    with _environment({HEADLESS_VARIABLE: "1"}):  # the kernels inherit it: explorers draw, create no widget
+        for path in paths:
+            _execute(path, run, params, kernel, timings, render, progress)
     run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings})
     return run
+
+
+def _execute(path: Path, run: Run, params: dict, kernel: str, timings: dict, render: bool, progress: bool) -> None:
+    """Execute one notebook into ``run`` (atomically; a failed run is kept as ``*.failed.ipynb``)."""
+    import papermill as pm
+
+    out = run.path("executed", path.name)
+    failed = out.with_suffix(".failed.ipynb")
+    failed.unlink(missing_ok=True)
+    start = time.perf_counter()
+    try:
+        with atomic_path(out) as tmp:
+            try:
+                pm.execute_notebook(str(path), str(tmp), parameters=params, kernel_name=kernel,
+                                    cwd=str(KIT_ROOT), progress_bar=progress, log_output=False)
+            except BaseException:
+                if tmp.exists():
+                    tmp.replace(failed)
+                raise
+    finally:
+        timings[path.stem] = round(time.perf_counter() - start, 1)
+    if render:
+        report.render_html(out, run.path("report"))
+
+
+@contextmanager
+def _environment(values: dict):
+    """Set environment variables for the duration of the block (restored after)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

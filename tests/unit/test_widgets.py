@@ -77,3 +77,27 @@ def test_the_figure_is_shown_as_a_png_under_any_backend():
     ax.plot([0, 1], [1, 0])
     image = widgets._png(fig)
     assert image.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_headless_explorer_draws_the_default_view_and_creates_no_widget(monkeypatch):
+    import ipywidgets
+
+    created = []
+    monkeypatch.setattr(ipywidgets.Widget, "open", lambda self: created.append(type(self).__name__))
+    monkeypatch.setenv(widgets.HEADLESS_VARIABLE, "1")
+    shown = widgets.score_explorer(_long(), targets=["t1", "t2"], score="LogME")
+    assert created == [] and not hasattr(shown, "children")
+    assert shown.figure.axes[0].get_title().startswith("LogME on t1 (main)")  # the default choice
+    monkeypatch.setenv(widgets.HEADLESS_VARIABLE, "0")
+    box = widgets.score_explorer(_long(), targets=["t1", "t2"], score="LogME")
+    assert created and len(box.children) == 2  # with a frontend: controls and output
+
+
+def test_notebook_runs_are_headless(monkeypatch, tmp_path):
+    from taskrel_utils import pipeline
+
+    seen = {}
+    monkeypatch.delenv(widgets.HEADLESS_VARIABLE, raising=False)
+    monkeypatch.setattr(pipeline, "_execute", lambda *a, **k: seen.setdefault("env", widgets.headless()))
+    pipeline.run_notebooks("smoke", run_dir=tmp_path / "run", notebooks=pipeline.list_notebooks()[:1], render=False, progress=False)
+    assert seen["env"] is True and not widgets.headless()  # set for the kernels, restored after
