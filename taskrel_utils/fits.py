@@ -10,8 +10,8 @@ import numpy as np
 
 from . import pseudo_labels, relatedness
 from .cache import Namespace
-from .reference_classifier import ReferenceClassifier, fit_reference_model
 from .numerics import euclidean, stratified_groups
+from .reference_classifier import ReferenceClassifier, fit_reference_model
 from .transport import emd_plan
 
 #: h_R of a pair: its values depend on the reference classifier's code (and what it imports)
