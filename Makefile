@@ -13,7 +13,7 @@ setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --no-compile -r requirements.txt  # byte-compile lazily: only what is imported (a third of the install time)
+	$(PY) -m pip install -r requirements.txt  # byte-compiled here: environments may set PYTHONDONTWRITEBYTECODE
 	$(PY) -m pip install --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name taskrel --display-name "Python (taskrel kit)"
 	touch $(STAMP)
