@@ -90,16 +90,6 @@ def test_03_bound_decomposition(smoke_run):
         assert smoke_run.path("tables", f"{name}.csv").exists()
 
 
-def test_03_compares_both_starts_of_B_when_asked(smoke_run, tmp_path):
-    nb = [p for p in pipeline.list_notebooks() if p.name.startswith("03_")]
-    run = pipeline.run_notebooks("smoke", run_dir=tmp_path / "run", notebooks=nb, render=False, progress=False,
-                                 parameters={"b_init_starts": ["class_means", "random"]})
-    m = run.load_metrics("03_bound_decomposition")
-    assert {r["b_init"] for r in m["b_init_effect"]} == {"random", "class_means"}
-    main = smoke_run.load_metrics("03_bound_decomposition")["pairs"]
-    assert [r["value"] for r in m["pairs"]] == [r["value"] for r in main]  # the first start's table, unchanged
-
-
 def test_04_finetune_correlation(smoke_run):
     m = smoke_run.load_metrics("04_finetune_correlation")
     cfg = config.load_profile("smoke")
