@@ -31,11 +31,12 @@ METHOD_PAGE = "docs/method.md"
 #: suffixes of the text files scanned for references
 TEXT_SUFFIXES = (".ipynb", ".md", ".py", ".yaml", ".yml")
 #: references to documents users do not have (written so that this file does not match itself)
+_NOTES = {name: name.upper() for name in ("method", "design", "style")}  # spelled out only at run time
 FORBIDDEN = {
-    "a numbered section of a method specification": re.compile(r"\bMETHOD[ \t]*§?[ \t]*A?\d"),
-    "the method notes": re.compile(r"\bMETHOD\.md\b"),
-    "the design notes": re.compile(r"\bDESIGN(\.md\b|[ \t]+(section|§)|[ \t]*§)"),
-    "the style notes": re.compile(r"\bSTYLE\.md\b"),
+    "a numbered section of a method specification": re.compile(rf"\b{_NOTES['method']}[ \t]*§?[ \t]*A?\d"),
+    "the method notes": re.compile(rf"\b{_NOTES['method']}\.md\b"),
+    "the design notes": re.compile(rf"\b{_NOTES['design']}(\.md\b|[ \t]+(section|§)|[ \t]*§)"),
+    "the style notes": re.compile(rf"\b{_NOTES['style']}\.md\b"),
     "a sibling shared folder": re.compile(r"\.\./shared\b"),
 }
 #: a markdown link or image ``[text](target "title")``; the target is group 1
