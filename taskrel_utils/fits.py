@@ -34,12 +34,17 @@ def reference_model(pair_kwargs: dict, *, seed: int = 0, scale: str = "small",
     options = dict(reference_classifier_options or {})
     key = REFERENCE_CLASSIFIERS.key(seed=seed, scale=scale, options=options, reference=[ref_train, ref_test])
 
+    trained = []
+
     def train():
-        _, h = fit_reference_model(ref_train, ref_test, seed=seed, scale=scale, options=options)
+        trained.append(fit_reference_model(ref_train, ref_test, seed=seed, scale=scale, options=options))
+        h = trained[0][1]
         return {"W": h.W, "c": h.c, "tau0": h.tau0, "options": h.options, "history": h.history,
                 "fit_info": h.fit_info}
 
-    stored, _ = REFERENCE_CLASSIFIERS.get_or_compute(key, train, enabled=cache)
+    stored, hit = REFERENCE_CLASSIFIERS.get_or_compute(key, train, enabled=cache)
+    if not hit:  # trained just now: the scaler is fitted already
+        return trained[0]
     return fit_reference_model(ref_train, ref_test, classifier=ReferenceClassifier(**stored))
 
 
