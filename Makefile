@@ -21,8 +21,8 @@ $(STAMP): requirements.txt pyproject.toml
 reproduce: setup  ## all notebooks on the mini profile into runs/mini (+ report/*.html)
 	$(PY) -m taskrel_utils run --profile $(PROFILE)
 
-test: setup  ## offline: any download attempt fails at once
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+test: setup  ## offline: any download attempt fails at once; the smoke run on one worker, the rest beside it
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n auto --dist loadgroup
 
 test-unit: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/unit tests/hygiene
