@@ -2,7 +2,8 @@
 
 ``run_notebooks("mini")`` executes ``notebooks/NN_*.ipynb`` with the profile's parameters file
 (``notebooks/params/<profile>.yaml`` where one exists), writes ``executed/<stem>.ipynb`` and
-``report/<stem>.html`` under the run directory and returns the :class:`~taskrel_utils.runs.Run`.
+``report/<stem>.html`` under the run directory (with ``report/index.html`` linking the reports,
+figures and tables) and returns the :class:`~taskrel_utils.runs.Run`.
 Parameters that a notebook does not declare in its ``parameters`` cell are refused, not
 silently ignored. A failing notebook is kept as ``executed/<stem>.failed.ipynb`` for inspection.
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from . import config, report
+from . import config, report, report_index
 from .errors import TaskrelError, UnknownNameError
 from .io import atomic_path
 from .paths import KIT_ROOT, NOTEBOOKS_DIR
@@ -90,6 +91,8 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
         for path in paths:
             _execute(path, run, params, kernel, timings, render, progress)
     run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings})
+    if render:
+        report_index.write_index(run.root)
     return run
 
 
