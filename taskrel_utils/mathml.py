@@ -4,8 +4,10 @@ The markdown of a cell is parsed by nbconvert's own parser (the one Jupyter's HT
 ``$...$``, ``$$...$$``, ``\(...\)``, ``\[...\]`` and ``\begin{env}...\end{env}`` are maths; code
 spans and escaped dollars ``\$`` are not), and each formula is converted by ``latex2mathml``.
 Before the conversion a few standard commands it does not know are rewritten into ones it does
-(``\arg``, ``\Vert``, ``\operatorname*``, the ``aligned`` and ``gathered`` environments), and
-``\tag{n}`` becomes an equation number set at the right of a displayed equation. After it, letters
+(``\arg``, ``\Vert``, ``\operatorname*``, the ``aligned`` and ``gathered`` environments),
+``\underbrace`` and ``\overbrace`` become a bracket drawn by CSS (a stretched brace glyph needs a
+math font whose glyph assembly works, which many systems lack), and ``\tag{n}`` becomes an
+equation number set at the right of a displayed equation. After it, letters
 in a ``mathvariant`` other than normal (``\mathbb R``, ``\mathcal L``, ``\mathbf x``) become the
 Unicode mathematical letters (ℝ, ℒ, 𝐱): Chromium renders MathML Core, which ignores ``mathvariant``.
 """
@@ -58,8 +60,6 @@ _HOLES = {("italic", "h"): "ℎ",
           **{("script", c): u for c, u in zip("BEFHILMRego", "ℬℰℱℋℐℒℳℛℯℊℴ")},
           **{("fraktur", c): u for c, u in zip("CHIRZ", "ℭℌℑℜℨ")},
           **{("double-struck", c): u for c, u in zip("CHNPQRZ", "ℂℍℕℙℚℝℤ")}}
-#: the braces of \underbrace and \overbrace: Chromium stretches them across the term only when told
-_STRETCHY_BRACE = re.compile(r"<mo>(&#x0?23D[EF];)</mo>")
 #: Y'' comes as a superscript prime; a math font's prime is already raised, so set it beside the letter
 _PRIMED = re.compile(r"<msup>(<(mi|mn)[^>]*>[^<]*</\2>)<mi>(&#x0203[234];)</mi></msup>")
 #: \log, \exp... come as bare <mi>log</mi>: a thin space after them, as TeX sets it ("0 log 0")
@@ -67,6 +67,55 @@ _FUNCTION = re.compile(r"<mi>(log|ln|exp|det|dim|ker|sin|cos|tan|tanh|sinh|cosh|
 _NAMESPACE_DECLARATION = re.compile(r'\s+xmlns:ns\d+="[^"]*"')
 _PREFIXED = re.compile(r"<(/?)ns\d+:")
 _VARIANT = re.compile(r'<(mi|mn|mo|mtext) mathvariant="([a-z-]+)">([^<]*)</\1>')
+
+
+#: \underbrace / \overbrace as a bracket drawn by CSS under (over) the term: a stretched
+#: brace glyph needs a math font with a working glyph assembly, which many systems lack
+_TICK = "linear-gradient(currentColor, currentColor)"
+_BRACE_STYLE = {"under": f"background: {_TICK} bottom / 100% 0.08em no-repeat, {_TICK} left bottom / 0.08em 0.4em "
+                         f"no-repeat, {_TICK} right bottom / 0.08em 0.4em no-repeat; padding: 0 0.12em 0.22em",
+                "over": f"background: {_TICK} top / 100% 0.08em no-repeat, {_TICK} left top / 0.08em 0.4em "
+                        f"no-repeat, {_TICK} right top / 0.08em 0.4em no-repeat; padding: 0.22em 0.12em 0"}
+_BRACE = re.compile(r"\\(under|over)brace\s*\{")
+
+
+def _group_end(tex: str, start: int) -> int:
+    """The index just after the ``}`` that closes the group whose ``{`` is at ``start``."""
+    depth = 0
+    for i in range(start, len(tex)):
+        if tex[i] == "\\":
+            continue
+        if tex[i] == "{" and tex[i - 1] != "\\":
+            depth += 1
+        elif tex[i] == "}" and tex[i - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    raise MathConversionError(f"unbalanced braces in the formula {tex!r}: close every {{ with a }}")
+
+
+def _script_end(tex: str, start: int) -> int:
+    """The index just after the sub/superscript argument that begins at ``start`` (a group or one token)."""
+    if tex[start] == "{":
+        return _group_end(tex, start)
+    m = re.compile(r"\\[A-Za-z]+|\S").match(tex, start)
+    return m.end()
+
+
+def _drawn_braces(tex: str) -> str:
+    r"""``\underbrace{X}_{Y}`` -> ``\underset{Y}{\style{<bracket>}{X}}`` (and \overbrace ... ^ as \overset)."""
+    while (m := _BRACE.search(tex)) is not None:
+        kind, open_at = m.group(1), m.end() - 1
+        close = _group_end(tex, open_at)
+        base = tex[open_at + 1:close - 1]
+        rest = re.compile(r"\s*([_^])\s*").match(tex, close)
+        label, end = "", close
+        if rest and rest.group(1) == ("_" if kind == "under" else "^"):
+            end = _script_end(tex, rest.end())
+            label = tex[rest.end():end]
+        styled = "\\style{" + _BRACE_STYLE[kind] + "}{" + base + "}"
+        tex = tex[:m.start()] + f"\\{kind}set{{{label}}}{{{styled}}}" + tex[end:]
+    return tex
 
 
 def _math_letter(char: str, variant: str) -> str:
@@ -110,7 +159,7 @@ def tex_to_mathml(tex: str, display: bool = False) -> str:
                                   f"(a backslash escape such as \\a or \\b in a Python string that is not raw?): "
                                   f"write the string as r'...' or double the backslash")
     tags = _TAG.findall(tex)
-    body = _TAG.sub("", tex)
+    body = _drawn_braces(_TAG.sub("", tex))
     body = _OPERATOR_NAME.sub(lambda m: "\\operatorname{" + _OPERATOR_SPACE.sub("\u2009", m.group(2)) + "}"
                               + ("\\limits" if m.group(1) else ""), body)
     for pattern, replacement in _REWRITES:
@@ -125,7 +174,7 @@ def tex_to_mathml(tex: str, display: bool = False) -> str:
     if left:
         raise MathConversionError(f"the formula {tex!r} uses {left.group(1)!r}, which the MathML converter "
                                   f"does not know; write it with standard commands (e.g. \\operatorname{{...}})")
-    mathml = _STRETCHY_BRACE.sub(r'<mo stretchy="true">\1</mo>', _unicode_variants(mathml))
+    mathml = _unicode_variants(mathml)
     mathml = _FUNCTION.sub(r'<mi>\1</mi><mspace width="0.1667em" />', mathml)
     mathml = _PRIMED.sub(r'<mrow>\1<mo lspace="0em" rspace="0em">\3</mo></mrow>', mathml)
     if not display:
