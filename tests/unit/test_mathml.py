@@ -50,7 +50,7 @@ def test_markdown_maths_skips_code_spans_and_escaped_dollars():
 
 @pytest.mark.parametrize("tex, expected", [
     (r"\underbrace{a+b}_{\text{loss}}", ['<munder><mrow><mrow style="background: ', "<mtext>loss</mtext></mrow></mrow></munder>"]),
-    (r"\overbrace{\frac{a}{b} + {c}}^t", ['<mover><mrow><mrow style="background: ', "<mi>t</mi></mover>"]),
+    (r"\overbrace{\frac{a}{b} + {c}}^t", ['<mover><mrow><mrow style="background: ', "<mrow><mi>t</mi></mrow></mover>"]),
     (r"\operatorname{softmax}(x)", ["<mo>softmax</mo>"]),
     (r"z \in \mathbb R^d", ['<mi mathvariant="normal">ℝ</mi>']),  # Chromium ignores mathvariant
     (r"\mathcal L + \mathbf x + \mathbb E", ['<mi mathvariant="normal">ℒ</mi>', "<mi mathvariant=\"normal\">𝐱</mi>",
