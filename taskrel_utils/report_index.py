@@ -22,7 +22,9 @@ body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 1.5em auto
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ccd; }
 .smoke { background: #ffe08a; border: 2px solid #c99a00; padding: 0.6em 1em; border-radius: 4px; font-weight: 700; }
 .figures { display: flex; flex-wrap: wrap; gap: 1em; }
-.figures figure { margin: 0; width: 320px; } .figures img { width: 100%; border: 1px solid #dde; }
+.figures figure { margin: 0; width: 320px; }
+.figures img { width: 100%; height: 220px; object-fit: contain; border: 1px solid #dde; background: #fff; }
+a.report { font-weight: 600; font-size: 1.05em; }
 .figures figcaption, .meta { font-size: 0.85em; color: #556; }
 ul.tables { columns: 2; font-size: 0.9em; }
 """
@@ -51,7 +53,7 @@ def _notebook_section(run_root: Path, report_dir: Path, number: str, seconds: di
     stem = (reports or executed)[0].stem if (reports or executed) else number
     title = _title(run_root / "executed" / f"{stem}.ipynb", stem)
     parts = [f'<section id="nb{number}"><h2>{html.escape(title)}</h2><p class="meta">']
-    parts.append(f'<a href="{_href(reports[0], report_dir)}">report {html.escape(stem)}</a>' if reports
+    parts.append(f'<a class="report" href="{_href(reports[0], report_dir)}">open the report {html.escape(stem)}.html</a>' if reports
                  else f"no report of {html.escape(stem)}")
     if stem in seconds:
         parts.append(f" · ran in {float(seconds[stem]):.0f} s")
