@@ -27,8 +27,11 @@ def _method_maths():
 def test_every_formula_of_the_notebooks_and_the_method_page_converts():
     formulas = _notebook_maths() + _method_maths()
     assert len(formulas) > 50  # the notebooks and the method page are full of maths
-    failures = []
+    failures, seen = [], set()
     for where, tex, display in formulas:
+        if (tex, display) in seen:  # $h_R$ and friends occur dozens of times
+            continue
+        seen.add((tex, display))
         try:
             out = mathml.tex_to_mathml(tex, display)
         except mathml.MathConversionError as exc:
