@@ -2,8 +2,7 @@
 
 ``run_notebooks("mini")`` executes ``notebooks/NN_*.ipynb`` with the profile's parameters file
 (``notebooks/params/<profile>.yaml`` where one exists), writes ``executed/<stem>.ipynb`` and
-``report/<stem>.html`` under the run directory (with ``report/index.html`` linking the reports,
-figures and tables) and returns the :class:`~taskrel_utils.runs.Run`.
+``report/<stem>.html`` under the run directory and returns the :class:`~taskrel_utils.runs.Run`.
 Parameters that a notebook does not declare in its ``parameters`` cell are refused, not
 silently ignored. A failing notebook is kept as ``executed/<stem>.failed.ipynb`` for inspection.
 
@@ -91,7 +90,7 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
         for path in paths:
             _execute(path, run, params, kernel, timings, render, progress)
     run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings})
-    if render:
+    if render:  # report/index.html: every report, figure and table of the run directory
         report_index.write_index(run.root)
     return run
 
