@@ -34,7 +34,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
 report: setup  ## re-render the HTML reports of runs/$(PROFILE)
-	for nb in runs/$(PROFILE)/executed/[0-9]*.ipynb; do $(PY) -m taskrel_utils report $$nb; done
+	$(PY) -m taskrel_utils report runs/$(PROFILE)
 
 bench: setup  ## side-by-side ratios (minutes): features, task-relatedness schedules, baseline scores
 	$(PY) benchmarks/bench_features.py

@@ -1,7 +1,7 @@
 """Command line of the kit: ``python -m taskrel_utils <command>``.
 
     run --profile mini|smoke|paper [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02]
-    report EXECUTED.ipynb [--out DIR]
+    report EXECUTED.ipynb|RUN_DIR [--out DIR]
     data build-mini --source DIR
     zoo build [--names NAME ...] [--jobs N] | zoo verify
     ground-truth build --profile mini [--seeds 6] [--contrast-seeds N] [--selection-seeds 1] [--jobs N] [--out CSV]
@@ -30,9 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks", nargs="*", default=None, help="notebook numbers or paths (default: all)")
     run.add_argument("--no-report", action="store_true", help="skip the HTML reports")
 
-    rep = sub.add_parser("report", help="render an executed notebook to HTML")
-    rep.add_argument("notebook")
-    rep.add_argument("--out", default=None, help="default: the notebook's run report/ folder")
+    rep = sub.add_parser("report", help="render an executed notebook (or all of a run) to HTML, and the run's index.html")
+    rep.add_argument("notebook", help="an executed notebook, or a run directory (all its executed notebooks)")
+    rep.add_argument("--out", default=None, help="default: the run's report/ folder")
 
     data = sub.add_parser("data", help="data bundle commands")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -84,6 +84,29 @@ def _notebook_paths(selection):
     return chosen
 
 
+def _report(given, out=None) -> None:
+    """Render an executed notebook, or every executed notebook of a run directory, and the run's index."""
+    from pathlib import Path
+
+    from .report import render_html
+    from .report_index import write_index
+
+    given = Path(given)
+    if not given.exists():
+        raise TaskrelError(f"{given} does not exist: give an executed notebook (runs/<profile>/executed/"
+                           f"NN_name.ipynb) or a run directory (runs/<profile>)")
+    run_root = given if given.is_dir() else given.parent.parent
+    notebooks = (sorted(p for p in (given / "executed").glob("[0-9][0-9]_*.ipynb")
+                        if not p.name.endswith(".failed.ipynb")) if given.is_dir() else [given])
+    if not notebooks:
+        raise TaskrelError(f"no executed notebooks in {given / 'executed'}: run the notebooks first "
+                           f"(python -m taskrel_utils run --run-dir {given})")
+    out = Path(out) if out else run_root / "report"
+    for nb in notebooks:
+        print(render_html(nb, out))
+    print(write_index(run_root, out))
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -95,13 +118,7 @@ def main(argv=None) -> int:
                                 notebooks=_notebook_paths(args.notebooks), render=not args.no_report)
             print(f"run finished: {run.root}")
         elif args.command == "report":
-            from pathlib import Path
-
-            from .report import render_html
-
-            nb = Path(args.notebook)
-            out = Path(args.out) if args.out else nb.parent.parent / "report"
-            print(render_html(nb, out))
+            _report(args.notebook, args.out)
         elif args.command == "data":
             from pathlib import Path
 

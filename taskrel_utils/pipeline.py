@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from . import config, report
+from . import config, report, report_index
 from .errors import TaskrelError, UnknownNameError
 from .io import atomic_path
 from .paths import KIT_ROOT, NOTEBOOKS_DIR
@@ -99,6 +99,8 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
             share = {name: value for name, value in params.items() if name in declared[path]}
             _execute(path, run, share, kernel, timings, render, progress)
     run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings})
+    if render:  # report/index.html: every report, figure and table of the run directory
+        report_index.write_index(run.root)
     return run
 
 
