@@ -224,7 +224,7 @@ def bound_summary(table: pd.DataFrame, r_all: float, changes: dict, related: str
         f"* The bound sat above the probe's loss in {int((gap > 0).sum())} of {len(rows)} pairs, by "
         f"{_num(gap.mean() if len(gap) else np.nan, '.2f')} on average: a loose bound in value.",
         f"* Across the pairs, task-relatedness and the probe's loss correlate with r = {signed(r_all)} "
-        f"({_strength(r_all)}).",
+        f"({_strength(r_all)}; the bound promises a positive r).",
         f"* Longer reference training changed task-relatedness on the related target `{related}` by {_num(d, '+.3f')}."
         if related is not None else "* No related target is named for the longer-training check."])
 
