@@ -66,12 +66,15 @@ def _kernel_name() -> str:
 
 
 def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None = None,
-                  notebooks=None, render: bool = True, progress: bool = True) -> Run:
+                  notebooks=None, render: bool = True, progress: bool = True, scheduler: str | None = None) -> Run:
     """Execute ``notebooks`` (default: all, in order) on ``profile`` into ``run_dir``.
 
     ``parameters`` override the profile's parameters file; every name must be declared by every
-    notebook run (checked for all notebooks before anything executes).
+    notebook run (checked for all notebooks before anything executes). ``scheduler``: a Dask
+    scheduler address for every job of the notebooks' tables (None: ``TASKREL_SCHEDULER``, if
+    set); ``local`` starts one ``LocalCluster`` that all the notebooks share (:mod:`cluster`).
     """
+    from .cluster import SCHEDULER_VARIABLE, scheduler_address, scheduler_session
     from .widgets import HEADLESS_VARIABLE
 
     params = profile_parameters(profile)
@@ -86,10 +89,13 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
     run.remove_temporaries()  # what a killed run was writing (its complete files stay)
     kernel = _kernel_name()
     timings = {}
-    with _environment({HEADLESS_VARIABLE: "1"}):  # the kernels inherit it: explorers draw, create no widget
-        for path in paths:
-            _execute(path, run, params, kernel, timings, render, progress)
-    run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings})
+    with scheduler_session(scheduler) as address:
+        # the kernels inherit these: explorers draw and create no widget; the jobs go to the scheduler
+        with _environment({HEADLESS_VARIABLE: "1", SCHEDULER_VARIABLE: address or ""}):
+            for path in paths:
+                _execute(path, run, params, kernel, timings, render, progress)
+    run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings,
+                                 "scheduler": scheduler_address(scheduler)})
     return run
 
 
