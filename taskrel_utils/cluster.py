@@ -28,6 +28,9 @@ SCHEDULER_VARIABLE = "TASKREL_SCHEDULER"
 #: The address that starts a ``LocalCluster`` on this machine instead of joining a running scheduler.
 LOCAL = "local"
 
+#: where a local cluster serves its dashboard: a free port, so that clusters of several runs coexist
+LOCAL_DASHBOARD = "127.0.0.1:0"
+
 _CLIENTS: dict = {}  # address -> (Client, LocalCluster or None), one per process
 _LOCK = threading.Lock()
 
@@ -51,12 +54,13 @@ def _require_distributed():
 
 def start_local_cluster(n_workers: int | None = None):
     """A ``LocalCluster`` of ``n_workers`` processes (None: ``TASKREL_JOBS`` or the CPU count), one
-    thread each, no dashboard. The caller closes it."""
+    thread each, its HTTP server (dashboard) on a free port of this machine. The caller closes it."""
     from .jobs import n_jobs_default
 
     distributed = _require_distributed()
     n = n_jobs_default(os.cpu_count() or 1) if n_workers is None else max(1, int(n_workers))
-    return distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    return distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                    dashboard_address=LOCAL_DASHBOARD)
 
 
 def client(address: str):
