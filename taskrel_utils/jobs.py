@@ -63,18 +63,20 @@ def run_jobs(fn: Callable, jobs: Iterable[Sequence], *, n_jobs: int | None = Non
         return [fn(*job) for job in tqdm(jobs, desc=desc, disable=not progress)]
     from joblib import Parallel, delayed
 
+    environment = caller_environment()
     results = Parallel(n_jobs=workers, return_as="generator")(
-        delayed(with_environment)(caller_environment(), fn, *job) for job in jobs)
+        delayed(with_environment)(environment, fn, *job) for job in jobs)
     return list(tqdm(results, total=len(jobs), desc=desc, disable=not progress))
 
 
 def caller_environment(resolve_cache: bool = False) -> dict:
-    """The caller's :data:`WORKER_ENVIRONMENT` values (None: unset). ``resolve_cache``: an unset
-    ``TASKREL_CACHE`` becomes the folder this process uses (``paths.cache_dir()``), for workers
-    that may have another default (another machine, another checkout)."""
+    """The caller's :data:`WORKER_ENVIRONMENT` values (None: unset). ``resolve_cache``:
+    ``TASKREL_CACHE`` becomes the absolute path of the folder this process uses
+    (``paths.cache_dir()``), for workers that may have another default or another working
+    directory (another machine, another checkout)."""
     environment = {name: os.environ.get(name) for name in WORKER_ENVIRONMENT}
-    if resolve_cache and environment.get("TASKREL_CACHE") is None:
-        environment["TASKREL_CACHE"] = str(cache_dir())
+    if resolve_cache:
+        environment["TASKREL_CACHE"] = str(cache_dir().resolve())
     return environment
 
 

@@ -46,12 +46,15 @@ def test_two_workers_computing_one_key_share_the_callers_cache(scheduler, tmp_pa
     assert len(list((tmp_path / "cache" / "dask-shared").glob("*.npz"))) == 1
 
 
-def test_workers_get_the_resolved_cache_folder_when_the_caller_has_none(monkeypatch):
+def test_workers_get_the_callers_cache_folder_as_an_absolute_path(monkeypatch, tmp_path):
     from taskrel_utils.paths import cache_dir
 
     monkeypatch.delenv("TASKREL_CACHE", raising=False)
     assert jobs.caller_environment() == {"TASKREL_CACHE": None}  # local processes share this machine's default
-    assert jobs.caller_environment(resolve_cache=True) == {"TASKREL_CACHE": str(cache_dir())}
+    assert jobs.caller_environment(resolve_cache=True) == {"TASKREL_CACHE": str(cache_dir().resolve())}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TASKREL_CACHE", "relative-cache")  # a worker elsewhere would read another folder
+    assert jobs.caller_environment(resolve_cache=True) == {"TASKREL_CACHE": str(tmp_path.resolve() / "relative-cache")}
 
 
 def test_relatedness_and_score_tables_on_dask_equal_serial(feats, monkeypatch):
