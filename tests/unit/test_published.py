@@ -136,24 +136,53 @@ def test_every_supervised_model_is_registered_by_its_library_name():
             assert arch in models.list_models(module=models) and weights_of(arch, DEFAULT_WEIGHTS).url
 
 
-@pytest.mark.parametrize("name, dim", [("torchvision:mobilenet_v2", 1280), ("torchvision:googlenet", 1024)])
-def test_registered_torchvision_models_build_with_random_weights(name, dim):
+def test_a_registered_torchvision_model_builds_with_random_weights():
     from taskrel_utils import encoders
 
-    enc = encoders.load_encoder(f"{name}:random", image_size=32)
+    enc = encoders.load_encoder("torchvision:mobilenet_v2:random", image_size=32)
     images = np.random.default_rng(0).integers(0, 256, size=(2, 28, 28), dtype=np.uint8)
     Z = enc.encode(enc.preprocess(images))
-    assert Z.shape == (2, enc.feature_dim) == (2, dim) and torch_finite(Z)
+    assert Z.shape == (2, enc.feature_dim) == (2, 1280) and bool(np.isfinite(Z.numpy()).all())
     assert enc.head is None and enc.info["native_size"] == 224 and enc.preprocess.size == 32
-    again = encoders.load_encoder(f"{name}:random", image_size=32)
-    assert again.weights_id == enc.weights_id  # seeded: the same random weights
-    assert encoders.load_encoder(f"{name}:random", image_size=32, seed=1).weights_id != enc.weights_id
+    assert encoders.load_encoder("torchvision:mobilenet_v2:random", image_size=32).weights_id == enc.weights_id
 
 
-def torch_finite(Z):
+def test_the_last_linear_layer_is_split_off_as_the_head():
+    import inspect
+
     import torch
+    from torchvision import models
 
-    return bool(torch.isfinite(Z).all())
+    from taskrel_utils.errors import TaskrelError
+    from taskrel_utils.torchvision_encoders import RANDOM_OPTIONS, split_head
+
+    class Fc(torch.nn.Module):  # resnet, googlenet, inception_v3: net.fc
+        def __init__(self):
+            super().__init__()
+            self.body, self.fc = torch.nn.Linear(3, 4), torch.nn.Linear(4, 10)
+
+        def forward(self, x):
+            return self.fc(self.body(x))
+
+    class Classifier(Fc):  # mobilenet_v2, mnasnet, densenet: net.classifier (a Sequential or a Linear)
+        def __init__(self):
+            super().__init__()
+            self.classifier = torch.nn.Sequential(torch.nn.Dropout(0.2), self.fc)
+            del self.fc
+
+        def forward(self, x):
+            return self.classifier(self.body(x))
+
+    x = torch.ones(2, 3)
+    for net in (Fc(), Classifier()):
+        features = net.body(x)
+        head = split_head(net)
+        assert head.out_features == 10 and torch.equal(net.eval()(x), features)
+    with pytest.raises(TaskrelError, match="last linear layer"):
+        split_head(torch.nn.Sequential(torch.nn.Linear(3, 4)))
+    for arch, options in RANDOM_OPTIONS.items():  # constructor options that exist
+        cls = {"googlenet": models.GoogLeNet, "inception_v3": models.Inception3}[arch]
+        assert set(options) <= set(inspect.signature(cls.__init__).parameters)
 
 
 def _profile(encoders, targets, contrasts=()):
