@@ -120,7 +120,8 @@ def map_jobs(fn: Callable, jobs: Sequence[Sequence], address: str, environment: 
     packed = c.scatter([tuple(job) for job in jobs], hash=False)
     futures = [c.submit(_call_packed, environment, fn, job, pure=False) for job in packed]
     try:
-        for future in tqdm(distributed.as_completed(futures, loop=c.loop), total=len(futures), desc=desc, disable=not progress):
+        finished = distributed.as_completed(futures, loop=c.loop)
+        for future in tqdm(finished, total=len(futures), desc=desc, disable=not progress):
             if future.status == "error":
                 future.result()  # raises the job's own exception
         return c.gather(futures)

@@ -226,7 +226,8 @@ def test_correlation_table_from_fake_scores_against_the_published_accuracies():
     assert list(r.index) == ["pets", "dtd", "aircraft", "Average"] and not r.isna().any().any()
     # the published DTD accuracies, read independently of the tables
     dtd = published.finetune_accuracy(group=1, target="dtd").set_index("model").accuracy
-    dtd_tr = tr[tr.target == "dtd"].assign(model=lambda d: d.encoder.map({v: k for k, v in published.KIT_ENCODERS.items()}))
+    to_model = {v: k for k, v in published.KIT_ENCODERS.items()}
+    dtd_tr = tr[tr.target == "dtd"].assign(model=lambda d: d.encoder.map(to_model))
     expected = np.corrcoef(dtd_tr.value, dtd[dtd_tr.model].to_numpy())[0, 1]
     assert r.loc["dtd", "task_relatedness"] == pytest.approx(expected) and expected < -0.9
     assert r.loc["Average", "logme"] == pytest.approx(r.loc[["pets", "dtd", "aircraft"], "logme"].mean())
