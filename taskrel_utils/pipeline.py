@@ -5,6 +5,8 @@
 ``report/<stem>.html`` under the run directory and returns the :class:`~taskrel_utils.runs.Run`.
 Parameters that a notebook does not declare in its ``parameters`` cell are refused, not
 silently ignored. A failing notebook is kept as ``executed/<stem>.failed.ipynb`` for inspection.
+The kernels inherit ``TASKREL_SCHEDULER``: with ``scheduler=`` (``run --scheduler``) every job of
+their tables goes to that Dask cluster (:mod:`taskrel_utils.cluster`).
 
 Every file of the run directory is written atomically: papermill fills a hidden temporary notebook
 that is renamed to ``executed/<stem>.ipynb`` once it is complete, the notebooks write through
