@@ -1,6 +1,6 @@
 """Command line of the kit: ``python -m taskrel_utils <command>``.
 
-    run --profile mini|smoke|paper [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02]
+    run --profile mini|smoke|paper [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02] [--scheduler ADDRESS]
     report EXECUTED.ipynb|RUN_DIR [--out DIR]
     data build-mini --source DIR
     zoo build [--names NAME ...] [--jobs N] | zoo verify
@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a notebook parameter (VALUE is parsed as YAML)")
     run.add_argument("--notebooks", nargs="*", default=None, help="notebook numbers or paths (default: all)")
     run.add_argument("--no-report", action="store_true", help="skip the HTML reports")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="send the jobs of every table to this Dask scheduler (tcp://host:8786), or 'local' "
+                          "for a LocalCluster of this machine (default: TASKREL_SCHEDULER, else local processes)")
 
     rep = sub.add_parser("report", help="render an executed notebook (or all of a run) to HTML, and the run's index.html")
     rep.add_argument("notebook", help="an executed notebook, or a run directory (all its executed notebooks)")
@@ -115,7 +118,8 @@ def main(argv=None) -> int:
 
             params = {name: yaml.safe_load(value) for name, value in args.parameter}
             run = run_notebooks(args.profile, run_dir=args.run_dir, parameters=params,
-                                notebooks=_notebook_paths(args.notebooks), render=not args.no_report)
+                                notebooks=_notebook_paths(args.notebooks), render=not args.no_report,
+                                scheduler=args.scheduler)
             print(f"run finished: {run.root}")
         elif args.command == "report":
             _report(args.notebook, args.out)

@@ -18,6 +18,9 @@ Names
   path>``; features = ``encode_image`` (not normalised). Option: ``seed`` (random init).
 * ``timm:<model>`` (the model's default pretrained weights), ``timm:<model>:random``,
   ``timm:<model>:<checkpoint path>``; features = pooled pre-logits.
+* ``torchvision:<model>`` (torchvision's ``IMAGENET1K_V1`` weights), ``torchvision:<model>:random``,
+  ``torchvision:<model>:<weights enum member>``; features = the input of the last linear layer
+  (:mod:`taskrel_utils.torchvision_encoders`).
 
 Downloads (real open_clip tags, timm weights) go through the libraries' own caches; when one is
 needed and impossible (``HF_HUB_OFFLINE=1`` or no network) an ``OfflineError`` is raised within
@@ -47,7 +50,8 @@ __all__ = ["Encoder", "load_encoder", "list_encoders", "imagenet_class_names", "
 EFFNETS = {"effnet-lite0": (0, 224), "effnet-lite1": (1, 240), "effnet-lite2": (2, 260)}
 #: the name patterns accepted besides the fixed names
 PATTERNS = ("open_clip:<model>[:<pretrained tag or checkpoint path>]",
-            "timm:<model>[:random or :<checkpoint path>]")
+            "timm:<model>[:random or :<checkpoint path>]",
+            "torchvision:<model>[:random or :<weights, e.g. IMAGENET1K_V2>]")
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -79,7 +83,7 @@ class Encoder:
 
 
 def list_encoders() -> list[str]:
-    """The fixed encoder names (besides the ``open_clip:`` and ``timm:`` patterns, see ``PATTERNS``)."""
+    """The fixed encoder names (besides the ``open_clip:``, ``timm:`` and ``torchvision:`` patterns, see ``PATTERNS``)."""
     return list(cnn_zoo.ZOO) + list(EFFNETS)
 
 
@@ -108,6 +112,9 @@ def load_encoder(name: str, *, device: str = "cpu", image_size: int | None = Non
         enc = _load_open_clip(name, image_size, **options)
     elif name.startswith("timm:"):
         enc = _load_timm(name, image_size, **options)
+    elif name.startswith("torchvision:"):
+        from .torchvision_encoders import load_torchvision
+        enc = load_torchvision(name, image_size, **options)
     else:
         raise UnknownNameError("encoder", name, list_encoders() + list(PATTERNS))
     enc.model.eval().to(device)

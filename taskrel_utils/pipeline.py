@@ -5,6 +5,8 @@
 ``report/<stem>.html`` under the run directory and returns the :class:`~taskrel_utils.runs.Run`.
 Each notebook receives the parameters its ``parameters`` cell declares; a parameter that no
 notebook declares is refused, not silently ignored. A failing notebook is kept as ``executed/<stem>.failed.ipynb`` for inspection.
+The kernels inherit ``TASKREL_SCHEDULER``: with ``scheduler=`` (``run --scheduler``) every job of
+their tables goes to that Dask cluster (:mod:`taskrel_utils.cluster`).
 
 Every file of the run directory is written atomically: papermill fills a hidden temporary notebook
 that is renamed to ``executed/<stem>.ipynb`` once it is complete, the notebooks write through
@@ -72,14 +74,17 @@ def _kernel_name() -> str:
 
 
 def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None = None,
-                  notebooks=None, render: bool = True, progress: bool = True) -> Run:
+                  notebooks=None, render: bool = True, progress: bool = True, scheduler: str | None = None) -> Run:
     """Execute ``notebooks`` (default: all, in order) on ``profile`` into ``run_dir``.
 
     ``parameters`` override the profile's parameters file (``notebooks/params/<profile>.yaml``).
     Each notebook receives the names its ``parameters`` cell declares. Before anything executes,
     the file's names are checked against all the numbered notebooks and ``parameters`` against
-    ``notebooks``: a name that none of them declares is refused.
+    ``notebooks``: a name that none of them declares is refused. ``scheduler``: a Dask
+    scheduler address for every job of the notebooks' tables (None: ``TASKREL_SCHEDULER``, if
+    set); ``local`` starts one ``LocalCluster`` that all the notebooks share (:mod:`cluster`).
     """
+    from .cluster import SCHEDULER_VARIABLE, scheduler_address, scheduler_session
     from .widgets import HEADLESS_VARIABLE
 
     paths = [Path(p) for p in (notebooks or list_notebooks())]
@@ -94,11 +99,14 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
     run.remove_temporaries()  # what a killed run was writing (its complete files stay)
     kernel = _kernel_name()
     timings = {}
-    with _environment({HEADLESS_VARIABLE: "1"}):  # the kernels inherit it: explorers draw, create no widget
-        for path in paths:
-            share = {name: value for name, value in params.items() if name in declared[path]}
-            _execute(path, run, share, kernel, timings, render, progress)
-    run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings})
+    with scheduler_session(scheduler) as address:
+        # the kernels inherit these: explorers draw and create no widget; the jobs go to the scheduler
+        with _environment({HEADLESS_VARIABLE: "1", SCHEDULER_VARIABLE: address or ""}):
+            for path in paths:
+                share = {name: value for name, value in params.items() if name in declared[path]}
+                _execute(path, run, share, kernel, timings, render, progress)
+    run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings,
+                                 "scheduler": scheduler_address(scheduler)})
     if render:  # report/index.html: every report, figure and table of the run directory
         report_index.write_index(run.root)
     return run

@@ -3,7 +3,8 @@
 - :func:`relatedness_table`: the task-relatedness fit of every pair (with or without the target's
   labels, on a fraction of the target data);
 - :func:`probe_table`: the linear probe of every pair, on the same features as the fits;
-- :func:`score_table`: every baseline transferability score of every pair.
+- :func:`score_table`: every baseline transferability score of every pair;
+- :func:`study_table`: a ground truth joined with those scores, for the correlation study.
 
 The pairs run as independent jobs (:func:`jobs.run_jobs`), each cached where it is expensive.
 """
@@ -147,6 +148,26 @@ def _head_probabilities(head, Z) -> np.ndarray:
         weight = next(head.parameters())
         logits = head(torch.tensor(np.asarray(Z), dtype=weight.dtype, device=weight.device))  # a copy: Z may be read-only
         return torch.softmax(logits.double(), dim=1).cpu().numpy()
+
+
+def study_table(accuracy: pd.DataFrame, relatedness: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+    """The correlation study's table: one row per (encoder, target) found in all three inputs, in
+    the order of ``accuracy``, with the accuracy to predict and every score before fine-tuning.
+
+    ``accuracy``: the ground truth (columns encoder, target, group, accuracy, accuracy_std: the
+    kit's fine-tuning, ``ground_truth.load(profile).table``, or the published accuracies,
+    ``published.ground_truth_table(profile)``); ``relatedness``: :func:`relatedness_table` (its
+    ``value`` becomes ``task_relatedness``, its ``target_accuracy`` ``transferred_accuracy``);
+    ``baselines``: :func:`score_table`. ``otce`` = lambda_1 W + lambda_2 CE + b0, fitted on the
+    other targets' rows (``scores.otce_leave_one_target_out``).
+    """
+    keys = ["encoder", "target"]
+    table = (accuracy[keys + ["group", "accuracy", "accuracy_std"]]
+             .merge(relatedness[keys + ["value", "target_accuracy"]]
+                    .rename(columns={"value": "task_relatedness", "target_accuracy": "transferred_accuracy"}), on=keys)
+             .merge(baselines, on=keys))
+    table["otce"] = scores.otce_leave_one_target_out(table)
+    return table
 
 
 def fraction_tables(profile: Profile, feats: dict, accuracy: pd.DataFrame, fractions, seeds, *,

@@ -57,7 +57,14 @@ def test_unknown_override_lists_fields():
 
 
 @pytest.mark.parametrize("override", [{"targets": []}, {"max_train_per_class": 0},
-                                      {"max_test_per_class": -2}, {"seed": "zero"}, {"batch_size": 1.5}])
+                                      {"max_test_per_class": -2}, {"seed": "zero"}, {"batch_size": 1.5},
+                                      {"use_published": "yes"}])
 def test_bad_values_are_refused(override):
     with pytest.raises(TaskrelError):
         config.load_profile("mini", **override)
+
+
+def test_use_published_is_off_unless_the_profile_or_the_notebook_turns_it_on():
+    assert config.load_profile("mini").use_published is False
+    assert config.load_profile("mini", use_published=None).use_published is False  # None: the profile's
+    assert config.load_profile("mini", use_published=True).use_published is True
