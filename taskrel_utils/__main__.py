@@ -3,6 +3,7 @@
     run --profile mini|smoke|paper [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02] [--scheduler ADDRESS]
     report EXECUTED.ipynb|RUN_DIR [--out DIR]
     data build-mini --source DIR
+    data make-dryrun --out DIR [--size smoke|full] [--seed 0]
     zoo build [--names NAME ...] [--jobs N] | zoo verify
     ground-truth build --profile mini [--seeds 6] [--contrast-seeds N] [--selection-seeds 1] [--jobs N] [--out CSV]
     ground-truth check --profile mini [--out CSV] [--verify N]
@@ -42,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     build = data_sub.add_parser("build-mini", help="build data/mini/ from the raw source files")
     build.add_argument("--source", default=None, help="folder with fashion-mnist/ and opencv-digits/")
     build.add_argument("--out", default=None, help="default: data/mini")
+    dry = data_sub.add_parser("make-dryrun", help="write synthetic stand-ins of ImageNet, Pets, DTD and Aircraft in "
+                                                  "their on-disk formats (the paper-dryrun profiles)")
+    dry.add_argument("--out", required=True, help="a new folder")
+    dry.add_argument("--size", default="smoke", choices=["smoke", "full"],
+                     help="smoke (default: a few classes, the paper-dryrun profile) or full (the paper's class "
+                          "counts, the paper-dryrun-full profile)")
+    dry.add_argument("--seed", type=int, default=0)
 
     zoo = sub.add_parser("zoo", help="the shipped in-kit CNN weights (data/zoo)")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
@@ -123,6 +131,14 @@ def main(argv=None) -> int:
             print(f"run finished: {run.root}")
         elif args.command == "report":
             _report(args.notebook, args.out)
+        elif args.command == "data" and args.data_command == "make-dryrun":
+            from .dryrun import make_dryrun
+
+            out = make_dryrun(args.out, size=args.size, seed=args.seed).resolve()
+            print(f"wrote the {args.size} stand-ins to {out}; run with
+"
+                  f"  IMAGENET_ROOT={out / 'imagenet'} TASKREL_DATA_ROOT={out} python -m taskrel_utils run "
+                  f"--profile {'paper-dryrun' if args.size == 'smoke' else 'paper-dryrun-full'}")
         elif args.command == "data":
             from pathlib import Path
 

@@ -34,6 +34,7 @@ class Profile:
     task_options: dict = field(default_factory=dict)
     relatedness: dict = field(default_factory=dict)
     max_feature_dim: int | None = None
+    reference_pool: int | None = None
     finetune: dict = field(default_factory=lambda: {"recipe": "mini"})
     ground_truth: dict = field(default_factory=dict)
     use_published: bool = False
@@ -140,6 +141,7 @@ def _validated(raw: dict) -> Profile:
         task_options=dict(raw.get("task_options") or {}),
         relatedness=dict(raw.get("relatedness") or {}),
         max_feature_dim=positive_or_none("max_feature_dim"),
+        reference_pool=positive_or_none("reference_pool"),
         finetune=dict(raw.get("finetune") or {"recipe": "mini"}),
         ground_truth=dict(raw.get("ground_truth") or {}),
         use_published=use_published,

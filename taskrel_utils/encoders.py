@@ -15,7 +15,9 @@ Names
   ``tf_efficientnet_lite{0,1,2}``; features = the 1280-d pooled pre-logits; ``head`` = the
   ImageNet classifier. Native input 224/240/260; ``image_size`` may set a smaller one.
 * ``open_clip:<model>`` (random init, offline) and ``open_clip:<model>:<pretrained tag | checkpoint
-  path>``; features = ``encode_image`` (not normalised). Option: ``seed`` (random init).
+  path>``; features = ``encode_image`` (not normalised). Option: ``seed`` (random init). Besides
+  open_clip's own architectures, the kit's ``open_clip_configs/`` adds ``taskrel-tiny-vit`` (a
+  2-layer ViT on 32x32 inputs, random weights only: dry runs and tests).
 * ``timm:<model>`` (the model's default pretrained weights), ``timm:<model>:random``,
   ``timm:<model>:<checkpoint path>``; features = pooled pre-logits.
 * ``torchvision:<model>`` (torchvision's ``IMAGENET1K_V1`` weights), ``torchvision:<model>:random``,
@@ -292,8 +294,18 @@ def _check_seed(name, seed):
 
 
 # ---------------------------------------------------------------------------- open_clip
+#: the kit's own open_clip architectures (random weights only), registered with open_clip on first use
+OPEN_CLIP_CONFIGS = Path(__file__).with_name("open_clip_configs")
+
+
+def _register_kit_configs(open_clip) -> None:
+    if not any(Path(p) == OPEN_CLIP_CONFIGS for p in open_clip.factory._MODEL_CONFIG_PATHS):
+        open_clip.add_model_config(OPEN_CLIP_CONFIGS)
+
+
 def _load_open_clip(name, image_size, seed: int = 0, **options) -> Encoder:
     import open_clip
+    _register_kit_configs(open_clip)
     _no_options(name, options, ["seed"])
     _check_seed(name, seed)
     parts = name.split(":", 2)

@@ -22,6 +22,7 @@ from .config import Profile
 from .controls import target_fraction
 from .errors import TaskrelError
 from .experiment import zoo_pairs
+from .fit_options import encoder_fit_options
 from .finetune import linear_probe
 from .fits import cached_relatedness, reference_model
 from .jobs import run_jobs
@@ -35,7 +36,8 @@ def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=N
                       **options) -> pd.DataFrame:
     """Task-relatedness of every (encoder, target) of the profile: one :func:`fits.result_row` per pair.
 
-    ``options`` override the profile's ``relatedness`` options; each encoder's h_R is trained once
+    ``options`` override the profile's ``relatedness`` options (the OT batch then set per encoder,
+    :func:`fit_options.encoder_fit_options`); each encoder's h_R is trained once
     (and cached, :func:`fits.reference_model`); results come from the cache when nothing changed.
     ``target_labels=False``: the pseudo-label variant (see :func:`fits.cached_relatedness`);
     ``fraction``: only a stratified fraction of the target data (see :func:`controls.target_fraction`).
@@ -45,7 +47,8 @@ def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=N
     opts = {**profile.relatedness, **options}
     seed = profile.seed if seed is None else seed
     names, targets = list(encoders or profile.encoders), list(targets or profile.targets)
-    jobs = [(e, t, kwargs, seed, cache, target_labels, fraction, fraction_seed, opts)
+    jobs = [(e, t, kwargs, seed, cache, target_labels, fraction, fraction_seed,
+             encoder_fit_options(opts, e, feats[e, profile.reference, "train"][0].shape[1]))
             for e, t, kwargs in zoo_pairs(profile, feats, names, targets)]
     return _zoo_table(run_jobs(_relatedness_row, jobs, n_jobs=n_jobs, desc="task-relatedness", progress=progress), names, targets)
 
