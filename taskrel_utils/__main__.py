@@ -135,8 +135,7 @@ def main(argv=None) -> int:
             from .dryrun import make_dryrun
 
             out = make_dryrun(args.out, size=args.size, seed=args.seed).resolve()
-            print(f"wrote the {args.size} stand-ins to {out}; run with
-"
+            print(f"wrote the {args.size} stand-ins to {out}; run with\n"
                   f"  IMAGENET_ROOT={out / 'imagenet'} TASKREL_DATA_ROOT={out} python -m taskrel_utils run "
                   f"--profile {'paper-dryrun' if args.size == 'smoke' else 'paper-dryrun-full'}")
         elif args.command == "data":
