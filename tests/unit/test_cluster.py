@@ -84,7 +84,6 @@ def test_relatedness_and_score_tables_on_dask_equal_serial(feats, monkeypatch):
 def test_the_scheduler_address_reaches_the_notebook_kernels(monkeypatch, tmp_path):
     seen = []
     monkeypatch.delenv(cluster.SCHEDULER_VARIABLE, raising=False)
-    monkeypatch.setattr(pipeline, "check_parameters", lambda *a: None)  # no papermill: only the environment counts
     monkeypatch.setattr(pipeline, "_kernel_name", lambda: "python3")
     monkeypatch.setattr(pipeline, "_execute", lambda *a, **k: seen.append(os.environ.get(cluster.SCHEDULER_VARIABLE)))
     first = pipeline.list_notebooks()[:1]
