@@ -41,7 +41,7 @@ lab: setup
 warm: setup  ## before a workshop: every notebook once on $(PROFILE) (fills the cache), then the cache's place and size
 	$(PY) -m taskrel_utils run --profile $(PROFILE)
 	@cache=$$($(PY) -c "from taskrel_utils.paths import cache_dir; print(cache_dir())"); \
-	echo "cache: $$cache (TASKREL_CACHE moves it)"; du -sh "$$cache"/* "$$cache"
+	echo "cache: $$cache (TASKREL_CACHE moves it)"; du -sh "$$cache"/*; du -sh "$$cache"
 
 report: setup  ## re-render the HTML reports of runs/$(PROFILE)
 	for nb in runs/$(PROFILE)/executed/[0-9]*.ipynb; do $(PY) -m taskrel_utils report $$nb; done
