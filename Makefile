@@ -6,14 +6,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.taskrel-installed
 PROFILE ?= mini
+# laptops without a GPU: make setup REQUIREMENTS=requirements-cpu.txt (the CPU build of torch, docs/workshop.md)
+REQUIREMENTS ?= requirements.txt
 
-.PHONY: setup reproduce test test-unit test-notebooks lab report bench build-mini clean-runs
+.PHONY: setup reproduce test test-unit test-notebooks test-browser lab warm report bench build-mini clean-runs
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt $(REQUIREMENTS) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -r requirements.txt  # byte-compiled here: environments may set PYTHONDONTWRITEBYTECODE
+	$(PY) -m pip install -r $(REQUIREMENTS)  # byte-compiled here: environments may set PYTHONDONTWRITEBYTECODE
 	$(PY) -m pip install --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name taskrel --display-name "Python (taskrel kit)"
 	touch $(STAMP)
@@ -21,8 +23,8 @@ $(STAMP): requirements.txt pyproject.toml
 reproduce: setup  ## all notebooks on the mini profile into runs/mini (+ report/*.html)
 	$(PY) -m taskrel_utils run --profile $(PROFILE)
 
-test: setup  ## offline: any download attempt fails at once; the smoke run on one worker, the rest beside it
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -n auto --dist loadgroup
+test: setup  ## offline: any download attempt fails at once; the smoke run's tests on one worker, the rest beside it (the browser test: make test-browser)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n auto --dist loadgroup -m "not browser"
 
 test-unit: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/unit tests/hygiene
@@ -30,8 +32,20 @@ test-unit: setup
 test-notebooks: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/notebooks
 
+test-browser: setup $(VENV)/.taskrel-browser  ## notebook 01 in JupyterLab in headless Chromium (Debian: apt-get install chromium)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/browser
+
+$(VENV)/.taskrel-browser: requirements-browser.txt $(STAMP)  # playwright (165 MB) only for the browser test
+	$(PY) -m pip install -r requirements-browser.txt
+	touch $@
+
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
+
+warm: setup  ## before a workshop: every notebook once on $(PROFILE) (fills the cache), then the cache's place and size
+	$(PY) -m taskrel_utils run --profile $(PROFILE)
+	@cache=$$($(PY) -c "from taskrel_utils.paths import cache_dir; print(cache_dir())"); \
+	echo "cache: $$cache (TASKREL_CACHE moves it)"; du -sh "$$cache"/*; du -sh "$$cache"
 
 report: setup  ## re-render the HTML reports of runs/$(PROFILE)
 	$(PY) -m taskrel_utils report runs/$(PROFILE)
