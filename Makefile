@@ -24,13 +24,13 @@ reproduce: setup  ## all notebooks on the mini profile into runs/mini (+ report/
 	$(PY) -m taskrel_utils run --profile $(PROFILE)
 
 test: setup  ## offline: any download attempt fails at once; the smoke run's tests on one worker, the rest beside it (the browser test: make test-browser)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -n auto --dist loadgroup -m "not browser"
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n auto -m "not browser"
 
 test-unit: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/unit tests/hygiene
 
 test-notebooks: setup
-	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/notebooks
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/notebooks tests/paper_dryrun
 
 test-browser: setup $(VENV)/.taskrel-browser  ## notebook 01 in JupyterLab in headless Chromium (Debian: apt-get install chromium)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/browser
