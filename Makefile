@@ -1,13 +1,14 @@
 # taskrel kit. Two commands do everything on a fresh clone:
 #   make reproduce   set up .venv, run every notebook on the mini profile, render HTML reports
 #   make test        set up .venv, run the unit, hygiene and notebook (smoke) tests
+#   make student     student copies of the notebooks (no solution cells) into student/
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.taskrel-installed
 PROFILE ?= mini
 
-.PHONY: setup reproduce test test-unit test-notebooks lab report bench build-mini clean-runs
+.PHONY: setup reproduce test test-unit test-notebooks lab report bench build-mini clean-runs student
 
 setup: $(STAMP)
 
@@ -29,6 +30,9 @@ test-unit: setup
 
 test-notebooks: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/notebooks
+
+student: setup  ## the notebooks without their solution cells, into student/ (gitignored)
+	$(PY) -m taskrel_utils student --out student
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -2,6 +2,7 @@
 
     run --profile mini|smoke|paper [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02]
     report EXECUTED.ipynb [--out DIR]
+    student [--out DIR] [--notebooks 01 02]
     data build-mini --source DIR
     zoo build [--names NAME ...] [--jobs N] | zoo verify
     ground-truth build --profile mini [--seeds 6] [--contrast-seeds N] [--selection-seeds 1] [--jobs N] [--out CSV]
@@ -33,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="render an executed notebook to HTML")
     rep.add_argument("notebook")
     rep.add_argument("--out", default=None, help="default: the notebook's run report/ folder")
+
+    stu = sub.add_parser("student", help="write student copies of the notebooks, without the solution cells")
+    stu.add_argument("--out", default="student", help="default: student/")
+    stu.add_argument("--notebooks", nargs="*", default=None, help="notebook numbers or paths (default: all)")
 
     data = sub.add_parser("data", help="data bundle commands")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -102,6 +107,11 @@ def main(argv=None) -> int:
             nb = Path(args.notebook)
             out = Path(args.out) if args.out else nb.parent.parent / "report"
             print(render_html(nb, out))
+        elif args.command == "student":
+            from .student import write_student_copies
+
+            for path in write_student_copies(args.out, _notebook_paths(args.notebooks)):
+                print(path)
         elif args.command == "data":
             from pathlib import Path
 
