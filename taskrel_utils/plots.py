@@ -107,14 +107,22 @@ def gradient_norms(norms, tau0: float, title: str):
     return fig
 
 
+#: panels of :func:`fit_curves` drawn on a log scale when positive: J starts orders of magnitude
+#: above where it settles (the label term, weighted by Lambda, vanishes in the first steps)
+LOG_SCALE_CURVES = ("objective", "objective_moving_average")
+
+
 def fit_curves(history):
     """One panel per logged quantity of a fit against its step (``history`` columns: step and
-    one column per quantity)."""
+    one column per quantity); :data:`LOG_SCALE_CURVES` on a log scale when all positive."""
     curves = history.melt(id_vars="step", value_vars=[c for c in history.columns if c != "step"],
                           var_name="quantity", value_name="value")
     grid = sns.relplot(data=curves, x="step", y="value", col="quantity", col_wrap=4, kind="line",
                        height=2.2, facet_kws={"sharey": False})
     grid.set_titles("{col_name}")
+    for name, ax in grid.axes_dict.items():
+        if name in LOG_SCALE_CURVES and (history[name] > 0).all():
+            ax.set_yscale("log")
     return grid.figure
 
 

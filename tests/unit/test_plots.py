@@ -168,6 +168,8 @@ def test_fit_curves_one_panel_per_quantity():
     history = pd.DataFrame({"step": [0, 1, 2], "objective": [3.0, 2.0, 1.0], "W": [1.0, 0.5, 0.4]})
     fig = plots.fit_curves(history)
     assert sorted(ax.get_title() for ax in fig.axes) == ["W", "objective"]
+    scales = {ax.get_title(): ax.get_yscale() for ax in fig.axes}
+    assert scales == {"objective": "log", "W": "linear"}  # J spans orders of magnitude
 
 
 def test_label_map_and_prior_shows_B_and_both_priors():
