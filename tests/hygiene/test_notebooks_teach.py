@@ -38,7 +38,7 @@ def test_notebook_has_goals_summary_and_exercises_with_solutions(path):
     cells = nbformat.read(path, as_version=4).cells
     goals = _heading_index(cells, "## Learning goals")
     assert 1 <= goals <= 3, "the learning goals come right after the title"
-    n_goals = len(re.findall(r"^\* ", cells[goals].source, flags=re.M))
+    n_goals = len(re.findall(r"^[*-] ", cells[goals].source, flags=re.M))
     assert 3 <= n_goals <= 5, f"3-5 learning goals as bullets, found {n_goals}"
     summary, exercises = _heading_index(cells, "## Summary"), _heading_index(cells, "## Exercises")
     assert goals < summary < exercises, "order: learning goals, ..., summary, exercises"
