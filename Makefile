@@ -7,14 +7,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.taskrel-installed
 PROFILE ?= mini
+# laptops without a GPU: make setup REQUIREMENTS=requirements-cpu.txt (the CPU build of torch, docs/workshop.md)
+REQUIREMENTS ?= requirements.txt
 
-.PHONY: setup reproduce test test-unit test-notebooks lab report bench build-mini clean-runs student
+.PHONY: setup reproduce test test-unit test-notebooks test-browser lab warm report bench build-mini clean-runs student
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt $(REQUIREMENTS) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -r requirements.txt  # byte-compiled here: environments may set PYTHONDONTWRITEBYTECODE
+	$(PY) -m pip install -r $(REQUIREMENTS)  # byte-compiled here: environments may set PYTHONDONTWRITEBYTECODE
 	$(PY) -m pip install --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name taskrel --display-name "Python (taskrel kit)"
 	touch $(STAMP)
@@ -22,8 +24,8 @@ $(STAMP): requirements.txt pyproject.toml
 reproduce: setup  ## all notebooks on the mini profile into runs/mini (+ report/*.html)
 	$(PY) -m taskrel_utils run --profile $(PROFILE)
 
-test: setup  ## offline: any download attempt fails at once
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+test: setup  ## offline: any download attempt fails at once; the smoke run's tests on one worker, the rest beside it (the browser test: make test-browser)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n auto --dist loadgroup -m "not browser"
 
 test-unit: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/unit tests/hygiene
@@ -31,14 +33,26 @@ test-unit: setup
 test-notebooks: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/notebooks
 
+test-browser: setup $(VENV)/.taskrel-browser  ## notebook 01 in JupyterLab in headless Chromium (Debian: apt-get install chromium)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/browser
+
+$(VENV)/.taskrel-browser: requirements-browser.txt $(STAMP)  # playwright (165 MB) only for the browser test
+	$(PY) -m pip install -r requirements-browser.txt
+	touch $@
+
 student: setup  ## the notebooks without their solution cells, into student/ (gitignored)
 	$(PY) -m taskrel_utils student --out student
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
+warm: setup  ## before a workshop: every notebook once on $(PROFILE) (fills the cache), then the cache's place and size
+	$(PY) -m taskrel_utils run --profile $(PROFILE)
+	@cache=$$($(PY) -c "from taskrel_utils.paths import cache_dir; print(cache_dir())"); \
+	echo "cache: $$cache (TASKREL_CACHE moves it)"; du -sh "$$cache"/*; du -sh "$$cache"
+
 report: setup  ## re-render the HTML reports of runs/$(PROFILE)
-	for nb in runs/$(PROFILE)/executed/[0-9]*.ipynb; do $(PY) -m taskrel_utils report $$nb; done
+	$(PY) -m taskrel_utils report runs/$(PROFILE)
 
 bench: setup  ## side-by-side ratios (minutes): features, task-relatedness schedules, baseline scores
 	$(PY) benchmarks/bench_features.py

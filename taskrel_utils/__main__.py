@@ -1,9 +1,10 @@
 """Command line of the kit: ``python -m taskrel_utils <command>``.
 
-    run --profile mini|smoke|paper [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02]
-    report EXECUTED.ipynb [--out DIR]
+    run --profile mini|smoke|paper [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02] [--scheduler ADDRESS]
+    report EXECUTED.ipynb|RUN_DIR [--out DIR]
     student [--out DIR] [--notebooks 01 02]
     data build-mini --source DIR
+    data make-dryrun --out DIR [--size smoke|full] [--seed 0]
     zoo build [--names NAME ...] [--jobs N] | zoo verify
     ground-truth build --profile mini [--seeds 6] [--contrast-seeds N] [--selection-seeds 1] [--jobs N] [--out CSV]
     ground-truth check --profile mini [--out CSV] [--verify N]
@@ -30,10 +31,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a notebook parameter (VALUE is parsed as YAML)")
     run.add_argument("--notebooks", nargs="*", default=None, help="notebook numbers or paths (default: all)")
     run.add_argument("--no-report", action="store_true", help="skip the HTML reports")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="send the jobs of every table to this Dask scheduler (tcp://host:8786), or 'local' "
+                          "for a LocalCluster of this machine (default: TASKREL_SCHEDULER, else local processes)")
 
-    rep = sub.add_parser("report", help="render an executed notebook to HTML")
-    rep.add_argument("notebook")
-    rep.add_argument("--out", default=None, help="default: the notebook's run report/ folder")
+    rep = sub.add_parser("report", help="render an executed notebook (or all of a run) to HTML, and the run's index.html")
+    rep.add_argument("notebook", help="an executed notebook, or a run directory (all its executed notebooks)")
+    rep.add_argument("--out", default=None, help="default: the run's report/ folder")
 
     stu = sub.add_parser("student", help="write student copies of the notebooks, without the solution cells")
     stu.add_argument("--out", default="student", help="default: student/")
@@ -44,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     build = data_sub.add_parser("build-mini", help="build data/mini/ from the raw source files")
     build.add_argument("--source", default=None, help="folder with fashion-mnist/ and opencv-digits/")
     build.add_argument("--out", default=None, help="default: data/mini")
+    dry = data_sub.add_parser("make-dryrun", help="write synthetic stand-ins of ImageNet, Pets, DTD and Aircraft in "
+                                                  "their on-disk formats (the paper-dryrun profiles)")
+    dry.add_argument("--out", required=True, help="a new folder")
+    dry.add_argument("--size", default="smoke", choices=["smoke", "full"],
+                     help="smoke (default: a few classes, the paper-dryrun profile) or full (the paper's class "
+                          "counts, the paper-dryrun-full profile)")
+    dry.add_argument("--seed", type=int, default=0)
 
     zoo = sub.add_parser("zoo", help="the shipped in-kit CNN weights (data/zoo)")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
@@ -89,6 +100,29 @@ def _notebook_paths(selection):
     return chosen
 
 
+def _report(given, out=None) -> None:
+    """Render an executed notebook, or every executed notebook of a run directory, and the run's index."""
+    from pathlib import Path
+
+    from .report import render_html
+    from .report_index import write_index
+
+    given = Path(given)
+    if not given.exists():
+        raise TaskrelError(f"{given} does not exist: give an executed notebook (runs/<profile>/executed/"
+                           f"NN_name.ipynb) or a run directory (runs/<profile>)")
+    run_root = given if given.is_dir() else given.parent.parent
+    notebooks = (sorted(p for p in (given / "executed").glob("[0-9][0-9]_*.ipynb")
+                        if not p.name.endswith(".failed.ipynb")) if given.is_dir() else [given])
+    if not notebooks:
+        raise TaskrelError(f"no executed notebooks in {given / 'executed'}: run the notebooks first "
+                           f"(python -m taskrel_utils run --run-dir {given})")
+    out = Path(out) if out else run_root / "report"
+    for nb in notebooks:
+        print(render_html(nb, out))
+    print(write_index(run_root, out))
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -97,16 +131,18 @@ def main(argv=None) -> int:
 
             params = {name: yaml.safe_load(value) for name, value in args.parameter}
             run = run_notebooks(args.profile, run_dir=args.run_dir, parameters=params,
-                                notebooks=_notebook_paths(args.notebooks), render=not args.no_report)
+                                notebooks=_notebook_paths(args.notebooks), render=not args.no_report,
+                                scheduler=args.scheduler)
             print(f"run finished: {run.root}")
         elif args.command == "report":
-            from pathlib import Path
+            _report(args.notebook, args.out)
+        elif args.command == "data" and args.data_command == "make-dryrun":
+            from .dryrun import make_dryrun
 
-            from .report import render_html
-
-            nb = Path(args.notebook)
-            out = Path(args.out) if args.out else nb.parent.parent / "report"
-            print(render_html(nb, out))
+            out = make_dryrun(args.out, size=args.size, seed=args.seed).resolve()
+            print(f"wrote the {args.size} stand-ins to {out}; run with\n"
+                  f"  IMAGENET_ROOT={out / 'imagenet'} TASKREL_DATA_ROOT={out} python -m taskrel_utils run "
+                  f"--profile {'paper-dryrun' if args.size == 'smoke' else 'paper-dryrun-full'}")
         elif args.command == "student":
             from .student import write_student_copies
 

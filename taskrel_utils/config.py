@@ -34,8 +34,10 @@ class Profile:
     task_options: dict = field(default_factory=dict)
     relatedness: dict = field(default_factory=dict)
     max_feature_dim: int | None = None
+    reference_pool: int | None = None
     finetune: dict = field(default_factory=lambda: {"recipe": "mini"})
     ground_truth: dict = field(default_factory=dict)
+    use_published: bool = False
     seed: int = 0
 
     @property
@@ -118,6 +120,10 @@ def _validated(raw: dict) -> Profile:
     if not set(contrasts) <= set(encoders):
         raise TaskrelError(f"profile {raw['name']!r}: contrasts {sorted(set(contrasts) - set(encoders))} are not "
                            "among its encoders; contrasts name the encoders reported beside the main zoo")
+    use_published = raw.get("use_published", False)
+    if not isinstance(use_published, bool):
+        raise TaskrelError(f"use_published must be true or false (correlate with data/published instead of the "
+                           f"kit's fine-tuning), got {use_published!r}")
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TaskrelError(f"seed must be an integer, got {seed!r}")
@@ -135,7 +141,9 @@ def _validated(raw: dict) -> Profile:
         task_options=dict(raw.get("task_options") or {}),
         relatedness=dict(raw.get("relatedness") or {}),
         max_feature_dim=positive_or_none("max_feature_dim"),
+        reference_pool=positive_or_none("reference_pool"),
         finetune=dict(raw.get("finetune") or {"recipe": "mini"}),
         ground_truth=dict(raw.get("ground_truth") or {}),
+        use_published=use_published,
         seed=seed,
     )

@@ -257,6 +257,8 @@ def load_task(name: str, split: str = "train", *, root=None, download: bool = Fa
     the user's image folder (``folder``). ``download=True`` lets torchvision download a paper
     task (needs internet). Options: ``imagenet``: ``n_classes``, ``max_images``, ``seed``;
     ``folder``: ``seed``, ``test_fraction``.
+    ``imagenet``'s ``max_images`` cuts only the train split, evenly per class (see
+    :func:`stratified_pool`); its validation split stays whole.
     """
     if name not in list_tasks():
         raise UnknownNameError("task", name, list_tasks())
@@ -413,7 +415,27 @@ def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
     return int(value)
 
 
+def stratified_pool(labels, size: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a pool of at most ``size`` samples spread evenly over the classes of
+    ``labels`` (N,): ``size // K`` per class, one more for ``size % K`` classes drawn with ``seed``;
+    a class with fewer samples gives all of them. The samples of each class are drawn by
+    :func:`~taskrel_utils.numerics.stratified_groups` (seeded per-class permutations)."""
+    labels = np.asarray(labels)
+    size = _check_int("size", size, 1)
+    present = np.unique(labels)
+    rng = np.random.default_rng([seed, size])
+    extra = set(rng.choice(len(present), size % len(present), replace=False).tolist())
+    quotas = iter([size // len(present) + (i in extra) for i in range(len(present))])
+    (picked,) = stratified_groups(labels, lambda n: [next(quotas)], rng)
+    return picked
+
+
 def _load_imagenet(split: str, root, n_classes=None, max_images=None, seed: int = 0) -> Task:
+    """ImageNet from ``root/train/<wnid>/*`` and ``root/val/<wnid>/*`` (the validation images sorted
+    into class folders, as torchvision's ImageFolder reads them). ``n_classes``: that many classes
+    drawn with ``seed`` (sorted wnids), the same draw for both splits; ``max_images``: the train
+    split becomes a pool of that many images spread evenly over the classes
+    (:func:`stratified_pool`); the validation split is never cut (50 images per class)."""
     hint = ("ImageNet needs a local folder in ImageFolder layout (DIR/train/<wnid>/*.JPEG, "
             "DIR/val/<wnid>/*.JPEG); set the environment variable IMAGENET_ROOT=DIR or pass "
             "root=DIR; it cannot be downloaded")
@@ -443,11 +465,10 @@ def _load_imagenet(split: str, root, n_classes=None, max_images=None, seed: int 
             labels += [k] * len(fs)
     if not files:
         raise MissingDataError(f"task 'imagenet': no images for the chosen classes under {root / sub}. {hint}")
-    if max_images is not None:
+    if max_images is not None and split == "train":
         max_images = _check_int("max_images", max_images, 1)
         if max_images < len(files):
-            keep = np.sort(np.random.default_rng([seed, SPLITS.index(split)]).choice(
-                len(files), max_images, replace=False))
+            keep = stratified_pool(labels, max_images, seed)
             files, labels = [files[i] for i in keep], [labels[i] for i in keep]
     classes = tuple(_imagenet_names(root, wnids))
     cid = _files_content_id("imagenet", root, files, labels, classes)
@@ -588,5 +609,5 @@ def load_pretraining_corpus(name: str, *, root=None) -> tuple[np.ndarray, np.nda
     return images, labels.astype(np.int64), tuple(f"digit {d}" for d in DIGIT_CLASSES)
 
 
-__all__ = ["Task", "load_task", "list_tasks", "load_pretraining_corpus", "render_synth_digits", "synth_digits",
+__all__ = ["Task", "load_task", "list_tasks", "stratified_pool", "load_pretraining_corpus", "render_synth_digits", "synth_digits",
            "FileDataset", "CorruptedFileError", "MissingDataError", "OfflineError", "UnknownNameError"]

@@ -15,9 +15,14 @@ Names
   ``tf_efficientnet_lite{0,1,2}``; features = the 1280-d pooled pre-logits; ``head`` = the
   ImageNet classifier. Native input 224/240/260; ``image_size`` may set a smaller one.
 * ``open_clip:<model>`` (random init, offline) and ``open_clip:<model>:<pretrained tag | checkpoint
-  path>``; features = ``encode_image`` (not normalised). Option: ``seed`` (random init).
+  path>``; features = ``encode_image`` (not normalised). Option: ``seed`` (random init). Besides
+  open_clip's own architectures, the kit's ``open_clip_configs/`` adds ``taskrel-tiny-vit`` (a
+  2-layer ViT on 32x32 inputs, random weights only: dry runs and tests).
 * ``timm:<model>`` (the model's default pretrained weights), ``timm:<model>:random``,
   ``timm:<model>:<checkpoint path>``; features = pooled pre-logits.
+* ``torchvision:<model>`` (torchvision's ``IMAGENET1K_V1`` weights), ``torchvision:<model>:random``,
+  ``torchvision:<model>:<weights enum member>``; features = the input of the last linear layer
+  (:mod:`taskrel_utils.torchvision_encoders`).
 
 Downloads (real open_clip tags, timm weights) go through the libraries' own caches; when one is
 needed and impossible (``HF_HUB_OFFLINE=1`` or no network) an ``OfflineError`` is raised within
@@ -47,7 +52,8 @@ __all__ = ["Encoder", "load_encoder", "list_encoders", "imagenet_class_names", "
 EFFNETS = {"effnet-lite0": (0, 224), "effnet-lite1": (1, 240), "effnet-lite2": (2, 260)}
 #: the name patterns accepted besides the fixed names
 PATTERNS = ("open_clip:<model>[:<pretrained tag or checkpoint path>]",
-            "timm:<model>[:random or :<checkpoint path>]")
+            "timm:<model>[:random or :<checkpoint path>]",
+            "torchvision:<model>[:random or :<weights, e.g. IMAGENET1K_V2>]")
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -79,7 +85,7 @@ class Encoder:
 
 
 def list_encoders() -> list[str]:
-    """The fixed encoder names (besides the ``open_clip:`` and ``timm:`` patterns, see ``PATTERNS``)."""
+    """The fixed encoder names (besides the ``open_clip:``, ``timm:`` and ``torchvision:`` patterns, see ``PATTERNS``)."""
     return list(cnn_zoo.ZOO) + list(EFFNETS)
 
 
@@ -108,6 +114,9 @@ def load_encoder(name: str, *, device: str = "cpu", image_size: int | None = Non
         enc = _load_open_clip(name, image_size, **options)
     elif name.startswith("timm:"):
         enc = _load_timm(name, image_size, **options)
+    elif name.startswith("torchvision:"):
+        from .torchvision_encoders import load_torchvision
+        enc = load_torchvision(name, image_size, **options)
     else:
         raise UnknownNameError("encoder", name, list_encoders() + list(PATTERNS))
     enc.model.eval().to(device)
@@ -285,8 +294,18 @@ def _check_seed(name, seed):
 
 
 # ---------------------------------------------------------------------------- open_clip
+#: the kit's own open_clip architectures (random weights only), registered with open_clip on first use
+OPEN_CLIP_CONFIGS = Path(__file__).with_name("open_clip_configs")
+
+
+def _register_kit_configs(open_clip) -> None:
+    if not any(Path(p) == OPEN_CLIP_CONFIGS for p in open_clip.factory._MODEL_CONFIG_PATHS):
+        open_clip.add_model_config(OPEN_CLIP_CONFIGS)
+
+
 def _load_open_clip(name, image_size, seed: int = 0, **options) -> Encoder:
     import open_clip
+    _register_kit_configs(open_clip)
     _no_options(name, options, ["seed"])
     _check_seed(name, seed)
     parts = name.split(":", 2)

@@ -3,8 +3,17 @@ features of every (encoder, task, split), and the (encoder, target) pairs the an
 
 A pair is the keyword arguments of ``relatedness.task_relatedness``: the reference and target
 features (train and test) of one encoder, with the reference cut down to as many classes as the
-target has (K_R = K_T, as the paper cuts ImageNet down to K_T random classes) and, when the
-profile asks for it, wide features projected on their top principal axes.
+target has (K_R = K_T random reference classes, drawn with the profile's seed), its train split
+cut to the profile's ``reference_pool`` images spread evenly over those classes (all of their
+test images kept) and, when the profile asks for it, wide features projected on their top
+principal axes.
+
+With ImageNet as the reference (the paper's construction): for a target of K_T classes, K_T
+random ImageNet classes, a 10,000-image train pool of them and their whole validation split. The
+kit loads ImageNet once for all targets (the paper profile's ``task_options``): as many classes as
+the largest target has, drawn with the task's seed, with enough train images per class for the
+smallest target's pool; each target then draws its K_T classes among them (so a uniformly random
+K_T of ImageNet's), whatever other targets a run includes.
 """
 from __future__ import annotations
 
@@ -15,6 +24,7 @@ from tqdm.auto import tqdm
 from . import cnn_zoo, data, encoders, feature_space, features
 from .config import Profile
 from .errors import TaskrelError
+from .fit_options import encoder_fit_options
 from .io import sha256_bytes
 from .jobs import run_jobs
 
@@ -92,15 +102,22 @@ def reference_classes(n_reference_classes: int, n_target_classes: int, seed: int
 
 
 def reference_class_table(profile: Profile, tasks: dict) -> pd.DataFrame:
-    """Which reference classes each target is paired with (one row per target)."""
-    ref = tasks[profile.reference]["train"]
+    """Which reference classes each target is paired with (one row per target): their names, their
+    ids (ImageNet wnids, where the task has them), the train images of the pair (the
+    ``reference_pool`` when the profile sets one) and the test images."""
+    ref, ref_test = tasks[profile.reference]["train"], tasks[profile.reference]["test"]
+    ids = ref.info.get("wnids", ref.class_names)
     rows = []
     for t in profile.targets:
         classes = reference_classes(ref.n_classes, tasks[t]["train"].n_classes, profile.seed)
+        y = ref.labels[np.isin(ref.labels, classes)]
+        pool = profile.reference_pool
+        n_train = len(data.stratified_pool(y, pool, seed=profile.seed)) if pool is not None and len(y) > pool else len(y)
         rows.append({"target": t, "K_T": tasks[t]["train"].n_classes, "K_R": len(classes),
                      "reference_classes": ", ".join(ref.class_names[c] for c in classes),
-                     "reference_train": int(np.isin(ref.labels, classes).sum()),
-                     "reference_test": int(np.isin(tasks[profile.reference]["test"].labels, classes).sum())})
+                     "reference_ids": ", ".join(ids[c] for c in classes),
+                     "reference_train": n_train,
+                     "reference_test": int(np.isin(ref_test.labels, classes).sum())})
     return pd.DataFrame(rows)
 
 
@@ -113,10 +130,12 @@ def _restrict(Z, y, classes):
 
 
 def pair(feats: dict, encoder: str, reference: str, target: str, max_dim: int | None = None,
-         seed: int = 0) -> dict:
+         seed: int = 0, pool: int | None = None) -> dict:
     """The keyword arguments of ``relatedness.task_relatedness`` for one (encoder, target).
 
-    The reference keeps the classes :func:`reference_classes` pairs with the target (K_R = K_T).
+    The reference keeps the classes :func:`reference_classes` pairs with the target (K_R = K_T);
+    ``pool``: its train split is then cut to that many samples spread evenly over those classes
+    (``data.stratified_pool``, seeded with ``seed``), its test split stays whole.
     ``max_dim``: features wider than this are projected onto the top ``max_dim`` principal axes of
     the *reference train* features (all classes; one fixed linear map for both domains, i.e. part
     of the encoder); the mini profile uses it to keep the d x d feature map affordable on a CPU.
@@ -131,7 +150,25 @@ def pair(feats: dict, encoder: str, reference: str, target: str, max_dim: int | 
     classes = reference_classes(K_R, K_T, seed)
     if len(classes) < K_R:
         out.update(ref_train=_restrict(*out["ref_train"], classes), ref_test=_restrict(*out["ref_test"], classes))
+    Z, y = out["ref_train"]
+    if pool is not None and len(y) > pool:
+        keep = data.stratified_pool(y, pool, seed=seed)
+        out["ref_train"] = (Z[keep], y[keep])
     return out
+
+
+def profile_pair(profile: Profile, feats: dict, encoder: str, target: str) -> dict:
+    """:func:`pair` with the profile's reference, projection, seed and reference pool."""
+    return pair(feats, encoder, profile.reference, target, max_dim=profile.max_feature_dim, seed=profile.seed,
+                pool=profile.reference_pool)
+
+
+def relatedness_options(profile: Profile, feats: dict, encoder: str) -> dict:
+    """The ``task_relatedness`` options of ``encoder``'s pairs: the profile's ``relatedness``
+    mapping with the OT batch set for the encoder's family and raw feature width
+    (:func:`fit_options.encoder_fit_options`)."""
+    width = feats[encoder, profile.reference, "train"][0].shape[1]
+    return encoder_fit_options(profile.relatedness, encoder, width)
 
 
 _PROJECTIONS: dict = {}  # (content digest of Z_ref, k) -> (mean, axes), at most PROJECTION_MEMO_ENTRIES
@@ -159,5 +196,4 @@ def zoo_pairs(profile: Profile, feats: dict, encoders=None, targets=None) -> lis
         raise TaskrelError(f"no features for {len(missing)} (encoder, task, split) such as {missing[0]}; "
                            "compute them with experiment.profile_features(profile, encs, tasks)")
     width = {e: feats[e, profile.reference, "train"][0].shape[1] for e in names}
-    return [(e, t, pair(feats, e, profile.reference, t, max_dim=profile.max_feature_dim, seed=profile.seed))
-            for t in targets for e in sorted(names, key=lambda e: -width[e])]
+    return [(e, t, profile_pair(profile, feats, e, t)) for t in targets for e in sorted(names, key=lambda e: -width[e])]

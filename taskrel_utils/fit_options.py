@@ -5,6 +5,10 @@ Both kinds are passed flat as keyword arguments to :func:`~taskrel_utils.related
 default; :data:`METHOD_OPTIONS` names those that define the method (what is minimised, from where,
 until when), :data:`RUN_OPTIONS` those that say how a run is carried out (hardware, numeric
 shortcuts, logging). :func:`resolve_options` merges and validates them.
+
+The OT batch (``batch_size``) also depends on the encoder: :data:`OT_BATCH_BY_FAMILY` holds the
+authors' values per encoder family at the ImageNet scale, :func:`encoder_fit_options` applies
+them (and a profile's ``ot_batch`` override) to one encoder's options.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import numpy as np
 from .errors import TaskrelError, UnknownNameError
 
 __all__ = ["MODES", "SCHEDULES", "SCALE_PRESETS", "ORIGINAL_FIT", "KIT_FIT", "METHOD_OPTIONS", "RUN_OPTIONS",
-           "default_options", "resolve_options"]
+           "OT_BATCH_BY_FAMILY", "default_options", "resolve_options", "encoder_family", "encoder_fit_options"]
 
 MODES = ("learned_all", "learned_a", "fixed_all")
 SCHEDULES = ("fast", "reference")
@@ -23,7 +27,8 @@ SCHEDULES = ("fast", "reference")
 #: :data:`KIT_FIT` raises for the fast schedule). Default: ``small`` (with h_R's tau0 = 0.2): on
 #: planted standardised features it separates related from unrelated targets clearly, while
 #: tau0 = 0.02 leaves h_R near uniform. ``large`` = the ImageNet-scale values (Lambda 1e6, batch
-#: 1000, 2001 steps, tau0 = 0.02). No preset turns on the fast schedule's approximations
+#: 1000, 2001 steps, tau0 = 0.02); the batch 1000 is the authors' ResNet-18 value, and
+#: :func:`encoder_fit_options` sets it per encoder family (:data:`OT_BATCH_BY_FAMILY`). No preset turns on the fast schedule's approximations
 #: (``precision="float32"``, ``ot_every``).
 SCALE_PRESETS = {
     "large": dict(batch_size=1000, steps=2001, Lambda=1e6, lambda_wd=2.0, lambda_pm=1.0, lambda_ic=1.0,
@@ -31,6 +36,16 @@ SCALE_PRESETS = {
     "small": dict(batch_size=500, steps=1001, Lambda=1e8, lambda_wd=2.0, lambda_pm=1.0, lambda_ic=1.0,
                   lr=1e-2, lr_delta=1e-4, reweighted_loss="batch"),
 }
+#: the OT batch per encoder family at ``scale="large"``, the authors' values: 1,500 for CLIP
+#: encoders (``open_clip:*``), 2,500 for features as wide as ResNet-50's (2048-d); any other
+#: encoder keeps the preset's ``batch_size`` (1,000, their ResNet-18 value). See
+#: :func:`encoder_fit_options` for the precedence of a profile's ``ot_batch`` and ``batch_size``.
+OT_BATCH_BY_FAMILY = {"clip": 1500, "resnet50-width": 2500}
+#: the feature width of the ``"resnet50-width"`` family
+RESNET50_WIDTH = 2048
+#: the keys an ``ot_batch`` mapping may hold besides the families
+OT_BATCH_DEFAULT_KEY = "default"
+
 #: the original algorithm's start, updates and stop: ``schedule="reference"``'s defaults.
 ORIGINAL_FIT = dict(b_init="random", a_init="identity", update="adam", stop="fixed")
 #: the kit's defaults for ``schedule="fast"``: start from the class means, B from the plans in
@@ -134,4 +149,47 @@ def resolve_options(scale: str, schedule: str, options: dict) -> dict:
     if schedule == "reference" and opts["update"] != "adam":
         raise TaskrelError("the reference schedule is the original step (update='adam'); "
                            "update='closed_form' needs schedule='fast'")
+    return opts
+
+
+def encoder_family(encoder: str, feature_dim: int) -> str | None:
+    """The family of :data:`OT_BATCH_BY_FAMILY` an encoder belongs to: ``"clip"`` for an
+    ``open_clip:`` name, ``"resnet50-width"`` for 2048-d features, else ``None``."""
+    if str(encoder).startswith("open_clip:"):
+        return "clip"
+    if int(feature_dim) == RESNET50_WIDTH:
+        return "resnet50-width"
+    return None
+
+
+def encoder_fit_options(options: dict, encoder: str, feature_dim: int) -> dict:
+    """``options`` (a profile's ``relatedness`` mapping) for one encoder: ``ot_batch`` removed and
+    the OT batch ``batch_size`` set by the first rule that applies:
+
+    1. ``ot_batch: <int>``: that batch for every encoder;
+    2. ``ot_batch: {<family>: <int>, default: <int>}``: the encoder's family
+       (:func:`encoder_family`) in this mapping laid over :data:`OT_BATCH_BY_FAMILY`, else its
+       ``default`` entry, else as 3.;
+    3. an explicit ``batch_size``: kept;
+    4. ``scale: large``: the family's :data:`OT_BATCH_BY_FAMILY` value;
+    5. otherwise the scale preset's ``batch_size``.
+    """
+    opts = dict(options)
+    rule = opts.pop("ot_batch", None)
+    family = encoder_family(encoder, feature_dim)
+    batch = None
+    if isinstance(rule, dict):
+        unknown = set(rule) - set(OT_BATCH_BY_FAMILY) - {OT_BATCH_DEFAULT_KEY}
+        if unknown:
+            raise UnknownNameError("ot_batch family", sorted(unknown)[0], [*OT_BATCH_BY_FAMILY, OT_BATCH_DEFAULT_KEY])
+        batch = {**OT_BATCH_BY_FAMILY, **rule}.get(family, rule.get(OT_BATCH_DEFAULT_KEY))
+    elif rule is not None:
+        batch = rule
+    elif "batch_size" not in opts and opts.get("scale", "small") == "large":
+        batch = OT_BATCH_BY_FAMILY.get(family)
+    if batch is not None:
+        if not _is_integer(batch) or batch < 1:
+            raise TaskrelError(f"the OT batch (ot_batch) must be a positive integer or a mapping of encoder families "
+                               f"{sorted(OT_BATCH_BY_FAMILY)} (and 'default') to positive integers, got {batch!r}")
+        opts["batch_size"] = int(batch)
     return opts

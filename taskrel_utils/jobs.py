@@ -1,8 +1,9 @@
 """Running independent jobs (one per (encoder, target) pair, per CNN to pre-train, per fine-tuning
 seed) in worker processes, in order, with a progress bar.
 
-:func:`run_jobs` is the one place the kit fans work out to processes: a backend for a cluster
-(Dask, for the grid) replaces its body and keeps its contract. Parallel runs give the numbers of a
+:func:`run_jobs` is the one place the kit fans work out: to local worker processes (joblib), or,
+when a Dask scheduler is named (``scheduler=`` or ``TASKREL_SCHEDULER``), to the workers of a
+``dask.distributed`` cluster (:mod:`taskrel_utils.cluster`). Parallel runs give the numbers of a
 serial run because every job is deterministic on its own (its own seed, its own threads).
 """
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 from typing import Callable, Iterable, Sequence
 
 from tqdm.auto import tqdm
+
+from .paths import cache_dir
 
 #: The variable that sets the default number of worker processes (else: the CPU count).
 JOBS_VARIABLE = "TASKREL_JOBS"
@@ -37,27 +40,47 @@ def worker_count(n_tasks: int, n_jobs: int | None = None) -> int:
 
 
 def run_jobs(fn: Callable, jobs: Iterable[Sequence], *, n_jobs: int | None = None, desc: str = "jobs",
-             progress: bool = True) -> list:
+             progress: bool = True, scheduler: str | None = None) -> list:
     """``[fn(*job) for job in jobs]``, in the order of ``jobs``.
 
     ``jobs``: argument tuples, one per job (picklable, as ``fn``: they travel to other processes).
-    ``n_jobs``: worker processes (None: ``TASKREL_JOBS`` or the CPU count; capped by
-    :func:`worker_count`); with one, the jobs run in this process. ``desc``, ``progress``: the
-    progress bar (one tick per finished job).
+    ``scheduler``: a Dask scheduler address, or ``"local"`` for a ``LocalCluster`` (None:
+    ``TASKREL_SCHEDULER``; unset or empty: none); with one, every job runs on the cluster's
+    workers and ``n_jobs`` does not apply (:func:`cluster.map_jobs`). Otherwise ``n_jobs``: local
+    worker processes (None: ``TASKREL_JOBS`` or the CPU count; capped by :func:`worker_count`);
+    with one, the jobs run in this process. ``desc``, ``progress``: the progress bar (one tick per
+    finished job).
     """
+    from . import cluster
+
     jobs = list(jobs)
+    address = cluster.scheduler_address(scheduler)
+    if address is not None and jobs:
+        return cluster.map_jobs(fn, jobs, address, caller_environment(resolve_cache=True), desc=desc,
+                                progress=progress)
     workers = worker_count(len(jobs), n_jobs)
     if workers == 1:
         return [fn(*job) for job in tqdm(jobs, desc=desc, disable=not progress)]
     from joblib import Parallel, delayed
 
-    environment = {name: os.environ.get(name) for name in WORKER_ENVIRONMENT}
+    environment = caller_environment()
     results = Parallel(n_jobs=workers, return_as="generator")(
-        delayed(_with_environment)(environment, fn, *job) for job in jobs)
+        delayed(with_environment)(environment, fn, *job) for job in jobs)
     return list(tqdm(results, total=len(jobs), desc=desc, disable=not progress))
 
 
-def _with_environment(environment: dict, fn: Callable, *args):
+def caller_environment(resolve_cache: bool = False) -> dict:
+    """The caller's :data:`WORKER_ENVIRONMENT` values (None: unset). ``resolve_cache``:
+    ``TASKREL_CACHE`` becomes the absolute path of the folder this process uses
+    (``paths.cache_dir()``), for workers that may have another default or another working
+    directory (another machine, another checkout)."""
+    environment = {name: os.environ.get(name) for name in WORKER_ENVIRONMENT}
+    if resolve_cache:
+        environment["TASKREL_CACHE"] = str(cache_dir().resolve())
+    return environment
+
+
+def with_environment(environment: dict, fn: Callable, *args):
     """``fn(*args)`` in a worker, with the caller's :data:`WORKER_ENVIRONMENT` (None: unset)."""
     for name, value in environment.items():
         if value is None:

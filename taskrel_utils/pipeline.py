@@ -3,8 +3,10 @@
 ``run_notebooks("mini")`` executes ``notebooks/NN_*.ipynb`` with the profile's parameters file
 (``notebooks/params/<profile>.yaml`` where one exists), writes ``executed/<stem>.ipynb`` and
 ``report/<stem>.html`` under the run directory and returns the :class:`~taskrel_utils.runs.Run`.
-Parameters that a notebook does not declare in its ``parameters`` cell are refused, not
-silently ignored. A failing notebook is kept as ``executed/<stem>.failed.ipynb`` for inspection.
+Each notebook receives the parameters its ``parameters`` cell declares; a parameter that no
+notebook declares is refused, not silently ignored. A failing notebook is kept as ``executed/<stem>.failed.ipynb`` for inspection.
+The kernels inherit ``TASKREL_SCHEDULER``: with ``scheduler=`` (``run --scheduler``) every job of
+their tables goes to that Dask cluster (:mod:`taskrel_utils.cluster`).
 
 Every file of the run directory is written atomically: papermill fills a hidden temporary notebook
 that is renamed to ``executed/<stem>.ipynb`` once it is complete, the notebooks write through
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from . import config, report
+from . import config, report, report_index
 from .errors import TaskrelError, UnknownNameError
 from .io import atomic_path
 from .paths import KIT_ROOT, NOTEBOOKS_DIR
@@ -51,12 +53,18 @@ def profile_parameters(profile: str) -> dict:
     return params
 
 
-def check_parameters(notebook, parameters: dict) -> None:
-    """Refuse parameters that ``notebook`` does not declare (papermill would only warn)."""
-    declared = notebook_parameters(notebook)
+def check_parameters(notebooks, parameters: dict) -> dict:
+    """Refuse a name of ``parameters`` that none of ``notebooks`` (one path or several) declares
+    (papermill would only warn); the error lists the names they declare. Returns what each
+    notebook declares, ``{path: {name: default}}``."""
+    paths = [Path(p) for p in ([notebooks] if isinstance(notebooks, (str, Path)) else notebooks)]
+    declared = {path: notebook_parameters(path) for path in paths}
+    known = sorted({name for names in declared.values() for name in names})
+    where = paths[0].name if len(paths) == 1 else "the notebooks"
     for name in parameters:
-        if name not in declared:
-            raise UnknownNameError(f"parameter of {Path(notebook).name}", name, declared)
+        if name not in known:
+            raise UnknownNameError(f"parameter of {where}", name, known)
+    return declared
 
 
 def _kernel_name() -> str:
@@ -66,30 +74,41 @@ def _kernel_name() -> str:
 
 
 def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None = None,
-                  notebooks=None, render: bool = True, progress: bool = True) -> Run:
+                  notebooks=None, render: bool = True, progress: bool = True, scheduler: str | None = None) -> Run:
     """Execute ``notebooks`` (default: all, in order) on ``profile`` into ``run_dir``.
 
-    ``parameters`` override the profile's parameters file; every name must be declared by every
-    notebook run (checked for all notebooks before anything executes).
+    ``parameters`` override the profile's parameters file (``notebooks/params/<profile>.yaml``).
+    Each notebook receives the names its ``parameters`` cell declares. Before anything executes,
+    the file's names are checked against all the numbered notebooks and ``parameters`` against
+    ``notebooks``: a name that none of them declares is refused. ``scheduler``: a Dask
+    scheduler address for every job of the notebooks' tables (None: ``TASKREL_SCHEDULER``, if
+    set); ``local`` starts one ``LocalCluster`` that all the notebooks share (:mod:`cluster`).
     """
+    from .cluster import SCHEDULER_VARIABLE, scheduler_address, scheduler_session
     from .widgets import HEADLESS_VARIABLE
 
-    params = profile_parameters(profile)
-    params.update(parameters or {})
-    run = Run(run_dir or params.get("run_dir") or f"runs/{profile}")
-    params["run_dir"] = str(run.root)
     paths = [Path(p) for p in (notebooks or list_notebooks())]
     if not paths:
         raise TaskrelError(f"no notebooks found in {NOTEBOOKS_DIR}")
-    for path in paths:
-        check_parameters(path, params)
+    params = profile_parameters(profile)
+    check_parameters(list_notebooks(), params)  # a typo in the profile's file
+    declared = check_parameters(paths, parameters or {})  # a typo on the command line
+    params.update(parameters or {})
+    run = Run(run_dir or params.get("run_dir") or f"runs/{profile}")
+    params["run_dir"] = str(run.root)
     run.remove_temporaries()  # what a killed run was writing (its complete files stay)
     kernel = _kernel_name()
     timings = {}
-    with _environment({HEADLESS_VARIABLE: "1"}):  # the kernels inherit it: explorers draw, create no widget
-        for path in paths:
-            _execute(path, run, params, kernel, timings, render, progress)
-    run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings})
+    with scheduler_session(scheduler) as address:
+        # the kernels inherit these: explorers draw and create no widget; the jobs go to the scheduler
+        with _environment({HEADLESS_VARIABLE: "1", SCHEDULER_VARIABLE: address or ""}):
+            for path in paths:
+                share = {name: value for name, value in params.items() if name in declared[path]}
+                _execute(path, run, share, kernel, timings, render, progress)
+    run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings,
+                                 "scheduler": scheduler_address(scheduler)})
+    if render:  # report/index.html: every report, figure and table of the run directory
+        report_index.write_index(run.root)
     return run
 
 

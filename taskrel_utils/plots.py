@@ -263,7 +263,7 @@ def bound_decomposition(frame, targets, encoders, terms=BOUND_TERMS):
     ``frame``: one row per (encoder, target) with the columns of ``terms`` and ``probe_cross_entropy``.
     """
     fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 0.35 * len(encoders) + 2.5),
-                             sharex=True, sharey=True, squeeze=False)
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
     colors = sns.color_palette("Set2", len(terms))
     for ax, target in zip(axes[0], targets):
         sub = frame[frame.target == target].set_index("encoder").loc[list(encoders)]
@@ -275,8 +275,10 @@ def bound_decomposition(frame, targets, encoders, terms=BOUND_TERMS):
                    label="probe CE (transferability)")
         ax.set_title(target)
     axes[0][0].invert_yaxis()  # shared y axis: first encoder on top
-    axes[0][0].legend(loc="lower center", bbox_to_anchor=(len(targets) / 2, 1.08), ncol=len(terms) + 1, fontsize=8)
-    fig.tight_layout()
+    # one legend above all panels: constrained layout makes room for it (tight_layout could not,
+    # with a legend anchored to the first panel but spanning them all, and warned)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside upper center", ncol=len(terms) + 1,
+               fontsize=8)
     return fig
 
 

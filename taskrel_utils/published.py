@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .errors import MissingDataError, UnknownNameError
+from .errors import MissingDataError, TaskrelError, UnknownNameError
 from .paths import PUBLISHED_DIR
 
 GROUPS = {1: "supervised ImageNet models", 2: "self-supervised ResNet-50s"}
@@ -85,12 +85,15 @@ def paper_pseudo_label_ablation() -> pd.DataFrame:
     return table.loc[list(PAPER_TARGETS[:3]), ["true", "pseudo"]].rename_axis(columns=None)
 
 
-#: group-1 models whose published (torchvision) weights the kit can load, as kit encoder names
-#: (timm's ``.tv_in1k`` tags are the torchvision weights). mnasnet1_0, mobilenet_v2 and googlenet
-#: have no torchvision-weight twin in timm, and the self-supervised group 2 is not in timm: to use
-#: them, load their checkpoints with ``timm:<arch>:<path>`` and extend this mapping.
-KIT_ENCODERS = {m: f"timm:{m}.tv_in1k" for m in ("resnet34", "resnet50", "resnet101", "resnet152",
-                                                    "densenet121", "densenet169", "densenet201", "inception_v3")}
+#: the supervised ImageNet zoo (group 1) as kit encoder names: every model with published
+#: accuracies, with the torchvision weights the benchmark fine-tuned (timm's ``.tv_in1k`` tags are
+#: those weights; mnasnet1_0, mobilenet_v2 and googlenet have no timm twin and load through
+#: torchvision). Each name with ``:random`` appended builds the same architecture with random
+#: weights, offline. The self-supervised group 2 is in neither library: load its checkpoints with
+#: ``timm:resnet50:<path>`` and extend this mapping to use it.
+KIT_ENCODERS = {**{m: f"timm:{m}.tv_in1k" for m in ("resnet34", "resnet50", "resnet101", "resnet152", "densenet121",
+                                                     "densenet169", "densenet201", "inception_v3")},
+                **{m: f"torchvision:{m}" for m in ("mnasnet1_0", "mobilenet_v2", "googlenet")}}
 
 
 def kit_finetune_accuracy(encoders) -> pd.DataFrame:
@@ -108,3 +111,27 @@ def kit_finetune_accuracy(encoders) -> pd.DataFrame:
     df = df[df["model"].isin([to_model[e] for e in known])].copy()
     df.insert(0, "encoder", df["model"].map(KIT_ENCODERS))
     return df[["encoder", "target", "accuracy", "model"]].reset_index(drop=True)
+
+
+def ground_truth_table(profile) -> pd.DataFrame:
+    """The published accuracies in the layout of the kit's own fine-tuned ground truth
+    (``ground_truth.load(profile).table``), for the correlation study without fine-tuning.
+
+    One row per (encoder, target) of ``profile`` (a :class:`~taskrel_utils.config.Profile`) that
+    has a published accuracy, in the profile's order (encoder-major): columns ``encoder``,
+    ``target``, ``group`` (the profile's), ``accuracy`` (a fraction, published % / 100, as the
+    kit's fine-tuning reports it), ``accuracy_std`` (NaN: one published number) and ``model``.
+    Raises ``UnknownNameError`` when no encoder, ``TaskrelError`` when no target of the profile has one.
+    """
+    targets = [t for t in profile.targets if t in TARGETS]
+    if not targets:
+        raise TaskrelError(f"profile {profile.name!r}: none of its targets {list(profile.targets)} has published "
+                           f"fine-tuning accuracies (those are {', '.join(TARGETS)}); use_published needs them")
+    df = kit_finetune_accuracy(profile.encoders)
+    order = {(e, t): i for i, (e, t) in enumerate((e, t) for e in profile.encoders for t in targets)}
+    df = df[df["target"].isin(targets)].copy()
+    df["order"] = [order[e, t] for e, t in zip(df["encoder"], df["target"])]
+    df = df.sort_values("order").reset_index(drop=True)
+    return pd.DataFrame({"encoder": df["encoder"], "target": df["target"],
+                         "group": [profile.group(e) for e in df["encoder"]], "accuracy": df["accuracy"] / 100.0,
+                         "accuracy_std": float("nan"), "model": df["model"]})

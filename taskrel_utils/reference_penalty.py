@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 
 from .config import Profile
 from .controls import shuffled_target
-from .experiment import pair, zoo_pairs
+from .experiment import profile_pair, zoo_pairs
+from .fit_options import encoder_fit_options
 from .fits import cached_relatedness, reference_model
 from .reference_classifier import train_plain_probe
 
@@ -57,14 +58,15 @@ def tau0_sweep(profile: Profile, feats: dict, tau0_grid, *, encoders=None, targe
     base = dict(opts.get("reference_classifier_options") or {})
     rows = []
     for encoder in tqdm(names, desc="tau0 sweep", disable=not progress):
-        kwargs = pair(feats, encoder, profile.reference, target, max_dim=profile.max_feature_dim, seed=profile.seed)
+        kwargs = profile_pair(profile, feats, encoder, target)
         control = shuffled_target(kwargs, seed=seed)
         plain = None
         for tau0 in tau0_grid:
             clf_opts = {**base, "tau0": float(tau0)}
             report, plain = _h_R_report(kwargs, seed=seed, scale=opts.get("scale", "small"), clf_options=clf_opts,
                                         plain=plain)
-            fit_opts = dict(opts, reference_classifier_options=clf_opts)
+            fit_opts = dict(encoder_fit_options(opts, encoder, feats[encoder, profile.reference, "train"][0].shape[1]),
+                            reference_classifier_options=clf_opts)
             related = cached_relatedness(kwargs, seed=seed, **fit_opts)
             unrelated = cached_relatedness(control, seed=seed, **fit_opts)
             rows.append({"encoder": encoder, "target": target, **report,

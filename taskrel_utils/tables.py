@@ -3,7 +3,8 @@
 - :func:`relatedness_table`: the task-relatedness fit of every pair (with or without the target's
   labels, on a fraction of the target data);
 - :func:`probe_table`: the linear probe of every pair, on the same features as the fits;
-- :func:`score_table`: every baseline transferability score of every pair.
+- :func:`score_table`: every baseline transferability score of every pair;
+- :func:`study_table`: a ground truth joined with those scores, for the correlation study.
 
 The pairs run as independent jobs (:func:`jobs.run_jobs`), each cached where it is expensive.
 """
@@ -21,6 +22,7 @@ from .config import Profile
 from .controls import target_fraction
 from .errors import TaskrelError
 from .experiment import zoo_pairs
+from .fit_options import encoder_fit_options
 from .finetune import linear_probe
 from .fits import cached_relatedness, reference_model
 from .jobs import run_jobs
@@ -34,7 +36,8 @@ def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=N
                       **options) -> pd.DataFrame:
     """Task-relatedness of every (encoder, target) of the profile: one :func:`fits.result_row` per pair.
 
-    ``options`` override the profile's ``relatedness`` options; each encoder's h_R is trained once
+    ``options`` override the profile's ``relatedness`` options (the OT batch then set per encoder,
+    :func:`fit_options.encoder_fit_options`); each encoder's h_R is trained once
     (and cached, :func:`fits.reference_model`); results come from the cache when nothing changed.
     ``target_labels=False``: the pseudo-label variant (see :func:`fits.cached_relatedness`);
     ``fraction``: only a stratified fraction of the target data (see :func:`controls.target_fraction`).
@@ -44,7 +47,8 @@ def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=N
     opts = {**profile.relatedness, **options}
     seed = profile.seed if seed is None else seed
     names, targets = list(encoders or profile.encoders), list(targets or profile.targets)
-    jobs = [(e, t, kwargs, seed, cache, target_labels, fraction, fraction_seed, opts)
+    jobs = [(e, t, kwargs, seed, cache, target_labels, fraction, fraction_seed,
+             encoder_fit_options(opts, e, feats[e, profile.reference, "train"][0].shape[1]))
             for e, t, kwargs in zoo_pairs(profile, feats, names, targets)]
     return _zoo_table(run_jobs(_relatedness_row, jobs, n_jobs=n_jobs, desc="task-relatedness", progress=progress), names, targets)
 
@@ -147,6 +151,26 @@ def _head_probabilities(head, Z) -> np.ndarray:
         weight = next(head.parameters())
         logits = head(torch.tensor(np.asarray(Z), dtype=weight.dtype, device=weight.device))  # a copy: Z may be read-only
         return torch.softmax(logits.double(), dim=1).cpu().numpy()
+
+
+def study_table(accuracy: pd.DataFrame, relatedness: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+    """The correlation study's table: one row per (encoder, target) found in all three inputs, in
+    the order of ``accuracy``, with the accuracy to predict and every score before fine-tuning.
+
+    ``accuracy``: the ground truth (columns encoder, target, group, accuracy, accuracy_std: the
+    kit's fine-tuning, ``ground_truth.load(profile).table``, or the published accuracies,
+    ``published.ground_truth_table(profile)``); ``relatedness``: :func:`relatedness_table` (its
+    ``value`` becomes ``task_relatedness``, its ``target_accuracy`` ``transferred_accuracy``);
+    ``baselines``: :func:`score_table`. ``otce`` = lambda_1 W + lambda_2 CE + b0, fitted on the
+    other targets' rows (``scores.otce_leave_one_target_out``).
+    """
+    keys = ["encoder", "target"]
+    table = (accuracy[keys + ["group", "accuracy", "accuracy_std"]]
+             .merge(relatedness[keys + ["value", "target_accuracy"]]
+                    .rename(columns={"value": "task_relatedness", "target_accuracy": "transferred_accuracy"}), on=keys)
+             .merge(baselines, on=keys))
+    table["otce"] = scores.otce_leave_one_target_out(table)
+    return table
 
 
 def fraction_tables(profile: Profile, feats: dict, accuracy: pd.DataFrame, fractions, seeds, *,

@@ -60,8 +60,25 @@ def test_papermill_sees_every_parameter(path):
 def test_parameter_files_only_name_declared_parameters(params_file):
     params = yaml.safe_load(params_file.read_text())
     assert params["profile"] == params_file.stem
-    for path in NOTEBOOKS:
-        pipeline.check_parameters(path, params)  # raises on an undeclared name
+    pipeline.check_parameters(NOTEBOOKS, params)  # raises on a name no notebook declares
+
+
+def test_a_parameter_reaches_only_the_notebooks_that_declare_it(tmp_path, monkeypatch):
+    """The smoke file's ``reference_epochs`` (notebook 03's) must not reach notebook 01, which
+    does not declare it; names every notebook declares reach all of them."""
+    sent = {}
+    monkeypatch.setattr(pipeline, "_execute", lambda path, run, params, *a: sent.setdefault(path.name, params))
+    pipeline.run_notebooks("smoke", run_dir=tmp_path / "run", parameters={"seed": 3}, render=False)
+    assert "reference_epochs" in sent["03_bound_decomposition.ipynb"]
+    assert "reference_epochs" not in sent["01_encoder_features.ipynb"]
+    assert all(p["seed"] == 3 and p["profile"] == "smoke" for p in sent.values())
+    assert all(set(p) <= set(pipeline.notebook_parameters(NOTEBOOKS_DIR / name)) for name, p in sent.items())
+
+
+def test_a_parameter_of_a_notebook_not_run_is_refused(tmp_path):
+    with pytest.raises(UnknownNameError, match="reference_epochs"):
+        pipeline.run_notebooks("smoke", run_dir=tmp_path / "run", parameters={"reference_epochs": [1]},
+                               notebooks=[NOTEBOOKS[0]])
 
 
 def test_unknown_parameter_is_refused_with_the_valid_names():
@@ -77,5 +94,5 @@ def test_runner_refuses_unknown_parameter_before_running_anything(tmp_path):
 
 
 def test_runner_refuses_unknown_profile():
-    with pytest.raises(UnknownNameError, match="mini, paper, smoke"):
+    with pytest.raises(UnknownNameError, match="mini, paper, paper-dryrun, paper-dryrun-full, smoke"):
         pipeline.run_notebooks("tiny")

@@ -5,7 +5,7 @@ from taskrel_utils.errors import TaskrelError, UnknownNameError
 
 
 def test_profiles_listed():
-    assert config.list_profiles() == ["mini", "paper", "smoke"]
+    assert config.list_profiles() == ["mini", "paper", "paper-dryrun", "paper-dryrun-full", "smoke"]
 
 
 def test_mini_profile_values():
@@ -47,7 +47,7 @@ def test_to_dict_roundtrip_is_json_like():
 
 
 def test_unknown_profile_lists_valid_names():
-    with pytest.raises(UnknownNameError, match="valid profiles are: mini, paper, smoke"):
+    with pytest.raises(UnknownNameError, match="valid profiles are: mini, paper, paper-dryrun, paper-dryrun-full, smoke"):
         config.load_profile("huge")
 
 
@@ -57,7 +57,14 @@ def test_unknown_override_lists_fields():
 
 
 @pytest.mark.parametrize("override", [{"targets": []}, {"max_train_per_class": 0},
-                                      {"max_test_per_class": -2}, {"seed": "zero"}, {"batch_size": 1.5}])
+                                      {"max_test_per_class": -2}, {"seed": "zero"}, {"batch_size": 1.5},
+                                      {"use_published": "yes"}])
 def test_bad_values_are_refused(override):
     with pytest.raises(TaskrelError):
         config.load_profile("mini", **override)
+
+
+def test_use_published_is_off_unless_the_profile_or_the_notebook_turns_it_on():
+    assert config.load_profile("mini").use_published is False
+    assert config.load_profile("mini", use_published=None).use_published is False  # None: the profile's
+    assert config.load_profile("mini", use_published=True).use_published is True

@@ -412,13 +412,30 @@ def test_imagenet_fake(fake_imagenet, monkeypatch, forbid_decoding):
     others = {data.load_task("imagenet", "train", n_classes=3, seed=s).class_names for s in range(1, 8)}
     assert len(others | {tr.class_names}) > 1  # the seed picks the classes
     sub = data.load_task("imagenet", "train", max_images=5, seed=0)
-    assert len(sub) == 5 and sub.content_id != full.content_id
+    assert len(sub) == 5 and sub.content_id != full.content_id and np.bincount(sub.labels, minlength=6).max() == 1
     assert sub.content_id == data.load_task("imagenet", "train", max_images=5, seed=0).content_id
+    pool = data.load_task("imagenet", "train", n_classes=3, max_images=6, seed=0)  # a pool evenly over the drawn classes
+    assert pool.class_names == tr.class_names and np.array_equal(np.bincount(pool.labels), [2, 2, 2])
+    val = data.load_task("imagenet", "test", n_classes=3, max_images=1, seed=0)  # never cuts the validation split
+    assert val.content_id == te.content_id and np.array_equal(np.bincount(val.labels), [2] * 3)
     forbid_decoding.undo()
     img, y = tr.dataset[5]
     assert img.mode == "RGB" and y == tr.labels[5] == 1
     with pytest.raises(ValueError, match="n_classes"):
         data.load_task("imagenet", root=root, n_classes=7)
+
+
+def test_stratified_pool_spreads_the_pool_evenly_over_the_classes():
+    labels = np.repeat(np.arange(4), [10, 10, 10, 2])
+    pool = data.stratified_pool(labels, 11, seed=0)
+    counts = np.bincount(labels[pool], minlength=4)
+    # 11 // 4 = 2 each, one more for 3 classes drawn by the seed; the class of 2 gives its 2 whatever its quota
+    assert counts[3] == 2 and set(counts[:3]) <= {2, 3} and (counts[:3] == 3).sum() in (2, 3)
+    assert len(pool) == counts.sum() <= 11 and np.array_equal(pool, np.sort(pool))
+    assert np.array_equal(pool, data.stratified_pool(labels, 11, seed=0))
+    assert any(not np.array_equal(pool, data.stratified_pool(labels, 11, seed=s)) for s in range(1, 5))
+    even = data.stratified_pool(np.repeat(np.arange(3), 100), 30, seed=1)
+    assert np.array_equal(np.bincount(np.repeat(np.arange(3), 100)[even]), [10, 10, 10])
 
 
 def test_folder_with_split_folders(tmp_path):

@@ -59,7 +59,7 @@ def test_unknown_encoder_name_lists_the_valid_names_and_patterns():
         encoders.load_encoder("lenet-fashon")
     msg = str(info.value)
     assert isinstance(info.value, ValueError)
-    for valid in ["lenet", "effnet-lite0", "lenet-random", "open_clip:", "timm:"]:
+    for valid in ["lenet", "effnet-lite0", "lenet-random", "open_clip:", "timm:", "torchvision:"]:
         assert valid in msg
 
 
@@ -80,6 +80,9 @@ def test_unknown_encoder_name_lists_the_valid_names_and_patterns():
     ("open_clip:ViT-B-32:/no/such/checkpoint.pt", {}, MissingDataError),
     ("timm:no_such_model_xyz", {}, UnknownNameError),
     ("timm:resnet18:/no/such/file.safetensors", {}, MissingDataError),
+    ("torchvision:no_such_model", {}, UnknownNameError),
+    ("torchvision:resnet18:NO_SUCH_WEIGHTS", {}, UnknownNameError),
+    ("torchvision:resnet18:random", dict(epochs=3), UnknownNameError),
     (None, {}, TaskrelError),
 ])
 def test_bad_names_and_options_raise_value_errors(name, kwargs, error):
@@ -343,6 +346,7 @@ def empty_download_caches(tmp_path, monkeypatch):
     ("open_clip:ViT-B-32:openai", ["ViT-B-32", "openai", "HF_HUB_OFFLINE", "checkpoint", "Hugging Face"]),
     ("open_clip:RN50:openai", ["RN50", "openai", "checkpoint"]),
     ("timm:resnet18", ["resnet18", "HF_HUB_OFFLINE", "checkpoint", "Hugging Face"]),
+    ("torchvision:googlenet", ["googlenet", "IMAGENET1K_V1", "HF_HUB_OFFLINE", "hub/checkpoints"]),
 ])
 def test_downloads_fail_fast_offline_with_a_helpful_message(empty_download_caches, name, words):
     import open_clip  # noqa: F401  (import time is not the point)

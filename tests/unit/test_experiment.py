@@ -83,3 +83,66 @@ def test_pretrain_zoo_in_parallel_gives_the_sequential_weights(tmp_path, monkeyp
         images, labels, names = cnn_zoo.load_corpus(spec["corpus"])
         here, _, _ = cnn_zoo.pretrain(spec, images, labels, len(names), progress=False)  # this process, serial
         assert cnn_zoo.state_hash(here.state_dict()) == weights_id
+
+
+def test_pair_cuts_the_reference_train_split_to_an_even_pool(feats):
+    two = dict(feats)
+    for split in ("train", "test"):
+        Z, y = feats["e", "tgt", split]
+        two["e", "tgt", split] = (Z[y < 2], y[y < 2])
+    full = experiment.pair(two, "e", "ref", "tgt", seed=3)
+    p = experiment.pair(two, "e", "ref", "tgt", seed=3, pool=40)
+    Z, y = p["ref_train"]
+    assert np.array_equal(np.bincount(y), [20, 20])  # K_T = 2 classes, 40 images evenly
+    rows = {r.tobytes() for r in full["ref_train"][0]}
+    assert all(r.tobytes() in rows for r in Z)  # a subset of the pair's classes
+    assert p["ref_test"][0] is full["ref_test"][0] or np.array_equal(p["ref_test"][0], full["ref_test"][0])
+    assert np.array_equal(Z, experiment.pair(two, "e", "ref", "tgt", seed=3, pool=40)["ref_train"][0])
+    big = experiment.pair(two, "e", "ref", "tgt", seed=3, pool=10_000)  # larger than the split: all of it
+    assert np.array_equal(big["ref_train"][0], full["ref_train"][0])
+
+
+def test_relatedness_options_set_the_ot_batch_per_encoder_family(feats):
+    from taskrel_utils import config
+
+    wide = {**feats, ("open_clip:RN50", "ref", "train"): feats["e", "ref", "train"]}
+    cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e",),
+                         relatedness={"scale": "large", "steps": 10})
+    assert experiment.relatedness_options(cfg, wide, "open_clip:RN50") == {"scale": "large", "steps": 10,
+                                                                           "batch_size": 1500}
+    assert experiment.relatedness_options(cfg, wide, "e") == {"scale": "large", "steps": 10}  # 12-d: the preset's
+
+
+def test_reference_class_table_lists_the_drawn_wnids_and_pool_sizes(tmp_path, monkeypatch):
+    """A fake ImageNet tree (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG): K_R = K_T drawn classes,
+    a stratified train pool, the whole validation split."""
+    import dataclasses
+
+    from PIL import Image
+
+    from taskrel_utils import config, data
+
+    rng = np.random.default_rng(0)
+    wnids = [f"n{i:08d}" for i in range(8)]
+    for w in wnids:
+        for split, n in (("train", 12), ("val", 5)):
+            (tmp_path / split / w).mkdir(parents=True)
+            for j in range(n):
+                Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(tmp_path / split / w / f"{j}.JPEG")
+    (tmp_path / "LOC_synset_mapping.txt").write_text("".join(f"{w} thing {i}, other name\n" for i, w in enumerate(wnids)))
+    monkeypatch.setenv("IMAGENET_ROOT", str(tmp_path))
+    cfg = config.Profile(name="t", description="", reference="imagenet", targets=("imagenet",), encoders=("e",),
+                         task_options={"imagenet": {"n_classes": 6, "max_images": 60, "seed": 1}}, reference_pool=30)
+    tasks = experiment.profile_tasks(cfg)
+    ref_train, ref_test = tasks["imagenet"]["train"], tasks["imagenet"]["test"]
+    assert np.array_equal(np.bincount(ref_train.labels), [10] * 6) and np.array_equal(np.bincount(ref_test.labels), [5] * 6)
+    assert set(ref_train.info["wnids"]) < set(wnids) and ref_train.class_names[0].startswith("thing ")
+    three = {s: data.Task("three", s, np.arange(9) % 3, ("a", "b", "c"), images=np.zeros((9, 2, 2), np.uint8))
+             for s in ("train", "test")}
+    tasks3 = {**tasks, "three": three}
+    cfg3 = dataclasses.replace(cfg, reference_pool=12, targets=("three",))  # a 3-class target
+    row = experiment.reference_class_table(cfg3, tasks3).iloc[0]
+    drawn = experiment.reference_classes(6, 3, cfg3.seed)
+    assert row.K_T == row.K_R == 3 and row.reference_ids.split(", ") == [ref_train.info["wnids"][c] for c in drawn]
+    assert row.reference_classes.split(", ") == [ref_train.class_names[c] for c in drawn]
+    assert row.reference_train == 12 and row.reference_test == 15  # the pool; all validation images of the 3

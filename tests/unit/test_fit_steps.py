@@ -145,3 +145,28 @@ def test_reference_schedule_needs_adam():
     with pytest.raises(TaskrelError, match="update='adam'"):
         resolve_options("small", "reference", dict(update="closed_form"))
     assert resolve_options("small", "fast", dict(closed_form_rate=1.0, tol=0))["tol"] == 0
+
+
+def test_encoder_fit_options_set_the_ot_batch_per_family():
+    from taskrel_utils.errors import TaskrelError
+    from taskrel_utils.fit_options import OT_BATCH_BY_FAMILY, encoder_family, encoder_fit_options
+
+    assert OT_BATCH_BY_FAMILY == {"clip": 1500, "resnet50-width": 2500}  # the authors' values
+    assert encoder_family("open_clip:ViT-B-32:openai", 512) == "clip"
+    assert encoder_family("timm:resnet50.tv_in1k", 2048) == "resnet50-width" and encoder_family("effnet-lite0", 1280) is None
+    large = {"scale": "large"}
+    assert encoder_fit_options(large, "open_clip:RN50:openai", 1024)["batch_size"] == 1500
+    assert encoder_fit_options(large, "timm:resnet50", 2048)["batch_size"] == 2500
+    assert "batch_size" not in encoder_fit_options(large, "effnet-lite0", 1280)  # the preset's 1,000
+    assert "batch_size" not in encoder_fit_options({}, "open_clip:RN50", 1024)  # small scale: the preset's
+    assert encoder_fit_options({**large, "batch_size": 700}, "timm:resnet50", 2048)["batch_size"] == 700
+    assert encoder_fit_options({**large, "ot_batch": 300}, "timm:resnet50", 2048) == {"scale": "large", "batch_size": 300}
+    per_family = {"scale": "small", "batch_size": 100, "ot_batch": {"clip": 200, "default": 50}}
+    assert encoder_fit_options(per_family, "open_clip:x", 24)["batch_size"] == 200
+    assert encoder_fit_options(per_family, "timm:resnet50", 2048)["batch_size"] == 2500  # the table's family value
+    assert encoder_fit_options(per_family, "lenet", 84)["batch_size"] == 50
+    assert encoder_fit_options({"ot_batch": {"clip": 9}}, "lenet", 84) == {}  # no family, no default: unchanged
+    with pytest.raises(TaskrelError, match="ot_batch family"):
+        encoder_fit_options({"ot_batch": {"vit": 9}}, "lenet", 84)
+    with pytest.raises(TaskrelError, match="positive integer"):
+        encoder_fit_options({"ot_batch": 0}, "lenet", 84)

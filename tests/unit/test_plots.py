@@ -1,4 +1,7 @@
 """plots: each figure function returns a figure with the expected content on a tiny input."""
+import io
+import warnings
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -53,8 +56,21 @@ def test_bound_decomposition_stacks_the_three_terms_per_encoder_and_target():
         np.testing.assert_allclose(sorted(ends.values()), sorted(sub["value"]))
         dots = [c for c in ax.collections if isinstance(c, PathCollection)]
         np.testing.assert_allclose(sorted(dots[0].get_offsets()[:, 0]), sorted(sub["probe_cross_entropy"]))
-    labels = {t.get_text() for t in axes[0].get_legend().get_texts()}
+    labels = {t.get_text() for t in fig.legends[0].get_texts()}  # one legend above all panels
     assert labels == {t.replace("_", " ") for t in plots.BOUND_TERMS} | {"probe CE (transferability)"}
+
+
+def test_bound_decomposition_lays_out_many_panels_without_a_warning():
+    """Four targets (as in the mini profile): the layout makes room for the legend above the panels
+    without the UserWarning that tight_layout printed into the report."""
+    encoders = ["enc-a", "enc-b", "enc-c"]
+    targets = ["fashion-coarse", "mnist5k", "uci-digits", "digits-rotated"]
+    rows = [{"encoder": e, "target": t, **dict.fromkeys(plots.BOUND_TERMS, 0.5), "probe_cross_entropy": 1.0}
+            for t in targets for e in encoders]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots.bound_decomposition(pd.DataFrame(rows), targets, encoders)
+        fig.savefig(io.BytesIO(), format="png", dpi=40)
 
 
 def test_bound_vs_transferability_has_one_point_per_pair_and_the_diagonal():

@@ -116,3 +116,118 @@ def test_paper_columns_and_the_lower_is_better_set():
     # every kit score the registry marks lower-is-better is in the set
     from taskrel_utils import scores
     assert {n for n, s in scores.SCORES.items() if not s.higher_is_better} <= set(published.LOWER_IS_BETTER)
+
+
+# ---------------------------------------------------------------------------- the zoo as kit encoders
+def test_every_supervised_model_is_registered_by_its_library_name():
+    import timm
+    from torchvision import models
+
+    from taskrel_utils.torchvision_encoders import DEFAULT_WEIGHTS, weights_of
+
+    assert set(published.KIT_ENCODERS) == set(GROUP1)
+    with_weights = set(timm.list_models(pretrained=True))
+    for model, name in published.KIT_ENCODERS.items():
+        library, arch = name.split(":")
+        if library == "timm":  # the torchvision weights as timm tags them
+            assert arch == f"{model}.tv_in1k" and arch in with_weights and timm.is_model(arch)
+        else:
+            assert library == "torchvision" and arch == model
+            assert arch in models.list_models(module=models) and weights_of(arch, DEFAULT_WEIGHTS).url
+
+
+def test_a_registered_torchvision_model_builds_with_random_weights():
+    from taskrel_utils import encoders
+
+    enc = encoders.load_encoder("torchvision:mobilenet_v2:random", image_size=32)
+    images = np.random.default_rng(0).integers(0, 256, size=(2, 28, 28), dtype=np.uint8)
+    Z = enc.encode(enc.preprocess(images))
+    assert Z.shape == (2, enc.feature_dim) == (2, 1280) and bool(np.isfinite(Z.numpy()).all())
+    assert enc.head is None and enc.info["native_size"] == 224 and enc.preprocess.size == 32
+    assert encoders.load_encoder("torchvision:mobilenet_v2:random", image_size=32).weights_id == enc.weights_id
+
+
+def test_the_last_linear_layer_is_split_off_as_the_head():
+    import inspect
+
+    import torch
+    from torchvision import models
+
+    from taskrel_utils.errors import TaskrelError
+    from taskrel_utils.torchvision_encoders import RANDOM_OPTIONS, split_head
+
+    class Fc(torch.nn.Module):  # resnet, googlenet, inception_v3: net.fc
+        def __init__(self):
+            super().__init__()
+            self.body, self.fc = torch.nn.Linear(3, 4), torch.nn.Linear(4, 10)
+
+        def forward(self, x):
+            return self.fc(self.body(x))
+
+    class Classifier(Fc):  # mobilenet_v2, mnasnet, densenet: net.classifier (a Sequential or a Linear)
+        def __init__(self):
+            super().__init__()
+            self.classifier = torch.nn.Sequential(torch.nn.Dropout(0.2), self.fc)
+            del self.fc
+
+        def forward(self, x):
+            return self.classifier(self.body(x))
+
+    x = torch.ones(2, 3)
+    for net in (Fc(), Classifier()):
+        features = net.body(x)
+        head = split_head(net)
+        assert head.out_features == 10 and torch.equal(net.eval()(x), features)
+    with pytest.raises(TaskrelError, match="last linear layer"):
+        split_head(torch.nn.Sequential(torch.nn.Linear(3, 4)))
+    for arch, options in RANDOM_OPTIONS.items():  # constructor options that exist
+        cls = {"googlenet": models.GoogLeNet, "inception_v3": models.Inception3}[arch]
+        assert set(options) <= set(inspect.signature(cls.__init__).parameters)
+
+
+def _profile(encoders, targets, contrasts=()):
+    from taskrel_utils import config
+
+    return config.Profile(name="t", description="", reference="imagenet", targets=tuple(targets),
+                          encoders=tuple(encoders), contrasts=tuple(contrasts), use_published=True)
+
+
+def test_ground_truth_table_has_the_layout_of_the_kits_fine_tuning():
+    names = list(published.KIT_ENCODERS.values())
+    cfg = _profile(["effnet-lite0", *names[::-1]], ["dtd", "digits", "pets"], contrasts=[names[0]])
+    ft = published.ground_truth_table(cfg)
+    assert list(ft.columns) == ["encoder", "target", "group", "accuracy", "accuracy_std", "model"]
+    assert list(zip(ft.encoder, ft.target)) == [(e, t) for e in names[::-1] for t in ("dtd", "pets")]
+    row = ft[(ft.encoder == "torchvision:googlenet") & (ft.target == "pets")]
+    assert row.accuracy.item() == pytest.approx(0.9138) and row.accuracy_std.isna().all()
+    assert set(ft[ft.group == "contrast"].encoder) == {names[0]} and row.group.item() == "main"
+    with pytest.raises(ValueError, match="pets, dtd, aircraft|aircraft, dtd, pets"):
+        published.ground_truth_table(_profile(names, ["digits"]))
+    with pytest.raises(UnknownNameError):
+        published.ground_truth_table(_profile(["effnet-lite0"], ["pets"]))
+
+
+def test_correlation_table_from_fake_scores_against_the_published_accuracies():
+    from taskrel_utils import correlation, tables
+
+    names = list(published.KIT_ENCODERS.values())
+    cfg = _profile(names, published.PAPER_TARGETS[:3])
+    ft = published.ground_truth_table(cfg)
+    rng = np.random.default_rng(0)
+    pairs = ft[["encoder", "target"]]
+    truth = ft.accuracy.to_numpy()
+    tr = pairs.assign(value=-truth + rng.normal(scale=0.002, size=len(ft)), target_accuracy=truth)
+    fake = {c: rng.normal(size=len(ft)) for c in published.PAPER_COLUMNS if c not in ("task_relatedness", "otce")}
+    baselines = pairs.assign(**fake, otce_wasserstein=rng.normal(size=len(ft)),
+                             otce_conditional_entropy=rng.normal(size=len(ft)))
+    table = tables.study_table(ft, tr.iloc[::-1], baselines.sample(frac=1.0, random_state=0))  # any row order
+    assert len(table) == 33 and list(zip(table.encoder, table.target)) == list(zip(ft.encoder, ft.target))
+    r = correlation.correlation_table(table, list(published.PAPER_COLUMNS))
+    assert list(r.index) == ["pets", "dtd", "aircraft", "Average"] and not r.isna().any().any()
+    # the published DTD accuracies, read independently of the tables
+    dtd = published.finetune_accuracy(group=1, target="dtd").set_index("model").accuracy
+    to_model = {v: k for k, v in published.KIT_ENCODERS.items()}
+    dtd_tr = tr[tr.target == "dtd"].assign(model=lambda d: d.encoder.map(to_model))
+    expected = np.corrcoef(dtd_tr.value, dtd[dtd_tr.model].to_numpy())[0, 1]
+    assert r.loc["dtd", "task_relatedness"] == pytest.approx(expected) and expected < -0.9
+    assert r.loc["Average", "logme"] == pytest.approx(r.loc[["pets", "dtd", "aircraft"], "logme"].mean())

@@ -42,3 +42,76 @@ def test_report_is_self_contained(tmp_path):
     assert not re.search(r"<script[^>]+src=\"https?:", html), "no external scripts"
     assert not re.search(r"<link[^>]+href=\"https?:", html), "no external stylesheets"
     assert "<style" in html
+
+
+def _run_with_executed(tmp_path, profile="mini"):
+    """A run folder with one executed notebook (maths, a summarised table, a figure) and its files."""
+    import pandas as pd
+    from taskrel_utils import tables_display
+    from taskrel_utils.runs import Run
+
+    run = Run(tmp_path / "run")
+    frame = pd.DataFrame({"encoder": list("abcdefghijkl"), "value": range(12)})
+    csv = run.save_table("01_values", frame)
+    run.path("figures", "01_curve.png").write_bytes(base64.b64decode(PNG))
+    view = tables_display.table_summary(frame, csv=csv, rows=4)
+    nb = nbformat.read(executed_notebook(tmp_path, profile), as_version=4)
+    nb.cells[0].source = "# Demo notebook\n\nThe bound $\\tau W(P, Q)$ and\n\n$$\\underbrace{a}_{b} \\tag{1}$$"
+    nb.cells[1].outputs.append(nbformat.v4.new_output("display_data", data={
+        "text/html": view._repr_html_(), "text/plain": repr(view)}))
+    nb.cells[1].outputs.append(nbformat.v4.new_output("display_data", data={
+        "text/markdown": "reading: $r = 0.5$", "text/plain": "reading"}))
+    nb.cells[1].outputs.append(nbformat.v4.new_output("display_data", data={
+        "text/latex": "$$\\hat y$$", "text/plain": "y"}))
+    path = run.path("executed", "01_demo.ipynb")
+    nbformat.write(nb, path)
+    return run, path
+
+
+def test_report_maths_is_mathml_and_table_links_point_beside_the_report(tmp_path):
+    run, path = _run_with_executed(tmp_path)
+    html = report.render_html(path, run.path("report")).read_text()
+    assert html.count("<math") == 4  # markdown cell (2), a text/markdown output, a text/latex output
+    assert '<span class="taskrel-eqno">(1)</span>' in html
+    assert "$" not in re.sub(r"<(style|script)[^>]*>.*?</\1>", "", html, flags=re.S)  # no TeX delimiter left
+    assert not re.search(r"<script", html)  # no MathJax, no script at all
+    assert 'href="../tables/01_values.csv"' in html
+
+
+def test_stderr_outputs_lists_the_warnings_a_report_would_show(tmp_path):
+    path = executed_notebook(tmp_path, "smoke")
+    assert report.stderr_outputs(path) == []
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs.append(nbformat.v4.new_output("stream", name="stderr", text="UserWarning: careful\n"))
+    nbformat.write(nb, path)
+    assert report.stderr_outputs(path) == [(1, "UserWarning: careful\n")]
+
+
+def test_index_links_reports_figures_and_tables(tmp_path):
+    from taskrel_utils import report_index
+
+    run, path = _run_with_executed(tmp_path, profile="smoke")
+    report.render_html(path, run.path("report"))
+    run.save_params("pipeline", {"profile": "smoke", "seconds": {"01_demo": 12.3}})
+    index = report_index.write_index(run.root)
+    assert index == run.path("report", "index.html")
+    page = index.read_text()
+    assert "<h2>Demo notebook</h2>" in page and "SMOKE RUN" in page and "ran in 12 s" in page
+    for href in ("01_demo.html", "../figures/01_curve.png", "../tables/01_values.csv"):
+        assert f'href="{href}"' in page
+        assert (index.parent / href).exists()
+    assert '<img src="../figures/01_curve.png"' in page
+    assert not re.search(r"(src|href)=\"(https?:|/)", page) and "<script" not in page  # offline, relative
+
+
+def test_cli_report_renders_a_whole_run_and_its_index(tmp_path, capsys):
+    from taskrel_utils.__main__ import main
+
+    run, _ = _run_with_executed(tmp_path)
+    assert main(["report", str(run.root)]) == 0
+    assert run.path("report", "01_demo.html").exists() and run.path("report", "index.html").exists()
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "no executed notebooks" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing.ipynb")]) == 2
+    assert "does not exist" in capsys.readouterr().err
