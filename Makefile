@@ -1,6 +1,7 @@
 # taskrel kit. Two commands do everything on a fresh clone:
 #   make reproduce   set up .venv, run every notebook on the mini profile, render HTML reports
 #   make test        set up .venv, run the unit, hygiene and notebook (smoke) tests
+#   make student     student copies of the notebooks (no solution cells) into student/
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ PROFILE ?= mini
 # laptops without a GPU: make setup REQUIREMENTS=requirements-cpu.txt (the CPU build of torch, docs/workshop.md)
 REQUIREMENTS ?= requirements.txt
 
-.PHONY: setup reproduce test test-unit test-notebooks test-browser lab warm report bench build-mini clean-runs
+.PHONY: setup reproduce test test-unit test-notebooks test-browser lab warm report bench build-mini clean-runs student
 
 setup: $(STAMP)
 
@@ -38,6 +39,9 @@ test-browser: setup $(VENV)/.taskrel-browser  ## notebook 01 in JupyterLab in he
 $(VENV)/.taskrel-browser: requirements-browser.txt $(STAMP)  # playwright (165 MB) only for the browser test
 	$(PY) -m pip install -r requirements-browser.txt
 	touch $@
+
+student: setup  ## the notebooks without their solution cells, into student/ (gitignored)
+	$(PY) -m taskrel_utils student --out student
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -2,6 +2,7 @@
 
     run --profile mini|smoke|paper [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02] [--scheduler ADDRESS]
     report EXECUTED.ipynb|RUN_DIR [--out DIR]
+    student [--out DIR] [--notebooks 01 02]
     data build-mini --source DIR
     data make-dryrun --out DIR [--size smoke|full] [--seed 0]
     zoo build [--names NAME ...] [--jobs N] | zoo verify
@@ -37,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="render an executed notebook (or all of a run) to HTML, and the run's index.html")
     rep.add_argument("notebook", help="an executed notebook, or a run directory (all its executed notebooks)")
     rep.add_argument("--out", default=None, help="default: the run's report/ folder")
+
+    stu = sub.add_parser("student", help="write student copies of the notebooks, without the solution cells")
+    stu.add_argument("--out", default="student", help="default: student/")
+    stu.add_argument("--notebooks", nargs="*", default=None, help="notebook numbers or paths (default: all)")
 
     data = sub.add_parser("data", help="data bundle commands")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -138,6 +143,11 @@ def main(argv=None) -> int:
             print(f"wrote the {args.size} stand-ins to {out}; run with\n"
                   f"  IMAGENET_ROOT={out / 'imagenet'} TASKREL_DATA_ROOT={out} python -m taskrel_utils run "
                   f"--profile {'paper-dryrun' if args.size == 'smoke' else 'paper-dryrun-full'}")
+        elif args.command == "student":
+            from .student import write_student_copies
+
+            for path in write_student_copies(args.out, _notebook_paths(args.notebooks)):
+                print(path)
         elif args.command == "data":
             from pathlib import Path
 

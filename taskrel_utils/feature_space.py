@@ -51,12 +51,22 @@ def pca_2d(Z) -> np.ndarray:
     return out
 
 
-def nearest_mean_accuracy(Z_train, y_train, Z_test, y_test) -> float:
+def nearest_mean_accuracy(Z_train, y_train, Z_test, y_test, n_components: int | None = None) -> float:
     """Accuracy on the test set of the nearest-class-mean classifier fit on the train set,
-    in coordinates standardised on the train set: a quick, parameter-free separability score."""
+    in coordinates standardised on the train set: a quick, parameter-free separability score.
+
+    ``n_components = k``: on the top ``k`` principal axes of the standardised train features only
+    (how much of the separability a k-dimensional picture keeps); None: every dimension.
+    """
     Z_train, y_train = _check(Z_train, y_train, "train features")
     Z_test, y_test = _check(Z_test, y_test, "test features", d=Z_train.shape[1])
+    if n_components is not None and (isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer))
+                                     or n_components < 1):
+        raise TaskrelError(f"n_components must be a positive integer or None, got {n_components!r}")
     classes = np.unique(y_train)
     A, B = standardise(Z_train), standardise(Z_test, fit_on=Z_train)
+    if n_components is not None:
+        axes = principal_axes(A, int(n_components))
+        A, B = A @ axes, B @ axes
     means = np.stack([A[y_train == c].mean(axis=0) for c in classes])
     return float((classes[sq_euclidean(B, means).argmin(axis=1)] == y_test).mean())

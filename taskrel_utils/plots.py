@@ -107,14 +107,22 @@ def gradient_norms(norms, tau0: float, title: str):
     return fig
 
 
+#: panels of :func:`fit_curves` drawn on a log scale when positive: J starts orders of magnitude
+#: above where it settles (the label term, weighted by Lambda, vanishes in the first steps)
+LOG_SCALE_CURVES = ("objective", "objective_moving_average")
+
+
 def fit_curves(history):
     """One panel per logged quantity of a fit against its step (``history`` columns: step and
-    one column per quantity)."""
+    one column per quantity); :data:`LOG_SCALE_CURVES` on a log scale when all positive."""
     curves = history.melt(id_vars="step", value_vars=[c for c in history.columns if c != "step"],
                           var_name="quantity", value_name="value")
     grid = sns.relplot(data=curves, x="step", y="value", col="quantity", col_wrap=4, kind="line",
                        height=2.2, facet_kws={"sharey": False})
     grid.set_titles("{col_name}")
+    for name, ax in grid.axes_dict.items():
+        if name in LOG_SCALE_CURVES and (history[name] > 0).all():
+            ax.set_yscale("log")
     return grid.figure
 
 
@@ -149,6 +157,80 @@ def transport_plan(plan, target_names, reference_names, target: str, reference: 
     n_ref, n_tgt = np.shape(plan["plan"])
     ax.set(xlabel=f"target points ({target})", ylabel=f"mapped reference points ({reference})",
            title=f"an exact transport plan on {n_ref} + {n_tgt} points")
+    return fig
+
+
+def _blocks(ax, labels, names, axis: str):
+    """Class blocks of a class-sorted axis: separator lines and the class names at block centres."""
+    edges = np.flatnonzero(np.diff(labels)) + 0.5
+    centres = [np.mean(np.flatnonzero(labels == c)) for c in dict.fromkeys(labels)]
+    ticks = [str(names[c])[:12] for c in dict.fromkeys(labels)]
+    for e in edges:
+        (ax.axhline if axis == "y" else ax.axvline)(e, color="w", lw=0.6)
+    if axis == "y":
+        ax.set_yticks(centres, ticks, fontsize=7)
+    else:
+        ax.set_xticks(centres, ticks, fontsize=7, rotation=90)
+
+
+def plan_and_cost(cost: dict, plan, reference_names, target_names, reference: str, target: str):
+    """One step's transport problem (docs/method.md (12)-(13)) in three panels: the feature cost
+    ``||A z_k + b - t_l||``, the label cost ``||B e_{y_k} - e_{s_l}||`` (weighted by Lambda in M) and
+    the exact plan (a dot per non-zero entry, its area proportional to the mass).
+
+    ``cost``: ``fit_inspection.cost_matrix`` (n x m parts, the batches' labels, B); ``plan``: the
+    dense n x m plan. Columns are sorted by target class; rows by the target class that B sends
+    their reference class to (its largest entry), then by reference class, so that a plan that
+    keeps to B's class matching is block-diagonal.
+    """
+    yk, sl, B = np.asarray(cost["ref_labels"]), np.asarray(cost["target_labels"]), np.asarray(cost["B"])
+    rows = np.lexsort((yk, B.argmax(0)[yk]))
+    cols = np.argsort(sl, kind="stable")
+    P = np.asarray(plan)[np.ix_(rows, cols)]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
+    panels = (("feature cost ||A z + b - t||", cost["feature"], "viridis"),
+              (f"label cost ||B e_y - e_s|| (x Lambda = {cost['Lambda']:.0e} in M)", cost["label"], "mako"))
+    for ax, (title, C, cmap) in zip(axes, panels):
+        im = ax.imshow(np.asarray(C)[np.ix_(rows, cols)], aspect="auto", cmap=cmap, interpolation="nearest")
+        fig.colorbar(im, ax=ax, fraction=0.04)
+        ax.set_title(title, fontsize=10)
+    r, c = np.nonzero(P)
+    axes[2].scatter(c, r, s=min(60.0, 3000.0 / P.shape[0]) * P[r, c] / P.max(), color="k", linewidths=0)
+    axes[2].set(xlim=(-0.5, P.shape[1] - 0.5), ylim=(P.shape[0] - 0.5, -0.5), facecolor="white")
+    axes[2].set_title(f"exact plan: {len(r)} non-zero entries of {P.size}", fontsize=10)
+    for ax in axes:
+        ax.grid(False)
+        _blocks(ax, yk[rows], reference_names, "y")
+        _blocks(ax, sl[cols], target_names, "x")
+        ax.set_xlabel(f"target batch ({target}), by class")
+    axes[0].set_ylabel(f"mapped reference batch ({reference}), by matched class")
+    for e in np.flatnonzero(np.diff(sl[cols])) + 0.5:  # white separators are invisible on white
+        axes[2].axvline(e, color="0.8", lw=0.6)
+    for e in np.flatnonzero(np.diff(yk[rows])) + 0.5:
+        axes[2].axhline(e, color="0.8", lw=0.6)
+    fig.tight_layout()
+    return fig
+
+
+def hand_iterations(table):
+    """The fit's terms over a few iterations run by hand (``table``: rows of
+    ``fit_inspection.step_row``): J under each step's plan before and after its update, the
+    feature and label terms, and how far A moved."""
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+    axes[0].plot(table["step"], table["J_before"], "o-", label="before the update")
+    axes[0].plot(table["step"], table["J_after"], "s--", label="after (same plan)")
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("J (14) under the step's plan", fontsize=10)
+    for ax, (column, title) in zip(axes[1:], (("feature_term", "feature term sum Pi ||Az+b-t||^2"),
+                                              ("label_term", "label term sum Pi ||Be_y-e_s||^2"),
+                                              ("dA", "||A_new - A||_F"))):
+        ax.plot(table["step"], table[column], "o-")
+        ax.set_title(title, fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.set_xticks(list(table["step"]))
+    fig.tight_layout()
     return fig
 
 

@@ -69,6 +69,11 @@ def test_02_fit_transformations(smoke_run):
         assert r["penalty_price"] == pytest.approx(r["plain_probe_accuracy"] - r["reference_accuracy"])
     assert {r["b_init"] for r in m["b_init"]} == {"random", "class_means"}
     assert all(math.isfinite(r["value"]) for r in m["b_init"])
+    # the steps run by hand are the one-line fit's first steps, bit for bit
+    assert [r["step"] for r in m["hand_steps"]] == list(range(5)) and m["hand_steps_match_fit"]
+    fit, conv = m["modes"]["learned_all"], m["convergence"]
+    assert conv["steps_used"] == fit["steps_used"] and conv["converged"] == fit["converged"]
+    assert conv["first_stop"] == (fit["steps_used"] if fit["converged"] else None)
 
 
 def test_03_bound_decomposition(smoke_run):

@@ -49,3 +49,17 @@ def test_bad_input_raises_the_kits_error():
     from taskrel_utils.errors import TaskrelError
     with pytest.raises(TaskrelError, match="2-D"):
         feature_space.pca_2d(np.zeros(5))
+
+
+def test_nearest_mean_accuracy_on_principal_components():
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(3), 40)
+    # the classes differ along one direction shared by 3 dimensions (the first principal axis); 7 of noise
+    Z = np.column_stack([(6.0 * y)[:, None] + rng.normal(size=(120, 3)), rng.normal(size=(120, 7))])
+    full = feature_space.nearest_mean_accuracy(Z[::2], y[::2], Z[1::2], y[1::2])
+    one = feature_space.nearest_mean_accuracy(Z[::2], y[::2], Z[1::2], y[1::2], n_components=1)
+    assert one == 1.0 and full <= one
+    assert feature_space.nearest_mean_accuracy(Z[::2], y[::2], Z[1::2], y[1::2], n_components=10) == full
+    from taskrel_utils.errors import TaskrelError
+    with pytest.raises(TaskrelError, match="n_components"):
+        feature_space.nearest_mean_accuracy(Z, y, Z, y, n_components=0)

@@ -184,6 +184,8 @@ def test_fit_curves_one_panel_per_quantity():
     history = pd.DataFrame({"step": [0, 1, 2], "objective": [3.0, 2.0, 1.0], "W": [1.0, 0.5, 0.4]})
     fig = plots.fit_curves(history)
     assert sorted(ax.get_title() for ax in fig.axes) == ["W", "objective"]
+    scales = {ax.get_title(): ax.get_yscale() for ax in fig.axes}
+    assert scales == {"objective": "log", "W": "linear"}  # J spans orders of magnitude
 
 
 def test_label_map_and_prior_shows_B_and_both_priors():
@@ -212,3 +214,44 @@ def test_tau0_sweep_three_panels_with_the_limit_and_the_choice():
     assert len(fig.axes) == 3
     assert any(np.allclose(ln.get_ydata(), 0.02) for ln in fig.axes[0].lines)
     assert "chosen tau0 = 0.5" in fig.axes[2].get_title()
+
+
+def _step_problem():
+    """A 3-class transport step: B sends reference class j to target class (j + 1) % 3."""
+    yk, sl = np.array([2, 0, 1, 0, 2, 1]), np.array([1, 2, 0, 0, 1, 2])
+    B = np.eye(3)[:, [1, 2, 0]]
+    P = np.zeros((6, 6))
+    for k, y in enumerate(yk):  # each reference point sends its mass to a target point of B's class
+        P[k, np.flatnonzero(sl == (y + 1) % 3)[k % 2]] = 1 / 6
+    cost = dict(feature=np.arange(36.0).reshape(6, 6), label=np.ones((6, 6)), Lambda=1e8, ref_labels=yk,
+                target_labels=sl, B=B)
+    return cost, P
+
+
+def test_plan_and_cost_sorts_rows_by_matched_class_so_the_plan_is_block_diagonal():
+    cost, P = _step_problem()
+    fig = plots.plan_and_cost(cost, P, ["r0", "r1", "r2"], ["t0", "t1", "t2"], reference="R", target="T")
+    axes = [ax for ax in fig.axes if ax.get_title()]  # the three panels (not the colour bars)
+    assert len(axes) == 3 and "Lambda = 1e+08" in axes[1].get_title()
+    dots = axes[2].collections[0].get_offsets()
+    assert len(dots) == 6 and "6 non-zero entries of 36" in axes[2].get_title()
+    rows, cols = dots[:, 1], dots[:, 0]
+    # columns by target class (2 points each), rows by the target class B sends them to: the same blocks
+    np.testing.assert_array_equal(rows // 2, cols // 2)
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["r2", "r0", "r1"]  # r2 -> t0, r0 -> t1, r1 -> t2
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["t0", "t1", "t2"]
+    # the feature panel shows the cost permuted the same way
+    image = axes[0].get_images()[0].get_array()
+    rows_order = np.lexsort((cost["ref_labels"], cost["B"].argmax(0)[cost["ref_labels"]]))
+    np.testing.assert_array_equal(image, cost["feature"][np.ix_(rows_order, np.argsort(cost["target_labels"], kind="stable"))])
+
+
+def test_hand_iterations_draws_j_before_and_after_and_the_terms():
+    table = pd.DataFrame({"step": [0, 1, 2], "J_before": [10.0, 8.0, 9.0], "J_after": [7.0, 6.0, 5.0],
+                          "feature_term": [3.0, 2.0, 1.0], "label_term": [1e-3, 1e-4, 1e-5], "dA": [0.1, 0.1, 0.1]})
+    fig = plots.hand_iterations(table)
+    assert len(fig.axes) == 4
+    before, after = fig.axes[0].get_lines()[:2]
+    np.testing.assert_array_equal(before.get_ydata(), table.J_before)
+    np.testing.assert_array_equal(after.get_ydata(), table.J_after)
+    np.testing.assert_array_equal(fig.axes[2].get_lines()[0].get_ydata(), table.label_term)

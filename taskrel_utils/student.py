@@ -1,0 +1,56 @@
+"""Student copies of the notebooks: the same notebooks without the exercises' solutions.
+
+A solution is a cell tagged ``solution`` (cell metadata ``"tags": ["solution"]``); nbconvert's
+``TagRemovePreprocessor`` drops those cells and nothing else. The exercise cells stay, so a
+student copy runs from top to bottom as given.
+
+    python -m taskrel_utils student --out student      # or: make student
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import nbformat
+
+from .errors import TaskrelError
+from .io import atomic_path
+
+#: the cell tag that marks a solution
+SOLUTION_TAG = "solution"
+
+__all__ = ["SOLUTION_TAG", "solution_cells", "student_notebook", "write_student_copies"]
+
+
+def solution_cells(nb) -> list[int]:
+    """Indices of the cells of ``nb`` (a notebook node) tagged :data:`SOLUTION_TAG`."""
+    return [i for i, cell in enumerate(nb.cells) if SOLUTION_TAG in cell.get("metadata", {}).get("tags", [])]
+
+
+def student_notebook(nb):
+    """A copy of the notebook node ``nb`` without its solution cells (``nb`` is left unchanged)."""
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    remover = TagRemovePreprocessor(remove_cell_tags={SOLUTION_TAG}, enabled=True)
+    student, _ = remover.preprocess(copy.deepcopy(nb), {})
+    return student
+
+
+def write_student_copies(out_dir, notebooks=None) -> list[Path]:
+    """Write the student copy of each of ``notebooks`` (default: every numbered notebook) to
+    ``out_dir/<name>.ipynb``; returns the paths written."""
+    from .pipeline import list_notebooks
+
+    paths = [Path(p) for p in (notebooks or list_notebooks())]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in paths:
+        if not path.is_file():
+            raise TaskrelError(f"no notebook at {path}: pass existing .ipynb files (default: every numbered notebook)")
+        nb = nbformat.read(path, as_version=4)
+        out = out_dir / path.name
+        with atomic_path(out) as tmp:
+            nbformat.write(student_notebook(nb), tmp)
+        written.append(out)
+    return written
