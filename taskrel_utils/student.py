@@ -8,6 +8,8 @@ student copy runs from top to bottom as given.
 """
 from __future__ import annotations
 
+import ast
+import builtins
 import copy
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from .io import atomic_path
 #: the cell tag that marks a solution
 SOLUTION_TAG = "solution"
 
-__all__ = ["SOLUTION_TAG", "solution_cells", "student_notebook", "write_student_copies"]
+__all__ = ["SOLUTION_TAG", "solution_cells", "student_notebook", "write_student_copies", "names_from_solutions"]
 
 
 def solution_cells(nb) -> list[int]:
@@ -54,3 +56,39 @@ def write_student_copies(out_dir, notebooks=None) -> list[Path]:
             nbformat.write(student_notebook(nb), tmp)
         written.append(out)
     return written
+
+
+def _names(source: str) -> tuple[set, set]:
+    """(names a cell binds, names it reads) of Python ``source`` (IPython ``%``/``!`` lines skipped)."""
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    bound, read = set(), set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return bound, read
+
+
+def names_from_solutions(nb) -> dict[int, set]:
+    """Cells of ``nb`` that would fail in its student copy: ``{cell index: names}`` for every
+    non-solution code cell that reads a name bound only by an earlier solution cell (not by an earlier
+    cell the copy keeps). Empty when the copy runs without the solutions."""
+    solutions = set(solution_cells(nb))
+    kept, from_solutions, broken = set(dir(builtins)), set(), {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        bound, read = _names(cell.source)
+        if i in solutions:
+            from_solutions |= bound
+            continue
+        missing = (read & from_solutions) - kept - bound
+        if missing:
+            broken[i] = missing
+        kept |= bound
+    return broken

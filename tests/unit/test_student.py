@@ -45,3 +45,20 @@ def test_cli_writes_student_copies_without_solutions(tmp_path, capsys):
 def test_cli_refuses_a_missing_notebook(tmp_path, capsys):
     assert main(["student", "--out", str(tmp_path), "--notebooks", "99"]) == 2
     assert "no notebook matches '99'" in capsys.readouterr().err
+
+
+def test_names_from_solutions_finds_a_kept_cell_that_needs_a_solution():
+    nb = new_notebook(cells=[
+        new_code_cell("import numpy as np\nx = np.ones(3)"),
+        _tagged(new_code_cell("answer = x.sum()\ndef helper(a):\n    return a"), "solution"),
+        new_code_cell("print(x, answer)"),          # needs the solution's `answer`
+        new_code_cell("answer = 0\nprint(answer)"),  # binds it itself: fine
+        new_code_cell("%matplotlib inline\nhelper(x)"),  # needs the solution's `helper`
+    ])
+    assert student.names_from_solutions(nb) == {2: {"answer"}, 4: {"helper"}}
+    assert student.names_from_solutions(student.student_notebook(nb)) == {}  # nothing tagged: nothing to miss
+
+
+def test_every_student_copy_needs_nothing_from_a_solution():
+    for path in list_notebooks():
+        assert student.names_from_solutions(nbformat.read(path, as_version=4)) == {}, path.name
