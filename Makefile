@@ -10,7 +10,7 @@ PROFILE ?= mini
 # laptops without a GPU: make setup REQUIREMENTS=requirements-cpu.txt (the CPU build of torch, docs/workshop.md)
 REQUIREMENTS ?= requirements.txt
 
-.PHONY: setup reproduce test test-unit test-notebooks test-browser lab warm report bench build-mini clean-runs student
+.PHONY: setup reproduce test test-unit test-notebooks test-paper test-browser lab warm report bench build-mini clean-runs student
 
 setup: $(STAMP)
 
@@ -24,14 +24,17 @@ $(STAMP): requirements.txt $(REQUIREMENTS) pyproject.toml
 reproduce: setup  ## all notebooks on the mini profile into runs/mini (+ report/*.html)
 	$(PY) -m taskrel_utils run --profile $(PROFILE)
 
-test: setup  ## offline: any download attempt fails at once; the smoke run's tests on one worker, the rest beside it (the browser test: make test-browser)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -n auto -m "not browser"
+test: setup  ## offline: any download attempt fails at once; the smoke run's tests on one worker, the rest beside it (also: make test-paper, make test-browser)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n auto -m "not browser and not dryrun"
 
 test-unit: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/unit tests/hygiene
 
 test-notebooks: setup
-	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/notebooks tests/paper_dryrun
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/notebooks tests/test_student_copies.py
+
+test-paper: setup  ## every notebook on the paper-dryrun profile: synthetic ImageNet/Pets/DTD/Aircraft, random-weight CLIP and timm
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/paper_dryrun
 
 test-browser: setup $(VENV)/.taskrel-browser  ## notebook 01 in JupyterLab in headless Chromium (Debian: apt-get install chromium)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/browser

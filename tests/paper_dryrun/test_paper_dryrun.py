@@ -8,7 +8,7 @@ import pytest
 
 from taskrel_utils import config, dryrun, pipeline
 
-pytestmark = pytest.mark.notebooks
+pytestmark = [pytest.mark.notebooks, pytest.mark.dryrun]
 
 
 @pytest.fixture(scope="module")

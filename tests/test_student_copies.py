@@ -1,8 +1,9 @@
 """The student copies (`make student`) hold no solution cells and run on the smoke profile.
 
-They run after the smoke run (its fixture), on the same warm caches. Running a copy still costs a
-kernel and every figure, so one copy runs here; that no kept cell of any copy reads a name only a
-solution binds is checked for every notebook in tests/unit/test_student.py.
+One copy runs here, on the smoke profile and the session's cache (under ``make test`` beside the
+smoke run, on another worker: the cache's per-entry locks let both fill it). That no kept cell of
+any copy reads a name only a solution binds is checked for every notebook in
+tests/unit/test_student.py.
 """
 import nbformat
 import pytest
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.notebooks
 RUN_COPIES = ("01",)
 
 
-def test_student_copies_hold_no_solutions_and_run(smoke_run, tmp_path):
+def test_student_copies_hold_no_solutions_and_run(tmp_path):
     notebooks = [p for p in pipeline.list_notebooks() if p.name[:2] in RUN_COPIES]
     copies = student.write_student_copies(tmp_path / "student", notebooks)
     for original, copy in zip(notebooks, copies):
