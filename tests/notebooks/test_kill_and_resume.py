@@ -31,7 +31,7 @@ VOLATILE = {"seconds", "cache_hits", "cache_hit", "images_per_second"}
 
 def _command(run_dir):
     return [sys.executable, "-m", "taskrel_utils", "run", "--profile", "smoke", "--run-dir", str(run_dir),
-            "--notebooks", *NOTEBOOKS]
+            "--no-report", "--notebooks", *NOTEBOOKS]  # the reports: tests/notebooks/test_reports_browser.py
 
 
 def _kill_tree(pid):
