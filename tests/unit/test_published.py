@@ -231,3 +231,13 @@ def test_correlation_table_from_fake_scores_against_the_published_accuracies():
     expected = np.corrcoef(dtd_tr.value, dtd[dtd_tr.model].to_numpy())[0, 1]
     assert r.loc["dtd", "task_relatedness"] == pytest.approx(expected) and expected < -0.9
     assert r.loc["Average", "logme"] == pytest.approx(r.loc[["pets", "dtd", "aircraft"], "logme"].mean())
+
+
+def test_the_paper_published_profile_has_a_published_accuracy_for_every_pair():
+    from taskrel_utils import config
+
+    profile = config.load_profile("paper-published")
+    assert profile.use_published and sorted(profile.encoders) == sorted(published.KIT_ENCODERS.values())
+    table = published.ground_truth_table(profile)
+    assert len(table) == len(profile.encoders) * len(profile.targets)
+    assert table.accuracy.between(0, 1).all()
