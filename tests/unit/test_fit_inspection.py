@@ -8,32 +8,20 @@ from taskrel_utils import fit_inspection
 from taskrel_utils.errors import TaskrelError
 from taskrel_utils.fit_steps import (class_loss_weights, draw_batches, gradient_step, initial_transformations,
                                      objective_terms, prepare, start_fit, transport_plan)
-from taskrel_utils.reference_classifier import fit_reference_model
 from taskrel_utils.relatedness import task_relatedness
 
-from test_relatedness import K, planted
+from test_relatedness import K
 
 
-@pytest.fixture(scope="module")
-def data():
-    R, R_te, T, T_te, _, _ = planted(n_tr=40, n_te=20)
-    return R, R_te, T, T_te
-
-
-@pytest.fixture(scope="module")
-def h_R(data):
-    return fit_reference_model(data[0], data[1], seed=0, options=dict(tau0=1.0, iterations=60))[1]
-
-
-def _first_step(data, h_R, **options):
-    state = prepare(*data, seed=1, reference_classifier=h_R, batch_size=100, **options)
+def _first_step(small_pair, small_h_R, **options):
+    state = prepare(*small_pair, seed=1, reference_classifier=small_h_R, batch_size=100, **options)
     tr = start_fit(state, initial_transformations(state))
     plan = transport_plan(state, tr, *draw_batches(state, tr))
     return state, tr, plan
 
 
-def test_cost_matrix_is_the_plans_cost_and_the_plan_keeps_bs_matching(data, h_R):
-    state, tr, plan = _first_step(data, h_R, ot="full")
+def test_cost_matrix_is_the_plans_cost_and_the_plan_keeps_bs_matching(small_pair, small_h_R):
+    state, tr, plan = _first_step(small_pair, small_h_R, ot="full")
     cost = fit_inspection.cost_matrix(state, tr, plan)
     A, _, b, B, D = tr.current()
     k, l = 3, 5
@@ -56,14 +44,14 @@ def test_cost_matrix_is_the_plans_cost_and_the_plan_keeps_bs_matching(data, h_R)
     assert s["plan_feature_cost"] == pytest.approx((P * cost["feature"]).sum())
 
 
-def test_a_small_label_weight_lets_the_plan_cross_classes(data, h_R):
-    state, tr, plan = _first_step(data, h_R, ot="full", Lambda=1e-6)
+def test_a_small_label_weight_lets_the_plan_cross_classes(small_pair, small_h_R):
+    state, tr, plan = _first_step(small_pair, small_h_R, ot="full", Lambda=1e-6)
     s = fit_inspection.plan_summary(plan, fit_inspection.cost_matrix(state, tr, plan))
     assert s["matched_mass"] < 0.95
 
 
-def test_batch_table_counts_prior_sample(data, h_R):
-    state, tr, plan = _first_step(data, h_R)
+def test_batch_table_counts_prior_sample(small_pair, small_h_R):
+    state, tr, plan = _first_step(small_pair, small_h_R)
     D = tr.current()[4]
     table = fit_inspection.batch_table(state, plan, D)
     assert list(table.index) == list(range(K))
@@ -74,8 +62,8 @@ def test_batch_table_counts_prior_sample(data, h_R):
     np.testing.assert_array_equal(table["reference drawn"], np.minimum(pool, np.floor(100 * D).astype(int)))
 
 
-def test_step_row_reports_j_before_and_after_and_the_moves(data, h_R):
-    state, tr, plan = _first_step(data, h_R)
+def test_step_row_reports_j_before_and_after_and_the_moves(small_pair, small_h_R):
+    state, tr, plan = _first_step(small_pair, small_h_R)
     v = class_loss_weights(state, tr)
     before = tr.current()
     terms = gradient_step(state, tr, v)
@@ -89,9 +77,9 @@ def test_step_row_reports_j_before_and_after_and_the_moves(data, h_R):
     assert row["dA_max"] == pytest.approx(state.options["lr"], rel=0.05)  # Adam's first step: about lr per entry
 
 
-def test_first_stop_and_diagnostics_agree_with_the_fit(data, h_R):
-    opts = dict(reference_classifier=h_R, batch_size=100, log_every=1, steps=300, window=10, min_steps=20, tol=1e-2)
-    res = task_relatedness(*data, seed=2, **opts)
+def test_first_stop_and_diagnostics_agree_with_the_fit(small_pair, small_h_R):
+    opts = dict(reference_classifier=small_h_R, batch_size=100, log_every=1, steps=300, window=10, min_steps=20, tol=1e-2)
+    res = task_relatedness(*small_pair, seed=2, **opts)
     history = pd.DataFrame(res.history)
     diag = fit_inspection.convergence_diagnostics(history, res.options)
     assert diag["steps_used"] == res.terms["steps_used"] == len(history)
@@ -105,8 +93,8 @@ def test_first_stop_and_diagnostics_agree_with_the_fit(data, h_R):
     assert fit_inspection.first_stop(J[:15], res.options) is None  # fewer than min_steps
 
 
-def test_diagnostics_need_a_row_per_step(data, h_R):
-    res = task_relatedness(*data, seed=2, reference_classifier=h_R, batch_size=100, steps=30, log_every=10,
+def test_diagnostics_need_a_row_per_step(small_pair, small_h_R):
+    res = task_relatedness(*small_pair, seed=2, reference_classifier=small_h_R, batch_size=100, steps=30, log_every=10,
                            stop="fixed")
     with pytest.raises(TaskrelError, match="log_every=1"):
         fit_inspection.convergence_diagnostics(res.history, res.options)

@@ -11,20 +11,9 @@ from taskrel_utils.fit_steps import (class_loss_weights, draw_batches, gradient_
 from taskrel_utils.reference_classifier import fit_reference_model, train_reference_classifier
 from taskrel_utils.relatedness import ORIGINAL_FIT, task_relatedness
 
-from test_relatedness import K, planted
+from test_relatedness import K
 
 STEPS = 5
-
-
-@pytest.fixture(scope="module")
-def data():
-    R, R_te, T, T_te, _, _ = planted(n_tr=40, n_te=20)
-    return R, R_te, T, T_te
-
-
-@pytest.fixture(scope="module")
-def h_R(data):
-    return fit_reference_model(data[0], data[1], seed=0, options=dict(tau0=1.0, iterations=60))[1]
 
 
 @pytest.mark.parametrize("schedule, extra", [
@@ -32,12 +21,12 @@ def h_R(data):
     ("fast", dict(ORIGINAL_FIT, ot="full", reweighted_loss="pool")),  # Adam on everything, full plan
     ("reference", dict()),                                            # the original step, autograd
 ])
-def test_five_steps_by_hand_equal_task_relatedness(data, h_R, schedule, extra):
-    kw = dict(seed=3, schedule=schedule, reference_classifier=h_R, batch_size=100, log_every=1,
+def test_five_steps_by_hand_equal_task_relatedness(small_pair, small_h_R, schedule, extra):
+    kw = dict(seed=3, schedule=schedule, reference_classifier=small_h_R, batch_size=100, log_every=1,
               **dict(extra, steps=STEPS, stop="fixed"))
-    res = task_relatedness(*data, **kw)
+    res = task_relatedness(*small_pair, **kw)
 
-    state = prepare(*data, **kw)
+    state = prepare(*small_pair, **kw)
     with thread_limit(state):
         tr = start_fit(state, initial_transformations(state))
         by_hand = []
@@ -64,8 +53,8 @@ def test_five_steps_by_hand_equal_task_relatedness(data, h_R, schedule, extra):
     assert bound["target_accuracy"] == res.target_accuracy
 
 
-def test_objective_terms_add_up_to_J(data, h_R):
-    state = prepare(*data, reference_classifier=h_R, batch_size=100)
+def test_objective_terms_add_up_to_J(small_pair, small_h_R):
+    state = prepare(*small_pair, reference_classifier=small_h_R, batch_size=100)
     tr = start_fit(state, initial_transformations(state))
     transport_plan(state, tr, *draw_batches(state, tr))
     t = objective_terms(state, tr)
@@ -76,31 +65,31 @@ def test_objective_terms_add_up_to_J(data, h_R):
     assert t["IC"] == pytest.approx(0.0, abs=1e-20)  # the start's A_inv is A's exact inverse
 
 
-def test_by_hand_without_target_labels_is_refused(data, h_R):
-    R, R_te, T, T_te = data
-    state = prepare(R, R_te, (T[0], None), (T_te[0], None), n_target_classes=K, reference_classifier=h_R)
+def test_by_hand_without_target_labels_is_refused(small_pair, small_h_R):
+    R, R_te, T, T_te = small_pair
+    state = prepare(R, R_te, (T[0], None), (T_te[0], None), n_target_classes=K, reference_classifier=small_h_R)
     with pytest.raises(TaskrelError, match="fit_without_labels"):
         initial_transformations(state)
 
 
-def test_fit_reference_model_is_the_fits_h_R(data):
-    R, R_te, T, T_te = data
+def test_fit_reference_model_is_the_fits_h_R(small_pair):
+    R, R_te, T, T_te = small_pair
     rc = dict(tau0=1.0, iterations=40)
-    s_R, h_R = fit_reference_model(R, R_te, seed=4, options=rc)
+    s_R, small_h_R = fit_reference_model(R, R_te, seed=4, options=rc)
     X = (R[0] - R[0].mean(0)) / R[0].std(0)
     np.testing.assert_allclose(s_R.transform(R[0]), X, atol=1e-12)
     direct = train_reference_classifier(s_R.transform(R[0]), R[1], K, Z_test=s_R.transform(R_te[0]),
                                         y_test=R_te[1], seed=4, **rc)
-    assert np.array_equal(h_R.W, direct.W) and np.array_equal(h_R.c, direct.c)
+    assert np.array_equal(small_h_R.W, direct.W) and np.array_equal(small_h_R.c, direct.c)
     res = task_relatedness(R, R_te, T, T_te, seed=4, steps=1, batch_size=100, reference_classifier_options=rc)
-    assert np.array_equal(res.reference_classifier.W, h_R.W)
+    assert np.array_equal(res.reference_classifier.W, small_h_R.W)
     assert np.array_equal(res.reference_scaler.mean_, s_R.mean_)
     # the reference schedule: the original optimiser, by autograd
     _, h_orig = fit_reference_model(R, R_te, seed=4, schedule="reference", options=dict(tau0=1.0, iterations=20))
     assert h_orig.options["optimizer"] == "sgd" and h_orig.options["gradient"] == "autograd"
     # a cached h_R: only the scaler is fit, the classifier is returned as it is
-    s_again, same = fit_reference_model(R, R_te, classifier=h_R)
-    assert same is h_R and np.array_equal(s_again.scale_, s_R.scale_)
+    s_again, same = fit_reference_model(R, R_te, classifier=small_h_R)
+    assert same is small_h_R and np.array_equal(s_again.scale_, s_R.scale_)
     with pytest.raises(TaskrelError, match="W of shape"):
         fit_reference_model(R, R_te, classifier=train_reference_classifier(X[:, :3], R[1], K, **rc))
     with pytest.raises(TaskrelError, match="schedule"):
