@@ -8,9 +8,10 @@ class TaskrelError(ValueError):
 class UnknownNameError(TaskrelError):
     """An unknown task, encoder, profile or parameter name; the message lists the valid names."""
 
-    def __init__(self, kind: str, name, valid):
+    def __init__(self, kind: str, name, valid, of: str = ""):
         valid = sorted(valid)
-        super().__init__(f"unknown {kind} {name!r}; valid {kind}s are: {', '.join(map(str, valid))}")
+        where = f" of {of}" if of else ""
+        super().__init__(f"unknown {kind} {name!r}{where}; valid {kind}s{where} are: {', '.join(map(str, valid))}")
         self.kind, self.name, self.valid = kind, name, valid
 
 

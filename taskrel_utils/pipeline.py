@@ -63,8 +63,13 @@ def check_parameters(notebooks, parameters: dict) -> dict:
     where = paths[0].name if len(paths) == 1 else "the notebooks"
     for name in parameters:
         if name not in known:
-            raise UnknownNameError(f"parameter of {where}", name, known)
+            raise UnknownNameError("parameter", name, known, of=where)
     return declared
+
+
+def parameters_for(declared: dict, parameters: dict) -> dict:
+    """The part of ``parameters`` whose names a notebook ``declared`` (``notebook_parameters``)."""
+    return {name: value for name, value in parameters.items() if name in declared}
 
 
 def _kernel_name() -> str:
@@ -103,8 +108,7 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
         # the kernels inherit these: explorers draw and create no widget; the jobs go to the scheduler
         with _environment({HEADLESS_VARIABLE: "1", SCHEDULER_VARIABLE: address or ""}):
             for path in paths:
-                share = {name: value for name, value in params.items() if name in declared[path]}
-                _execute(path, run, share, kernel, timings, render, progress)
+                _execute(path, run, parameters_for(declared[path], params), kernel, timings, render, progress)
     run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings,
                                  "scheduler": scheduler_address(scheduler)})
     if render:  # report/index.html: every report, figure and table of the run directory

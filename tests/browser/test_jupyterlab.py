@@ -78,13 +78,14 @@ def _kernel_name(data_dir: Path) -> str:
 
 
 def _smoke_copy(root: Path, run_dir: Path, kernel: str) -> Path:
-    """Notebook 01 with the smoke profile's parameters injected after its parameters cell (papermill's
-    way: an ``injected-parameters`` cell), no outputs, and ``kernel`` as its kernel."""
+    """Notebook 01 with the smoke profile's parameters that it declares injected after its
+    parameters cell (papermill's way: an ``injected-parameters`` cell), no outputs, and ``kernel``
+    as its kernel."""
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
     params = {**pipeline.profile_parameters("smoke"), "run_dir": str(run_dir)}
-    pipeline.check_parameters(NOTEBOOK, params)
+    params = pipeline.parameters_for(pipeline.notebook_parameters(NOTEBOOK), params)
     nb = parameterize_notebook(load_notebook_node(str(NOTEBOOK)), params, kernel_name=kernel)
     for cell in nb.cells:
         if cell.cell_type == "code":
