@@ -1,7 +1,8 @@
 """Optimal-transport helpers on POT.
 
 * :func:`emd_plan` - exact EMD (network simplex) with a high iteration cap that warns when POT
-  reports that it did not converge (POT's default cap of 100,000 can truncate at N >= 2,500).
+  reports that it did not converge (POT's default cap of 100,000 can truncate at N >= 2,500);
+  uniform marginals on equally many points are solved as an assignment (:func:`assignment`).
 * :func:`classwise_w1_code` - the distribution-mismatch ``W`` exactly as the official code computes
   it (hard labels, plain average over ``0..K~-1``, failure value 1e10).
 * :func:`classwise_w1_theorem` - the theorem's ``W_d`` (B-mixture,
@@ -18,6 +19,7 @@ import warnings
 import numpy as np
 import ot
 from threadpoolctl import ThreadpoolController
+from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -48,17 +50,24 @@ class OTConvergenceWarning(UserWarning):
 def emd_plan(a, b, M, num_itermax: int = NUM_ITERMAX, return_cost: bool = False):
     """Exact OT plan between histograms ``a`` (n) and ``b`` (m) for cost ``M`` (n x m).
 
-    ``a``/``b`` may be ``None`` (uniform). Warns with :class:`OTConvergenceWarning` when POT reports
-    non-convergence. Returns the dense plan (and its cost when ``return_cost``).
+    ``a``/``b`` may be ``None`` (uniform); both uniform and ``n == m``: the plan is an optimal
+    assignment (:func:`assignment`), otherwise POT's network simplex, which warns with
+    :class:`OTConvergenceWarning` when POT reports non-convergence. Returns the dense plan (and its
+    cost when ``return_cost``).
     """
     M = np.ascontiguousarray(M, dtype=np.float64)
     n, m = M.shape
+    if not np.isfinite(M).all():
+        raise TaskrelError("the OT cost matrix contains NaN or infinite values")
+    if a is None and b is None and n == m:
+        rows, cols = assignment(M)
+        G = np.zeros((n, m))
+        G[rows, cols] = 1.0 / n
+        return (G, float(M[rows, cols].sum() / n)) if return_cost else G
     a = np.full(n, 1.0 / n) if a is None else np.asarray(a, dtype=np.float64)
     b = np.full(m, 1.0 / m) if b is None else np.asarray(b, dtype=np.float64)
     if a.shape != (n,) or b.shape != (m,):
         raise TaskrelError(f"marginals of shapes {a.shape}, {b.shape} do not fit a cost of shape {M.shape}")
-    if not np.isfinite(M).all():
-        raise TaskrelError("the OT cost matrix contains NaN or infinite values")
     G, log = ot.emd(a, b, M, numItermax=int(num_itermax), log=True)
     if log.get("result_code", 1) != 1 or log.get("warning"):
         warnings.warn(f"exact OT did not converge: {log.get('warning')} (numItermax={num_itermax}); "
@@ -66,6 +75,14 @@ def emd_plan(a, b, M, num_itermax: int = NUM_ITERMAX, return_cost: bool = False)
     if return_cost:
         return G, float(log["cost"])
     return G
+
+
+def assignment(M) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols)`` of a minimum-cost assignment for the square cost ``M`` (n x n): the exact OT
+    plan between uniform measures on n points each, ``1/n`` on every pair (an optimal plan can be
+    taken at a vertex of the set of doubly stochastic matrices, and those are permutations).
+    scipy's Jonker-Volgenant solver, faster than the network simplex on dense square problems."""
+    return linear_sum_assignment(M)
 
 
 def emd_cost(a, b, M, num_itermax: int = NUM_ITERMAX) -> float:
@@ -192,7 +209,11 @@ def class_structured_plan(u, y, t, s, label_cost, *, num_itermax: int = NUM_ITER
 
 def _solve_block(u, t, mass, num_itermax):
     """Dense exact OT between uniform measures of mass ``mass`` on ``u`` and on ``t`` (one class
-    block, or a star of blocks: a component is balanced by construction)."""
+    block, or a star of blocks: a component is balanced by construction); an assignment when
+    they have as many points."""
+    if len(u) == len(t):
+        pr, pc = assignment(euclidean(u, t))
+        return pr, pc, np.full(len(u), mass / len(u))
     a = np.full(len(u), mass / len(u))
     b = np.full(len(t), mass / len(t))
     P = emd_plan(a, b, euclidean(u, t), num_itermax)

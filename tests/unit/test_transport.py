@@ -2,6 +2,7 @@
 import warnings
 
 import numpy as np
+import ot
 import pytest
 
 from taskrel_utils.errors import TaskrelError
@@ -22,9 +23,29 @@ def test_emd_plan_marginals_and_no_warning():
 
 def test_emd_plan_warns_when_iteration_cap_hit():
     rng = np.random.default_rng(0)
-    M = euclidean(rng.normal(size=(60, 3)), rng.normal(size=(60, 3)))
+    M = euclidean(rng.normal(size=(60, 3)), rng.normal(size=(59, 3)))  # not square: the network simplex
     with pytest.warns(UserWarning):
         emd_plan(None, None, M, num_itermax=5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 40, 250])
+def test_square_uniform_plan_is_the_network_simplex_plan(n):
+    """Uniform marginals on n points each: the assignment gives the network simplex's plan and
+    cost (a unique optimum on generic points), as a permutation with mass 1/n per pair."""
+    rng = np.random.default_rng(n)
+    M = euclidean(rng.normal(size=(n, 5)), rng.normal(size=(n, 5)) + 0.3)
+    P, cost = emd_plan(None, None, M, return_cost=True)
+    G = ot.emd(np.full(n, 1 / n), np.full(n, 1 / n), M, numItermax=10_000_000)
+    np.testing.assert_allclose(P, G, atol=1e-15)
+    assert cost == pytest.approx((G * M).sum(), rel=1e-12)
+    assert (np.count_nonzero(P, axis=0) == 1).all() and (np.count_nonzero(P, axis=1) == 1).all()
+
+
+def test_explicit_marginals_keep_the_network_simplex():
+    """Given marginals (even uniform ones) are solved by POT, whose plan may split mass."""
+    M = np.array([[0.0, 1.0], [1.0, 0.0]])
+    P = emd_plan(np.array([0.75, 0.25]), np.array([0.5, 0.5]), M)
+    np.testing.assert_allclose(P, [[0.5, 0.25], [0.0, 0.25]])
 
 
 def test_emd_plan_rejects_nan_cost():
