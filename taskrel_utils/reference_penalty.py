@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .config import Profile
 from .controls import shuffled_target
 from .experiment import profile_pair, zoo_pairs
 from .fit_options import encoder_fit_options
 from .fits import cached_relatedness, reference_model
+from .jobs import run_jobs
 from .reference_classifier import train_plain_probe
 
 #: The default most held-out reference accuracy (a share, 0.02 = 2 points) the penalty may cost
@@ -43,55 +43,67 @@ def _h_R_report(kwargs: dict, *, seed: int, scale: str, clf_options: dict, plain
 
 
 def tau0_sweep(profile: Profile, feats: dict, tau0_grid, *, encoders=None, target=None, seed: int = 0,
-               progress: bool = True, **options) -> pd.DataFrame:
+               progress: bool = True, n_jobs: int | None = None, **options) -> pd.DataFrame:
     """What the gradient-norm threshold tau0 does, measured without any fine-tuned accuracy.
 
     For every tau0 of ``tau0_grid`` and every encoder (default: the profile's main zoo) on
     ``target`` (default: the profile's first): h_R against a plain probe (:func:`_h_R_report`: the
     penalty's price is the held-out accuracy gap; the share of training samples at the threshold)
     and the task-relatedness of the real target and of its shuffled-label control. One row per
-    (tau0, encoder).
+    (tau0, encoder), encoder-major. The encoders run in parallel processes (``n_jobs``,
+    :func:`jobs.run_jobs`), with the numbers of a serial run (to rounding).
     """
     names = list(encoders or profile.main_encoders)
     target = target or profile.targets[0]
     opts = {**profile.relatedness, **options}
-    base = dict(opts.get("reference_classifier_options") or {})
-    rows = []
-    for encoder in tqdm(names, desc="tau0 sweep", disable=not progress):
-        kwargs = profile_pair(profile, feats, encoder, target)
-        control = shuffled_target(kwargs, seed=seed)
-        plain = None
-        for tau0 in tau0_grid:
-            clf_opts = {**base, "tau0": float(tau0)}
-            report, plain = _h_R_report(kwargs, seed=seed, scale=opts.get("scale", "small"), clf_options=clf_opts,
-                                        plain=plain)
-            fit_opts = dict(encoder_fit_options(opts, encoder, feats[encoder, profile.reference, "train"][0].shape[1]),
-                            reference_classifier_options=clf_opts)
-            related = cached_relatedness(kwargs, seed=seed, **fit_opts)
-            unrelated = cached_relatedness(control, seed=seed, **fit_opts)
-            rows.append({"encoder": encoder, "target": target, **report,
-                         "value_related": related["value"], "value_unrelated": unrelated["value"],
-                         "separation": (unrelated["value"] - related["value"]) / related["value"],
-                         "tau": related["tau"], "label_mismatch": related["label_mismatch"]})
-    return pd.DataFrame(rows)
+    jobs = [(encoder, target, profile_pair(profile, feats, encoder, target), [float(t) for t in tau0_grid], seed,
+             encoder_fit_options(opts, encoder, feats[encoder, profile.reference, "train"][0].shape[1]))
+            for encoder in names]
+    per_encoder = run_jobs(_tau0_rows, jobs, n_jobs=n_jobs, desc="tau0 sweep", progress=progress)
+    return pd.DataFrame([row for rows in per_encoder for row in rows])
+
+
+def _tau0_rows(encoder, target, kwargs, tau0_grid, seed, fit_opts) -> list:
+    """The rows of :func:`tau0_sweep` for one encoder; runs in a worker process."""
+    control = shuffled_target(kwargs, seed=seed)
+    base = dict(fit_opts.get("reference_classifier_options") or {})
+    rows, plain = [], None
+    for tau0 in tau0_grid:
+        clf_opts = {**base, "tau0": tau0}
+        report, plain = _h_R_report(kwargs, seed=seed, scale=fit_opts.get("scale", "small"), clf_options=clf_opts,
+                                    plain=plain)
+        pair_opts = dict(fit_opts, reference_classifier_options=clf_opts)
+        related = cached_relatedness(kwargs, seed=seed, **pair_opts)
+        unrelated = cached_relatedness(control, seed=seed, **pair_opts)
+        rows.append({"encoder": encoder, "target": target, **report,
+                     "value_related": related["value"], "value_unrelated": unrelated["value"],
+                     "separation": (unrelated["value"] - related["value"]) / related["value"],
+                     "tau": related["tau"], "label_mismatch": related["label_mismatch"]})
+    return rows
 
 
 def reference_fit_table(profile: Profile, feats: dict, *, encoders=None, seed: int | None = None,
-                        progress: bool = True) -> pd.DataFrame:
+                        progress: bool = True, n_jobs: int | None = None) -> pd.DataFrame:
     """h_R of every encoder (and every set of reference classes the targets pair it with) against
-    the same head without the penalty (:func:`_h_R_report`). One row per (encoder, K_R)."""
+    the same head without the penalty (:func:`_h_R_report`). One row per (encoder, K_R), in
+    parallel processes (``n_jobs``) with the numbers of a serial run (to rounding)."""
     seed = profile.seed if seed is None else seed
     opts = profile.relatedness
-    rows, seen = [], set()
-    for encoder, target, kwargs in tqdm(zoo_pairs(profile, feats, encoders), desc="h_R vs plain probe",
-                                        disable=not progress):
+    jobs, seen = [], set()
+    for encoder, target, kwargs in zoo_pairs(profile, feats, encoders):
         K = int(kwargs["ref_train"][1].max()) + 1
         if (encoder, K) not in seen:
             seen.add((encoder, K))
-            report, _ = _h_R_report(kwargs, seed=seed, scale=opts.get("scale", "small"),
-                                    clf_options=opts.get("reference_classifier_options"))
-            rows.append({"encoder": encoder, "group": profile.group(encoder), "K_R": K, **report})
-    return pd.DataFrame(rows)
+            jobs.append((encoder, profile.group(encoder), K, kwargs, seed, opts.get("scale", "small"),
+                         opts.get("reference_classifier_options")))
+    return pd.DataFrame(run_jobs(_reference_fit_row, jobs, n_jobs=n_jobs, desc="h_R vs plain probe",
+                                 progress=progress))
+
+
+def _reference_fit_row(encoder, group, K, kwargs, seed, scale, clf_options) -> dict:
+    """The row of :func:`reference_fit_table` for one (encoder, K_R); runs in a worker process."""
+    report, _ = _h_R_report(kwargs, seed=seed, scale=scale, clf_options=clf_options)
+    return {"encoder": encoder, "group": group, "K_R": K, **report}
 
 
 def choose_tau0(sweep: pd.DataFrame, max_price: float = MAX_PENALTY_PRICE) -> dict:

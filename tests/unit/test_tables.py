@@ -63,3 +63,25 @@ def test_fraction_tables_one_row_per_fraction_seed_and_pair(feats, tmp_path, mon
     np.testing.assert_array_equal(half.value.to_numpy(), direct.value.to_numpy())
     r = pearson.set_index(["fraction", "seed"]).loc[(0.5, 1), "pearson_r"]
     assert r == pytest.approx(np.corrcoef(half.value, half.accuracy)[0, 1])
+
+
+def test_tau0_sweep_and_reference_fits_in_parallel_equal_serial(feats, tmp_path, monkeypatch):
+    """Each run trains its own h_R and fits (an empty cache each): the encoders' jobs in two worker
+    processes give the serial numbers (to rounding: a worker's BLAS sums in another order), in
+    the encoders' order."""
+    from taskrel_utils import reference_penalty
+
+    two = {**feats, **{("f",) + k[1:]: (Z * 2.0 + 1.0, y) for k, (Z, y) in feats.items()}}
+    cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e", "f"),
+                         relatedness=dict(steps=4, batch_size=60, reference_classifier_options=dict(iterations=30)))
+    runs = {}
+    for n_jobs in (2, 1):
+        monkeypatch.setenv("TASKREL_CACHE", str(tmp_path / f"cache{n_jobs}"))
+        runs[n_jobs] = (reference_penalty.tau0_sweep(cfg, two, [0.1, 1.0], n_jobs=n_jobs, progress=False),
+                        reference_penalty.reference_fit_table(cfg, two, n_jobs=n_jobs, progress=False))
+    (sweep, fits), (sweep1, fits1) = runs[2], runs[1]
+    assert list(zip(sweep.encoder, sweep.tau0)) == [("e", 0.1), ("e", 1.0), ("f", 0.1), ("f", 1.0)]
+    pd.testing.assert_frame_equal(sweep, sweep1, check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(fits, fits1, check_exact=False, rtol=1e-9)
+    assert list(fits.encoder) == ["e", "f"]
+    assert sweep.value_related.nunique() == 4  # four different fits, not one number repeated
