@@ -1,6 +1,6 @@
 """Command line of the kit: ``python -m taskrel_utils <command>``.
 
-    run --profile mini|smoke|paper [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02] [--scheduler ADDRESS]
+    run --profile PROFILE [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02] [--scheduler ADDRESS]
     report EXECUTED.ipynb|RUN_DIR [--out DIR]
     student [--out DIR] [--notebooks 01 02]
     data build-mini --source DIR
@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the notebooks with papermill into a run directory")
-    run.add_argument("--profile", default="mini", help="mini (default), smoke or paper")
+    run.add_argument("--profile", default="mini", help="a profile of `list profiles` (default: mini)")
     run.add_argument("--run-dir", default=None, help="default: runs/<profile>")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="override a notebook parameter (VALUE is parsed as YAML)")
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
                                       "chosen on a validation split; write the CSV and its provenance"),
                             ("check", "validate the CSV against the profile (and recompute a few runs)")):
         g = gt_sub.add_parser(name, help=help_text)
-        g.add_argument("--profile", default="mini", help="mini (default), smoke or paper")
+        g.add_argument("--profile", default="mini", help="a profile of `list profiles` (default: mini)")
         g.add_argument("--out", default=None, help="the CSV (default: data/ground_truth/<profile>.csv)")
         g.add_argument("--encoders", nargs="*", default=None, help="default: the profile's encoders")
         g.add_argument("--targets", nargs="*", default=None, help="default: the profile's targets")
