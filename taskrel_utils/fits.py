@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from . import pseudo_labels, relatedness
-from .cache import Namespace
+from .cache import MISSING, Namespace
 from .numerics import euclidean, stratified_groups
 from .reference_classifier import ReferenceClassifier, fit_reference_model
 from .transport import emd_plan
@@ -18,6 +18,10 @@ from .transport import emd_plan
 REFERENCE_CLASSIFIERS = Namespace("reference_classifiers", code=("reference_classifier",), kind="arrays")
 #: task-relatedness rows: the fit's code, the pseudo-label matching and this module's row schema
 FITS = Namespace("relatedness", code=("fits",), kind="json")
+#: the fitted transformations of a pair with target labels, keyed WITHOUT the target test split
+#: (the fit never reads it): a pair that differs only there (notebook 05's whole-data fraction,
+#: evaluated on its own train split) is evaluated again instead of fitted again
+TRANSFORMATIONS = Namespace("transformations", code=("fits",), kind="arrays")
 
 
 def reference_model(pair_kwargs: dict, *, seed: int = 0, scale: str = "small",
@@ -62,13 +66,19 @@ def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, 
     defaults = relatedness.default_options(options.get("scale", "small"), options.get("schedule", "fast"))
     canonical = {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}  # same fit, same key
     key = FITS.key(pair=pair_kwargs, options=canonical, seed=seed, target_labels=bool(target_labels))
-    row, _ = FITS.get_or_compute(key, lambda: _fit_row(pair_kwargs, seed, cache, target_labels, options),
+    fitted = None
+    if cache and target_labels:
+        train_sets = {k: v for k, v in pair_kwargs.items() if k != "target_test"}
+        fitted = TRANSFORMATIONS.path(TRANSFORMATIONS.key(pair=train_sets, options=canonical, seed=seed))
+    row, _ = FITS.get_or_compute(key, lambda: _fit_row(pair_kwargs, seed, cache, target_labels, options, fitted),
                                  enabled=cache)
     return row
 
 
-def _fit_row(pair_kwargs: dict, seed: int, cache: bool, target_labels: bool, options: dict) -> dict:
-    """The row of :func:`cached_relatedness`, computed."""
+def _fit_row(pair_kwargs: dict, seed: int, cache: bool, target_labels: bool, options: dict,
+             fitted=None) -> dict:
+    """The row of :func:`cached_relatedness`, computed; ``fitted``: the :data:`TRANSFORMATIONS`
+    entry of the pair's train sets, read if it exists (no fit), else written."""
     t0 = time.perf_counter()
     kwargs = dict(pair_kwargs)
     if not target_labels:
@@ -79,7 +89,13 @@ def _fit_row(pair_kwargs: dict, seed: int, cache: bool, target_labels: bool, opt
         _, h_R = reference_model(pair_kwargs, seed=seed, scale=options.get("scale", "small"),
                                  reference_classifier_options=options.get("reference_classifier_options"), cache=cache)
         options = dict(options, reference_classifier=h_R)
-    res = relatedness.task_relatedness(**kwargs, seed=seed, **options)
+    stored = MISSING if fitted is None else TRANSFORMATIONS.load(fitted)
+    res = relatedness.task_relatedness(**kwargs, seed=seed, transformations=None if stored is MISSING else stored,
+                                       **options)
+    if fitted is not None and stored is MISSING:
+        TRANSFORMATIONS.save(fitted, dict(A=res.A, A_inv=res.A_inv, b=res.b, B=res.B, D=res.D,
+                                          fit_log=[dict(steps_used=res.terms["steps_used"],
+                                                        converged=res.terms["converged"])]))
     row = dict(result_row(res), seconds=round(time.perf_counter() - t0, 3))
     if not target_labels:
         row["pseudo_label_accuracy"] = pseudo_labels.matched_accuracy(res.pseudo_labels(Zt_te), yt_te,

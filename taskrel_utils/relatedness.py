@@ -66,6 +66,7 @@ from .bound import evaluate_bound
 from .checks import as_features
 from .fit_options import (KIT_FIT, METHOD_OPTIONS, MODES, ORIGINAL_FIT, RUN_OPTIONS, SCALE_PRESETS, SCHEDULES,
                           default_options)
+from .errors import TaskrelError
 from .fit_steps import (FitState, Transformations, TransportPlan, balanced_labels, class_loss_weights,
                         draw_batches, fit_converged, fit_transformations, fit_without_labels, gradient_step,
                         initial_transformations, objective_terms, prepare, prior_sample, start_fit, thread_limit,
@@ -133,7 +134,8 @@ class TaskRelatedness:
 
 # --------------------------------------------------------------------------------------- main
 def task_relatedness(ref_train, ref_test, target_train, target_test, n_target_classes=None,
-                     mode="learned_all", schedule="fast", seed=0, scale="small", **options) -> TaskRelatedness:
+                     mode="learned_all", schedule="fast", seed=0, scale="small", transformations=None,
+                     **options) -> TaskRelatedness:
     """Task-relatedness of a reference task R and a target task T on the same encoder's features.
 
     Arguments are ``(features, labels)`` pairs of RAW features (standardised here, each domain on
@@ -148,14 +150,23 @@ def task_relatedness(ref_train, ref_test, target_train, target_test, n_target_cl
     ``log_every``, ``eval_steps``, ``track_target_accuracy``); defaults :func:`default_options`
     (``scale``, ``schedule``), meanings in :mod:`taskrel_utils.fit_options`.
     ``res.terms`` adds ``steps_used`` and ``converged``.
+
+    ``transformations``: ``dict(A, A_inv, b, B, D, fit_log)`` of an earlier fit with target labels
+    on the same train sets, options and seed (the fit never reads the test sets): evaluated on
+    these test sets without fitting again (the result has no history).
     """
     t_start = time.perf_counter()
     state = prepare(ref_train, ref_test, target_train, target_test, n_target_classes, mode=mode,
                     schedule=schedule, seed=seed, scale=scale, **options)
-    start = None if state.pseudo else initial_transformations(state)
+    start = None if state.pseudo or transformations is not None else initial_transformations(state)
     with thread_limit(state):
         t0 = time.perf_counter()
-        if mode == "fixed_all":
+        if transformations is not None:
+            if state.pseudo:
+                raise TaskrelError("transformations are evaluated again only with target labels")
+            A, A_inv, b, B, D = (np.asarray(transformations[k]) for k in ("A", "A_inv", "b", "B", "D"))
+            state.fit_log.extend(transformations["fit_log"])
+        elif mode == "fixed_all":
             A, A_inv, b, B, D = start.A, start.A_inv, start.b, start.B_fixed, start.D_fixed
         elif state.pseudo:
             A, A_inv, b, B, D = fit_without_labels(state)

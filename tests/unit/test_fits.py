@@ -41,6 +41,34 @@ def test_cached_relatedness_hits_and_keys(feats, tmp_path, monkeypatch):
     assert len(list((tmp_path / "reference_classifiers").glob("*.npz"))) == 2
 
 
+def test_a_pair_that_differs_only_in_its_target_test_split_is_evaluated_not_fitted(feats, tmp_path, monkeypatch):
+    """The whole-data fraction (target test := target train) reuses the fit of the pair: its row
+    equals a fresh fit's (cache off), and no fit runs for it; another train set fits again."""
+    from taskrel_utils import controls
+
+    monkeypatch.setenv("TASKREL_CACHE", str(tmp_path))
+    p = experiment.pair(feats, "e", "ref", "tgt")
+    whole = controls.target_fraction(p, 1.0)
+    opts = dict(steps=30, min_steps=10, window=5, batch_size=60, reference_classifier_options=dict(iterations=50))
+    fresh = fits.cached_relatedness(whole, seed=0, cache=False, **opts)
+    fits.cached_relatedness(p, seed=0, **opts)
+    assert len(list((tmp_path / "transformations").glob("*.npz"))) == 1
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(relatedness, "fit_transformations", no_fit)
+    reused = fits.cached_relatedness(whole, seed=0, **opts)
+    assert {k: v for k, v in reused.items() if k != "seconds"} == {k: v for k, v in fresh.items() if k != "seconds"}
+    assert reused["value"] != fits.cached_relatedness(p, seed=0, **opts)["value"]  # evaluated on other data
+    with pytest.raises(AssertionError, match="fitted again"):  # a smaller train set is another fit
+        fits.cached_relatedness(controls.target_fraction(p, 0.5), seed=0, **opts)
+    with pytest.raises(relatedness.TaskrelError, match="target labels"):
+        relatedness.task_relatedness(**dict(p, target_train=(p["target_train"][0], None),
+                                            target_test=(p["target_test"][0], None)), n_target_classes=4,
+                                     transformations={}, **opts)
+
+
 def test_reference_model_is_the_fits_h_R_and_is_cached(feats, tmp_path, monkeypatch):
     monkeypatch.setenv("TASKREL_CACHE", str(tmp_path))
     p = {k: (Z.astype(np.float32), y) for k, (Z, y) in experiment.pair(feats, "e", "ref", "tgt").items()}  # as extracted
