@@ -326,6 +326,9 @@ def _dryrun_markdown(entry: dict) -> list[str]:
     return lines + [""]
 
 
+RENDERERS = {"schedules": _schedules_markdown, "dryrun": _dryrun_markdown}
+
+
 def markdown_summary(record: dict) -> str:
     """The record as Markdown: the device, then one table per step that ran."""
     d = record.get("device_info", {})
@@ -336,7 +339,8 @@ def markdown_summary(record: dict) -> str:
     for name, entry in record["steps"].items():
         lines.append(f"### {name} ({entry['status']}, {_num(entry.get('wall_seconds'))} s)")
         lines.append("")
-        lines += (_schedules_markdown if name == "schedules" else _dryrun_markdown)(entry)
+        render = RENDERERS.get(name)
+        lines += render(entry) if render else [f"{entry.get('error', 'its result is in the JSON')}", ""]
     return "\n".join(lines)
 
 

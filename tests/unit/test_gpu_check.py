@@ -50,7 +50,10 @@ def test_a_failed_step_is_recorded_and_the_next_runs(tmp_path):
     def broken():
         raise RuntimeError("planted failure")
 
-    partial = gpu_check.StepError("notebooks not completed: 02", {"notebooks": {"02_x": {"status": "failed"}}})
+    so_far = dict(profile="paper-dryrun-full", size="full", data=dict(seconds=1.5, written=True), cache_was_warm=False,
+                  devices=dict(encoders="cpu", fast_fits="cuda"), notebooks={"02_x": dict(status="failed",
+                                                                                         wall_seconds=2.0)})
+    partial = gpu_check.StepError("notebooks not completed: 02_x", so_far)
 
     def half():
         raise partial
@@ -62,9 +65,9 @@ def test_a_failed_step_is_recorded_and_the_next_runs(tmp_path):
     assert not ok and list(saved["steps"]) == ["schedules", "dryrun", "third"]
     s, d, t = (saved["steps"][k] for k in ("schedules", "dryrun", "third"))
     assert s["status"] == "failed" and s["error"] == "RuntimeError: planted failure" and "broken" in s["traceback"]
-    assert d["status"] == "failed" and d["result"] == {"notebooks": {"02_x": {"status": "failed"}}}
+    assert d["status"] == "failed" and d["result"] == so_far and d["error"].endswith("not completed: 02_x")
     assert t == {"status": "ok", "result": {"n": None}, "wall_seconds": t["wall_seconds"]}  # NaN: null in JSON
-    assert "Schedules: **failed**: RuntimeError: planted failure" in md
+    assert "Schedules: **failed**: RuntimeError: planted failure" in md and "| 02_x | 2.0 | failed |" in md
 
 
 def test_the_notebooks_see_the_stand_ins_and_only_the_asked_device(tmp_path):
