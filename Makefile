@@ -10,7 +10,7 @@ PROFILE ?= mini
 # laptops without a GPU: make setup REQUIREMENTS=requirements-cpu.txt (the CPU build of torch, docs/workshop.md)
 REQUIREMENTS ?= requirements.txt
 
-.PHONY: setup reproduce test test-unit test-notebooks test-paper test-browser lab warm report bench build-mini clean-runs student
+.PHONY: setup reproduce test test-unit test-notebooks test-paper test-browser lab warm report bench gpu-check build-mini clean-runs student
 
 setup: $(STAMP)
 
@@ -61,6 +61,9 @@ bench: setup  ## side-by-side ratios (minutes): features, task-relatedness sched
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_relatedness.py
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_scores.py
+
+gpu-check: setup  ## on a GPU: fast vs original schedule at CLIP size, and paper-dryrun-full's timings, into runs/gpu-check/ (GPU_CHECK_ARGS="--steps schedules" ...)
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 build-mini: setup  ## rebuild data/mini/ from the raw files (SOURCE=folder with fashion-mnist/, opencv-digits/)
 	$(PY) -m taskrel_utils data build-mini $(if $(SOURCE),--source $(SOURCE),)

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_relatedness.py                       # time to converge, ~25 min
     .venv/bin/python benchmarks/bench_relatedness.py --converge-sizes mini128 --original-cap 2000
     .venv/bin/python benchmarks/bench_relatedness.py --mode per-step --sizes pets --steps 300
+    .venv/bin/python benchmarks/bench_relatedness.py --converge-sizes pets --device cuda   # the fast schedule on a GPU
 
 ``--mode converge`` (default), per size: the ORIGINAL algorithm (reference schedule, its start,
 Adam on every parameter, D's original step size) run until its stopping rule fires (or the cap),
@@ -17,6 +18,10 @@ kit's L-BFGS to reach the original SGD schedule's final pool objective F.
 ``--mode per-step``: seconds per step of the reference schedule and of each fast variant on the
 SAME algorithm (the original's start and Adam updates), and the relative differences of the
 value and terms. Not a test.
+
+``--device`` is the fast schedule's torch device (default: the fit's own, the GPU when there is
+one); the reference schedule and h_R run on the CPU whatever it says. benchmarks/gpu_check.py
+calls :func:`bench_converge` for its side-by-side numbers.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import time
 
 import numpy as np
 
+from taskrel_utils.fit_engine import device_for
 from taskrel_utils.reference_classifier import ORIGINAL_OPTIMISER, train_reference_classifier
 from taskrel_utils.relatedness import ORIGINAL_FIT, task_relatedness
 
@@ -33,7 +39,13 @@ SIZES = {  # name: d, K, reference train, target train, test per side, OT batch,
     "mini200": dict(d=200, K=10, n_ref=4000, n_tgt=1500, n_test=1000, batch=500, scale="small", steps=200),
     "mini256": dict(d=256, K=10, n_ref=4000, n_tgt=2000, n_test=1000, batch=250, scale="small", steps=200),
     "mini128": dict(d=128, K=10, n_ref=4000, n_tgt=2000, n_test=1000, batch=250, scale="small", steps=200),
+    # seconds, not a measurement: the CPU test of benchmarks/gpu_check.py. The original h_R's SGD
+    # (2001 steps at lr 1e-4) diverges on so few 16-d points: hr_original shortens and slows it.
+    "tiny": dict(d=16, K=3, n_ref=150, n_tgt=150, n_test=60, batch=50, scale="small", steps=20,
+                 hr_original=dict(iterations=50, lr=1e-6)),
 }
+#: the sizes ``--mode per-step`` runs by default
+PER_STEP_SIZES = ("pets", "mini200", "mini256", "mini128")
 #: fast-schedule variants (options on top of the defaults); "fast" = the default fast schedule
 VARIANTS = {
     "fast64": dict(precision="float64", ot_every=1),
@@ -81,14 +93,20 @@ def rel(a, b):
     return abs(a - b) / max(abs(a), 1e-12)
 
 
-def bench_size(name, sz, steps, variants, seeds, b_init):
+def default_original_cap(sz):
+    """Steps cap of the original in ``--mode converge``: the preset's step count plus a margin at small
+    scale (3000), the large preset's 2001 at large scale."""
+    return 3000 if sz["scale"] == "small" else 2001
+
+
+def bench_size(name, sz, steps, variants, seeds, b_init, device=None):
     data = synthetic(sz["d"], sz["K"], sz["n_ref"], sz["n_tgt"], sz["n_test"])
     R = data[0]
     X = (R[0] - R[0].mean(0)) / R[0].std(0)
     h_R = train_reference_classifier(X, R[1], sz["K"], scale=sz["scale"], iterations=300, optimizer="adam",
                                      lr=1e-2, weight_decay=0.0, tau0=0.2)
     common = dict(scale=sz["scale"], reference_classifier=h_R, steps=steps, batch_size=sz["batch"], log_every=0,
-                  **dict(ORIGINAL_FIT, b_init=b_init, a_init="identity"))
+                  device=device, **dict(ORIGINAL_FIT, b_init=b_init, a_init="identity"))
     per_step, q = {}, {}
     for seed in seeds:  # schedules interleaved per seed: the same machine load for all of them
         for sched in ["reference"] + variants:
@@ -115,7 +133,7 @@ def bench_size(name, sz, steps, variants, seeds, b_init):
     print("  reference seed 0:", " ".join(f"{k}={v:.4g}" for k, v in q["reference"][0].items()))
 
 
-def bench_mini_pair(variants):
+def bench_mini_pair(variants, device=None):
     """One pair at the kit's mini size (synthetic mini256): h_R training + fit + evaluation."""
     sz = SIZES["mini256"]
     data = synthetic(sz["d"], sz["K"], sz["n_ref"], sz["n_tgt"], sz["n_test"])
@@ -124,7 +142,7 @@ def bench_mini_pair(variants):
         opts = dict(schedule="reference") if sched == "reference" else dict(schedule="fast", **VARIANTS[sched])
         t0 = time.perf_counter()
         res = task_relatedness(*data, seed=0, reference_classifier_options=MINI_PAIR["hr"], **MINI_PAIR["fit"],
-                               **ORIGINAL_FIT, **opts)
+                               device=device, **ORIGINAL_FIT, **opts)
         tm = res.timings
         print(f"  {sched:12s} total {time.perf_counter() - t0:6.2f} s = h_R {tm['reference_classifier']:.2f}"
               f" + fit {tm['transformations']:.2f} + evaluation {tm['evaluation']:.2f}   value {res.value:.4f}")
@@ -139,10 +157,11 @@ def time_to_within(history, target, rel=0.01):
     return float("nan"), None
 
 
-def bench_h_R(X, y, K, scale):
-    """h_R: the original SGD schedule vs the kit's L-BFGS, time to the SGD's final pool objective."""
+def bench_h_R(X, y, K, scale, original=None):
+    """h_R: the original SGD schedule (``original`` overrides some of its options) vs the kit's
+    L-BFGS, time to the SGD's final pool objective. Returns the kit's h_R and the numbers printed."""
     t0 = time.perf_counter()
-    orig = train_reference_classifier(X, y, K, scale=scale, log_every=0, **ORIGINAL_OPTIMISER)
+    orig = train_reference_classifier(X, y, K, scale=scale, log_every=0, **dict(ORIGINAL_OPTIMISER, **(original or {})))
     t_orig = time.perf_counter() - t0
     target = orig.fit_info["objective"]
     t0 = time.perf_counter()
@@ -156,18 +175,39 @@ def bench_h_R(X, y, K, scale):
           f"{kit.fit_info['converged']}): {t_kit:.1f} s, F {kit.fit_info['objective']:.5f}, acc "
           f"{kit.fit_info['train_accuracy']:.3f}; within 1 % of the SGD's F after ~{t_reach:.2f} s "
           f"(ratio {t_orig / t_reach:.0f}x; log_every=1 adds evaluation time, so an underestimate)")
-    return kit
+    numbers = dict(original_iterations=orig.fit_info["iterations"], original_seconds=t_orig, original_objective=target,
+                   original_train_accuracy=orig.fit_info["train_accuracy"], kit_iterations=kit.fit_info["iterations"],
+                   kit_converged=bool(kit.fit_info["converged"]), kit_seconds=t_kit,
+                   kit_objective=kit.fit_info["objective"], kit_train_accuracy=kit.fit_info["train_accuracy"],
+                   kit_within_1pct_seconds=t_reach, ratio_within_1pct=t_orig / t_reach)
+    return kit, numbers
 
 
-def bench_converge(name, sz, original_cap, seed):
-    """The original algorithm to convergence vs the kit's default, time to within 1 % of its J."""
+def _schedule_numbers(res, device):
+    """One schedule's run in ``bench_converge``'s returned dict."""
+    t = res.terms
+    return dict(device=device, steps=int(t["steps_used"]), converged=bool(t["converged"]),
+                seconds=res.timings["transformations"],
+                seconds_per_step=res.timings["transformations"] / max(int(t["steps_used"]), 1),
+                objective_moving_average=res.history[-1]["objective_moving_average"], value=res.value,
+                target_accuracy=res.target_accuracy)
+
+
+def bench_converge(name, sz, original_cap, seed, device=None):
+    """The original algorithm to convergence vs the kit's default, time to within 1 % of its J.
+
+    ``device``: the fast schedule's (None: the fit's default). Prints the comparison and returns
+    its numbers: ``{"h_R": {...}, "original": {...}, "fast": {...}, "fast_within_1pct_seconds",
+    "fast_within_1pct_step", "ratio_within_1pct", "ratio_converged", ...}`` (seconds are the fits'
+    own ``timings["transformations"]``)."""
     data = synthetic(sz["d"], sz["K"], sz["n_ref"], sz["n_tgt"], sz["n_test"])
     R = data[0]
     X = (R[0] - R[0].mean(0)) / R[0].std(0)
     print(f"\n== {name}: d={sz['d']} K={sz['K']} pools {sz['n_ref']}/{sz['n_tgt']} batch={sz['batch']} "
           f"scale={sz['scale']} seed={seed}", flush=True)
-    h_R = bench_h_R(X, R[1], sz["K"], sz["scale"])
-    common = dict(scale=sz["scale"], reference_classifier=h_R, batch_size=sz["batch"], log_every=10, seed=seed)
+    h_R, h_R_numbers = bench_h_R(X, R[1], sz["K"], sz["scale"], sz.get("hr_original"))
+    common = dict(scale=sz["scale"], reference_classifier=h_R, batch_size=sz["batch"], log_every=10, seed=seed,
+                  device=device)
     runs = {}
     for label, opts in (("original", dict(schedule="reference", **dict(ORIGINAL_FIT, stop="converged"),
                                           steps=original_cap)),
@@ -187,6 +227,13 @@ def bench_converge(name, sz, original_cap, seed):
           f"{target:.5g} after {t_orig:.1f} s")
     print(f"  kit default within 1 % of it (or below) at step {step}, {t_kit:.2f} s: ratio {t_orig / t_kit:.1f}x;"
           f" to its own convergence {t_conv:.2f} s: ratio {t_orig / t_conv:.1f}x", flush=True)
+    return dict(size=name, d=sz["d"], K=sz["K"], n_ref=sz["n_ref"], n_tgt=sz["n_tgt"], batch=sz["batch"],
+                scale=sz["scale"], seed=seed, original_cap=original_cap, window=runs["original"].options["window"],
+                h_R=h_R_numbers,
+                original=_schedule_numbers(runs["original"], "cpu"),  # the reference schedule runs on the CPU
+                fast=_schedule_numbers(runs["kit default"], str(device_for(device))),
+                fast_within_1pct_seconds=t_kit, fast_within_1pct_step=step, ratio_within_1pct=t_orig / t_kit,
+                ratio_converged=t_orig / t_conv)
 
 
 def main():
@@ -196,7 +243,7 @@ def main():
     ap.add_argument("--original-cap", type=int, default=None,
                     help="steps cap of the original (default: 3000 at small scale, 2001 at large)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--sizes", nargs="+", default=list(PER_STEP_SIZES), choices=list(SIZES))
     ap.add_argument("--steps", type=int, default=None, help="steps per fit (default: per size, pets 100, mini 200)")
     ap.add_argument("--variants", nargs="+", default=["fast", "fast32", "fast64_ot5", "fast32_ot10"],
                     choices=list(VARIANTS))
@@ -205,16 +252,20 @@ def main():
                     help="class_means (default) keeps the code-faithful W finite within a few hundred steps; "
                          "with random B the 1e10 failure flag persists for many steps (reported per seed)")
     ap.add_argument("--no-pair", action="store_true", help="skip the mini-pair timing")
+    ap.add_argument("--device", default=None,
+                    help="torch device of the fast schedule (default: the GPU when there is one, else the CPU); "
+                         "the reference schedule and h_R run on the CPU")
     args = ap.parse_args()
     if args.mode == "converge":
         for name in args.converge_sizes:
             sz = SIZES[name]
-            bench_converge(name, sz, args.original_cap or (3000 if sz["scale"] == "small" else 2001), args.seed)
+            bench_converge(name, sz, args.original_cap or default_original_cap(sz), args.seed, args.device)
         return
     for name in args.sizes:
-        bench_size(name, SIZES[name], args.steps or SIZES[name]["steps"], args.variants, args.seeds, args.b_init)
+        bench_size(name, SIZES[name], args.steps or SIZES[name]["steps"], args.variants, args.seeds, args.b_init,
+                   args.device)
     if not args.no_pair:
-        bench_mini_pair(["fast"])
+        bench_mini_pair(["fast"], args.device)
 
 
 if __name__ == "__main__":
