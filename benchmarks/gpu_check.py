@@ -18,9 +18,9 @@ Steps (``--steps``, default both, in this order):
   already holds them), then each notebook of ``--dryrun-profile`` in its own
   ``python -m taskrel_utils run`` process (the same run directory), its seconds read from the
   run's ``params/pipeline.json``; a notebook still running when ``--dryrun-budget`` seconds are
-  spent is stopped and recorded as timed out. The profile has no device setting: its encoders
-  run where ``load_encoder`` puts them (the CPU) and its fast fits on the fit's default device (the
-  GPU when there is one); ``--device cpu`` hides the GPU from the notebooks.
+  spent is stopped and recorded as timed out. The paper profiles set ``device: auto``: their
+  encoders (and fine-tuning) and their fast fits run on the GPU when there is one; ``--device
+  cpu`` hides the GPU from the notebooks.
 
 Each step's result, wall time and status go to ``OUT/gpu_check.json`` and ``OUT/gpu_check.md``
 (rewritten after every step, so a run stopped half-way keeps what it measured). A step that fails
@@ -187,7 +187,7 @@ def dryrun_step(args, out: Path, report=lambda partial: None) -> dict:
     env = notebook_environment(args.device, Path(data["root"]), cache)
     result = dict(profile=args.dryrun_profile, size=args.dryrun_size, data=data, run_dir=str(run_dir),
                   cache=str(cache), cache_was_warm=cache.exists() and any(cache.iterdir()),
-                  devices=dict(encoders="cpu (load_encoder's default; the profile sets no device)",
+                  devices=dict(encoders="cpu" if args.device == "cpu" else str(device_for(None)),
                                fast_fits="cpu" if args.device == "cpu" else str(device_for(None))),
                   budget_seconds=args.dryrun_budget, notebooks={})
     deadline = time.perf_counter() + (args.dryrun_budget or math.inf)

@@ -7,6 +7,7 @@ every field, so a typo fails at once with the list of valid names.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class Profile:
     finetune: dict = field(default_factory=lambda: {"recipe": "mini"})
     ground_truth: dict = field(default_factory=dict)
     use_published: bool = False
+    device: str = "cpu"
     seed: int = 0
 
     @property
@@ -57,6 +59,19 @@ class Profile:
         d = dataclasses.asdict(self)
         d["targets"], d["encoders"], d["contrasts"] = list(self.targets), list(self.encoders), list(self.contrasts)
         return d
+
+    @property
+    def torch_device(self) -> str:
+        """Where the encoders (feature extraction) and their fine-tuning run: ``device``, with
+        ``"auto"`` the GPU when torch sees one, else the CPU."""
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise TaskrelError(f"profile {self.name!r}: device {self.device!r}, but torch sees no GPU; "
+                               "use device: auto (the GPU when there is one) or cpu")
+        return self.device
 
     def max_per_class(self, split: str) -> int | None:
         """The per-class cap of a split (``None``: all images)."""
@@ -124,6 +139,10 @@ def _validated(raw: dict) -> Profile:
     if not isinstance(use_published, bool):
         raise TaskrelError(f"use_published must be true or false (correlate with data/published instead of the "
                            f"kit's fine-tuning), got {use_published!r}")
+    device = raw.get("device", "cpu")
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise TaskrelError(f"profile {raw['name']!r}: device must be auto (the GPU when there is one), cpu, cuda "
+                           f"or cuda:N, got {device!r}")
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TaskrelError(f"seed must be an integer, got {seed!r}")
@@ -145,5 +164,6 @@ def _validated(raw: dict) -> Profile:
         finetune=dict(raw.get("finetune") or {"recipe": "mini"}),
         ground_truth=dict(raw.get("ground_truth") or {}),
         use_published=use_published,
+        device=device,
         seed=seed,
     )

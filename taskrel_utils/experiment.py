@@ -52,10 +52,12 @@ def profile_tasks(profile: Profile) -> dict[str, dict[str, "data.Task"]]:
 
 
 def profile_encoders(profile: Profile, progress: bool = True) -> dict[str, "encoders.Encoder"]:
-    """``{encoder name: Encoder}``; in-kit CNNs are pre-trained (in parallel, cached) on first use."""
+    """``{encoder name: Encoder}`` on the profile's device (:attr:`Profile.torch_device`); in-kit
+    CNNs are pre-trained (in parallel, cached) on first use."""
     pretrain_zoo([(name, {}) for name in profile.encoders if name in cnn_zoo.ZOO], progress=progress)
     options = {"image_size": profile.image_size} if profile.image_size else {}
-    return {name: encoders.load_encoder(name, progress=progress, **options)
+    device = profile.torch_device
+    return {name: encoders.load_encoder(name, device=device, progress=progress, **options)
             for name in tqdm(profile.encoders, desc="encoders", disable=not progress)}
 
 

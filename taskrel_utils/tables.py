@@ -211,7 +211,7 @@ def reference_training_table(profile: Profile, tasks: dict, encoder: str, epochs
     pretrain_zoo([(encoder, {"epochs": e}) for e in epochs], progress=progress)
     rows = []
     for e in tqdm(list(epochs), desc="reference epochs", disable=not progress):
-        enc = registry.load_encoder(encoder, epochs=e, progress=False)
+        enc = registry.load_encoder(encoder, epochs=e, device=profile.torch_device, progress=False)
         feats = {(enc.name, name, split): extract_features(enc, task, batch_size=profile.batch_size, progress=False)
                  for name, splits in tasks.items() for split, task in splits.items()}
         t = relatedness_table(profile, feats, encoders=[enc.name], progress=False)

@@ -58,7 +58,7 @@ def test_unknown_override_lists_fields():
 
 @pytest.mark.parametrize("override", [{"targets": []}, {"max_train_per_class": 0},
                                       {"max_test_per_class": -2}, {"seed": "zero"}, {"batch_size": 1.5},
-                                      {"use_published": "yes"}])
+                                      {"use_published": "yes"}, {"device": "gpu"}, {"device": 0}])
 def test_bad_values_are_refused(override):
     with pytest.raises(TaskrelError):
         config.load_profile("mini", **override)
@@ -68,3 +68,19 @@ def test_use_published_is_off_unless_the_profile_or_the_notebook_turns_it_on():
     assert config.load_profile("mini").use_published is False
     assert config.load_profile("mini", use_published=None).use_published is False  # None: the profile's
     assert config.load_profile("mini", use_published=True).use_published is True
+
+
+def test_device_cpu_for_mini_auto_for_the_paper_profiles(monkeypatch):
+    """mini and smoke stay on the CPU (their numbers and the shipped ground truth are CPU ones);
+    the paper profiles take the GPU when torch sees one; a named GPU that is absent is refused."""
+    import torch
+
+    assert config.load_profile("mini").device == "cpu" and config.load_profile("smoke").device == "cpu"
+    paper = config.load_profile("paper-dryrun")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert paper.device == "auto" and paper.torch_device == "cuda"
+    assert config.load_profile("mini").torch_device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert paper.torch_device == "cpu"
+    with pytest.raises(TaskrelError, match="no GPU.*auto"):
+        config.load_profile("mini", device="cuda:1").torch_device
