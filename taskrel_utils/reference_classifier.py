@@ -36,6 +36,7 @@ import numpy as np
 import scipy.optimize
 import torch
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from .checks import as_features, as_labels, as_pair, check_classes
 from .errors import TaskrelError, UnknownNameError
@@ -207,10 +208,13 @@ def train_reference_classifier(Z, y, n_classes: int | None = None, *, scale: str
                               options=dict(opts, seed=seed, gradient=gradient, scale=scale), history=[])
     pool = _Pool(X, y, K, opts, gradient)
     n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: extra threads only add synchronisation cost
+    # one torch and one BLAS thread: small matrices (extra threads only add synchronisation cost),
+    # and the same sums, so the same h_R, in a notebook's kernel and in a worker process
+    torch.set_num_threads(1)
     try:
-        fit = _fit_lbfgs if opts["optimizer"] == "lbfgs" else _fit_stochastic
-        W, c, info = fit(pool, W0, c0, opts, rng, dtype, log_every, test, clf)
+        with threadpool_limits(1, user_api="blas"):
+            fit = _fit_lbfgs if opts["optimizer"] == "lbfgs" else _fit_stochastic
+            W, c, info = fit(pool, W0, c0, opts, rng, dtype, log_every, test, clf)
     finally:
         torch.set_num_threads(n_threads)
     clf.W, clf.c = W, c

@@ -51,7 +51,7 @@ def tau0_sweep(profile: Profile, feats: dict, tau0_grid, *, encoders=None, targe
     penalty's price is the held-out accuracy gap; the share of training samples at the threshold)
     and the task-relatedness of the real target and of its shuffled-label control. One row per
     (tau0, encoder), encoder-major. The encoders run in parallel processes (``n_jobs``,
-    :func:`jobs.run_jobs`), with the numbers of a serial run (to rounding).
+    :func:`jobs.run_jobs`), with the numbers of a serial run.
     """
     names = list(encoders or profile.main_encoders)
     target = target or profile.targets[0]
@@ -86,7 +86,7 @@ def reference_fit_table(profile: Profile, feats: dict, *, encoders=None, seed: i
                         progress: bool = True, n_jobs: int | None = None) -> pd.DataFrame:
     """h_R of every encoder (and every set of reference classes the targets pair it with) against
     the same head without the penalty (:func:`_h_R_report`). One row per (encoder, K_R), in
-    parallel processes (``n_jobs``) with the numbers of a serial run (to rounding)."""
+    parallel processes (``n_jobs``) with the numbers of a serial run."""
     seed = profile.seed if seed is None else seed
     opts = profile.relatedness
     jobs, seen = [], set()
