@@ -100,8 +100,10 @@ class TableSummary:
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
         note = html.escape(self.note().split("; full table:")[0])
         link = f"; full table: {self.link()}" if self.csv else ""
-        return (f'<table class="dataframe taskrel-summary">{caption}<thead><tr>{header}</tr></thead>'
-                f'<tbody>{body}</tbody></table><p class="taskrel-table-note">{note}{link}</p>')
+        # a wide table scrolls inside its own box instead of running off the page
+        return (f'<div class="taskrel-summary-box" style="overflow-x: auto; max-width: 100%">'
+                f'<table class="dataframe taskrel-summary">{caption}<thead><tr>{header}</tr></thead>'
+                f'<tbody>{body}</tbody></table></div><p class="taskrel-table-note">{note}{link}</p>')
 
     def __repr__(self) -> str:
         text = self.frame.to_string(index=False, float_format=lambda v: f"{v:.{self.digits}f}")

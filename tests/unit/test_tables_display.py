@@ -41,6 +41,7 @@ def test_table_summary_html_shows_the_gap_and_links_the_csv(tmp_path):
                                         caption="bound terms")
     html = view._repr_html_()
     assert html.count("<tr>") == 1 + 4 + 1  # header, 4 rows, the gap row
+    assert html.startswith('<div class="taskrel-summary-box" style="overflow-x: auto')  # wide tables scroll
     assert "⋮ 36 more rows" in html and "<caption>bound terms</caption>" in html
     assert "4 of 40 rows, 3 of 5 columns" in html and "0.143" in html  # floats rounded to 3 places
     m = re.search(r'<a href="([^"]+)" data-taskrel-run-file="tables/03_bound_terms.csv">03_bound_terms.csv</a>', html)
