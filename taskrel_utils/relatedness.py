@@ -64,9 +64,9 @@ from sklearn.preprocessing import StandardScaler
 
 from .bound import evaluate_bound
 from .checks import as_features
+from .errors import TaskrelError
 from .fit_options import (KIT_FIT, METHOD_OPTIONS, MODES, ORIGINAL_FIT, RUN_OPTIONS, SCALE_PRESETS, SCHEDULES,
                           default_options)
-from .errors import TaskrelError
 from .fit_steps import (FitState, Transformations, TransportPlan, balanced_labels, class_loss_weights,
                         draw_batches, fit_converged, fit_transformations, fit_without_labels, gradient_step,
                         initial_transformations, objective_terms, prepare, prior_sample, start_fit, thread_limit,
