@@ -70,3 +70,24 @@ def nearest_mean_accuracy(Z_train, y_train, Z_test, y_test, n_components: int | 
         A, B = A @ axes, B @ axes
     means = np.stack([A[y_train == c].mean(axis=0) for c in classes])
     return float((classes[sq_euclidean(B, means).argmin(axis=1)] == y_test).mean())
+
+
+def zoo_views(feats: dict, class_names: dict):
+    """For every (encoder, task) of ``feats`` (``{(encoder, task, split): (Z, y)}``, train and test):
+    ``(projections, separability)``, two tables. ``projections``: one row per test point, its
+    :func:`pca_2d` coordinates ``pc1``, ``pc2``, ``label`` and ``class_name`` (from
+    ``class_names[task]``); ``separability``: one row per pair, the :func:`nearest_mean_accuracy`
+    from the train to the test split."""
+    import pandas as pd
+
+    projections, separability = [], []
+    for (encoder, task, split), (Z, y) in feats.items():
+        if split != "test":
+            continue
+        P = pca_2d(Z)
+        projections.append(pd.DataFrame({"encoder": encoder, "task": task, "pc1": P[:, 0], "pc2": P[:, 1],
+                                         "label": y, "class_name": np.asarray(class_names[task])[y]}))
+        Z_train, y_train = feats[encoder, task, "train"]
+        separability.append({"encoder": encoder, "task": task,
+                             "nearest_mean_accuracy": nearest_mean_accuracy(Z_train, y_train, Z, y)})
+    return pd.concat(projections, ignore_index=True), pd.DataFrame(separability)

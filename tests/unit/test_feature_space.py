@@ -63,3 +63,16 @@ def test_nearest_mean_accuracy_on_principal_components():
     from taskrel_utils.errors import TaskrelError
     with pytest.raises(TaskrelError, match="n_components"):
         feature_space.nearest_mean_accuracy(Z, y, Z, y, n_components=0)
+
+
+def test_zoo_views_one_projection_row_per_test_point_and_one_separability_row_per_pair(feats):
+    two = {**feats, **{("f",) + k[1:]: (Z * 3.0, y) for k, (Z, y) in feats.items()}}
+    names = {"ref": ["a", "b", "c", "d"], "tgt": ["w", "x", "y", "z"]}
+    projections, separability = feature_space.zoo_views(two, names)
+    assert len(projections) == 2 * (80 + 80) and list(separability.columns) == ["encoder", "task", "nearest_mean_accuracy"]
+    assert len(separability) == 4  # (e, f) x (ref, tgt)
+    row = separability[(separability.encoder == "e") & (separability.task == "tgt")].nearest_mean_accuracy.item()
+    assert row == feature_space.nearest_mean_accuracy(*feats["e", "tgt", "train"], *feats["e", "tgt", "test"])
+    tgt = projections[(projections.encoder == "e") & (projections.task == "tgt")]
+    np.testing.assert_allclose(tgt[["pc1", "pc2"]].to_numpy(), feature_space.pca_2d(feats["e", "tgt", "test"][0]))
+    assert (tgt.class_name.to_numpy() == np.array(names["tgt"])[feats["e", "tgt", "test"][1]]).all()
