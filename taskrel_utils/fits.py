@@ -66,20 +66,22 @@ def cached_relatedness(pair_kwargs: dict, *, seed: int = 0, cache: bool = True, 
     defaults = relatedness.default_options(options.get("scale", "small"), options.get("schedule", "fast"))
     canonical = {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}  # same fit, same key
     key = FITS.key(pair=pair_kwargs, options=canonical, seed=seed, target_labels=bool(target_labels))
-    fitted = None
-    if cache and target_labels:
-        train_sets = {k: v for k, v in pair_kwargs.items() if k != "target_test"}
-        fitted = TRANSFORMATIONS.path(TRANSFORMATIONS.key(pair=train_sets, options=canonical, seed=seed))
-    row, _ = FITS.get_or_compute(key, lambda: _fit_row(pair_kwargs, seed, cache, target_labels, options, fitted),
+    keyed = canonical if cache and target_labels else None  # a miss only: the train sets are hashed again
+    row, _ = FITS.get_or_compute(key, lambda: _fit_row(pair_kwargs, seed, cache, target_labels, options, keyed),
                                  enabled=cache)
     return row
 
 
 def _fit_row(pair_kwargs: dict, seed: int, cache: bool, target_labels: bool, options: dict,
-             fitted=None) -> dict:
-    """The row of :func:`cached_relatedness`, computed; ``fitted``: the :data:`TRANSFORMATIONS`
-    entry of the pair's train sets, read if it exists (no fit), else written."""
+             keyed_options: dict | None = None) -> dict:
+    """The row of :func:`cached_relatedness`, computed. ``keyed_options``: the options as keyed
+    (None: no :data:`TRANSFORMATIONS` entry); the entry of the pair's train sets is read if it
+    exists (no fit), else written."""
     t0 = time.perf_counter()
+    fitted = None
+    if keyed_options is not None:
+        train_sets = {k: v for k, v in pair_kwargs.items() if k != "target_test"}
+        fitted = TRANSFORMATIONS.path(TRANSFORMATIONS.key(pair=train_sets, options=keyed_options, seed=seed))
     kwargs = dict(pair_kwargs)
     if not target_labels:
         (Zt, yt), (Zt_te, yt_te) = pair_kwargs["target_train"], pair_kwargs["target_test"]
