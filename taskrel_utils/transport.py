@@ -57,10 +57,8 @@ def emd_plan(a, b, M, num_itermax: int = NUM_ITERMAX, return_cost: bool = False)
     """
     M = np.ascontiguousarray(M, dtype=np.float64)
     n, m = M.shape
-    if not np.isfinite(M).all():
-        raise TaskrelError("the OT cost matrix contains NaN or infinite values")
     if a is None and b is None and n == m:
-        rows, cols = assignment(M)
+        rows, cols = assignment(M)  # checks the costs
         G = np.zeros((n, m))
         G[rows, cols] = 1.0 / n
         return (G, float(M[rows, cols].sum() / n)) if return_cost else G
@@ -68,6 +66,8 @@ def emd_plan(a, b, M, num_itermax: int = NUM_ITERMAX, return_cost: bool = False)
     b = np.full(m, 1.0 / m) if b is None else np.asarray(b, dtype=np.float64)
     if a.shape != (n,) or b.shape != (m,):
         raise TaskrelError(f"marginals of shapes {a.shape}, {b.shape} do not fit a cost of shape {M.shape}")
+    if not np.isfinite(M).all():
+        raise TaskrelError("the OT cost matrix contains NaN or infinite values")
     G, log = ot.emd(a, b, M, numItermax=int(num_itermax), log=True)
     if log.get("result_code", 1) != 1 or log.get("warning"):
         warnings.warn(f"exact OT did not converge: {log.get('warning')} (numItermax={num_itermax}); "
@@ -82,6 +82,12 @@ def assignment(M) -> tuple[np.ndarray, np.ndarray]:
     plan between uniform measures on n points each, ``1/n`` on every pair (an optimal plan can be
     taken at a vertex of the set of doubly stochastic matrices, and those are permutations).
     scipy's Jonker-Volgenant solver, faster than the network simplex on dense square problems."""
+    M = np.asarray(M, dtype=np.float64)
+    if M.ndim != 2 or M.shape[0] != M.shape[1]:
+        raise TaskrelError(f"an assignment needs a square cost matrix, got shape {M.shape}; use emd_plan with "
+                           "marginals for unequal point sets")
+    if not np.isfinite(M).all():
+        raise TaskrelError("the OT cost matrix contains NaN or infinite values")
     return linear_sum_assignment(M)
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from taskrel_utils.errors import TaskrelError
 from taskrel_utils.numerics import euclidean
-from taskrel_utils.transport import (W_FAILURE, class_structured_plan, classwise_w1_code, classwise_w1_theorem,
-                                     emd_plan, w1)
+from taskrel_utils.transport import (W_FAILURE, assignment, class_structured_plan, classwise_w1_code,
+                                     classwise_w1_theorem, emd_plan, w1)
 
 
 def test_emd_plan_marginals_and_no_warning():
@@ -39,6 +39,15 @@ def test_square_uniform_plan_is_the_network_simplex_plan(n):
     np.testing.assert_allclose(P, G, atol=1e-15)
     assert cost == pytest.approx((G * M).sum(), rel=1e-12)
     assert (np.count_nonzero(P, axis=0) == 1).all() and (np.count_nonzero(P, axis=1) == 1).all()
+
+
+def test_assignment_refuses_a_cost_that_is_not_square_or_not_finite():
+    with pytest.raises(TaskrelError, match="square cost matrix, got shape \\(3, 2\\)"):
+        assignment(np.ones((3, 2)))
+    with pytest.raises(TaskrelError, match="NaN or infinite"):
+        assignment(np.array([[0.0, np.inf], [1.0, 0.0]]))
+    rows, cols = assignment(np.array([[5.0, 1.0], [1.0, 5.0]]))
+    assert list(cols[np.argsort(rows)]) == [1, 0]
 
 
 def test_explicit_marginals_keep_the_network_simplex():
