@@ -84,6 +84,10 @@ def zoo_views(feats: dict, class_names: dict):
     for (encoder, task, split), (Z, y) in feats.items():
         if split != "test":
             continue
+        if (encoder, task, "train") not in feats:
+            raise TaskrelError(f"no train features of {encoder} on {task}: the separability is fit on the train split")
+        if task not in class_names:
+            raise TaskrelError(f"no class names of task {task!r}; pass class_names[{task!r}] (one name per label)")
         P = pca_2d(Z)
         projections.append(pd.DataFrame({"encoder": encoder, "task": task, "pc1": P[:, 0], "pc2": P[:, 1],
                                          "label": y, "class_name": np.asarray(class_names[task])[y]}))

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from taskrel_utils import feature_space
+from taskrel_utils.errors import TaskrelError
 
 
 def test_standardise_zero_variance_keeps_scale_one():
@@ -76,3 +77,12 @@ def test_zoo_views_one_projection_row_per_test_point_and_one_separability_row_pe
     tgt = projections[(projections.encoder == "e") & (projections.task == "tgt")]
     np.testing.assert_allclose(tgt[["pc1", "pc2"]].to_numpy(), feature_space.pca_2d(feats["e", "tgt", "test"][0]))
     assert (tgt.class_name.to_numpy() == np.array(names["tgt"])[feats["e", "tgt", "test"][1]]).all()
+
+
+def test_zoo_views_says_what_is_missing(feats):
+    names = {"ref": list("abcd"), "tgt": list("wxyz")}
+    no_train = {k: v for k, v in feats.items() if k != ("e", "tgt", "train")}
+    with pytest.raises(TaskrelError, match="no train features of e on tgt"):
+        feature_space.zoo_views(no_train, names)
+    with pytest.raises(TaskrelError, match="no class names of task 'tgt'"):
+        feature_space.zoo_views(feats, {"ref": names["ref"]})
