@@ -52,6 +52,7 @@ for _p in (HERE, ROOT):  # bench_relatedness beside this file; the kit of this c
 import bench_relatedness as bench  # noqa: E402
 
 from taskrel_utils.errors import TaskrelError  # noqa: E402
+from taskrel_utils.io import atomic_path  # noqa: E402
 
 STEPS = ("schedules", "dryrun")
 #: the fast schedule's ratio the kit aims at (time to the original's converged J)
@@ -185,11 +186,10 @@ def dryrun_step(args, out: Path, report=lambda partial: None) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run directory; the cache may be warm (recorded)
     logs.mkdir(parents=True, exist_ok=True)
     env = notebook_environment(args.device, Path(data["root"]), cache)
+    where = "cpu" if args.device == "cpu" else str(device_for(None))  # device: auto in the paper profiles
     result = dict(profile=args.dryrun_profile, size=args.dryrun_size, data=data, run_dir=str(run_dir),
                   cache=str(cache), cache_was_warm=cache.exists() and any(cache.iterdir()),
-                  devices=dict(encoders="cpu" if args.device == "cpu" else str(device_for(None)),
-                               fast_fits="cpu" if args.device == "cpu" else str(device_for(None))),
-                  budget_seconds=args.dryrun_budget, notebooks={})
+                  devices=dict(encoders=where, fast_fits=where), budget_seconds=args.dryrun_budget, notebooks={})
     deadline = time.perf_counter() + (args.dryrun_budget or math.inf)
     for path in notebooks:
         left = deadline - time.perf_counter()
@@ -272,9 +272,12 @@ def _finite(x):
 
 
 def write_record(record: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / JSON_NAME).write_text(json.dumps(_finite(record), indent=2, default=str) + "\n")
-    (out / MARKDOWN_NAME).write_text(markdown_summary(record))
+    """The JSON (steps in the order they ran) and the Markdown, each replaced atomically: a check
+    stopped meanwhile leaves whole files."""
+    for name, text in ((JSON_NAME, json.dumps(_finite(record), indent=2, default=str) + "\n"),
+                       (MARKDOWN_NAME, markdown_summary(record))):
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(text)
 
 
 def _num(x, fmt="{:.1f}"):
@@ -310,7 +313,7 @@ def _dryrun_markdown(entry: dict) -> list[str]:
     if not r:
         return [f"Dry run: **{entry['status']}**: {entry.get('error', '')}", ""]
     lines = [f"`{r['profile']}` on synthetic stand-ins (`data make-dryrun --size {r['size']}`), encoders on "
-             f"{r['devices']['encoders'].split(' ')[0]}, fast fits on {r['devices']['fast_fits']}, "
+             f"{r['devices']['encoders']}, fast fits on {r['devices']['fast_fits']}, "
              f"{'warm' if r['cache_was_warm'] else 'empty'} cache:", "", "| part | seconds | status |",
              "| --- | --- | --- |",
              f"| data make-dryrun --size {r['size']} | {_num(r['data']['seconds'])} "
