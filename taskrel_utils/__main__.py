@@ -5,7 +5,7 @@
     student [--out DIR] [--notebooks 01 02]
     data build-mini --source DIR
     data make-dryrun --out DIR [--size smoke|full] [--seed 0]
-    zoo build [--names NAME ...] [--jobs N] | zoo verify
+    zoo build [--names NAME|NAME@OPTION=VALUE ...] [--jobs N] | zoo verify
     ground-truth build --profile mini [--seeds 6] [--contrast-seeds N] [--selection-seeds 1] [--jobs N] [--out CSV]
     ground-truth check --profile mini [--out CSV] [--verify N]
     list tasks|encoders|profiles
@@ -59,7 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     zoo = sub.add_parser("zoo", help="the shipped in-kit CNN weights (data/zoo)")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     zb = zoo_sub.add_parser("build", help="pre-train the zoo entries into data/zoo (minutes per entry)")
-    zb.add_argument("--names", nargs="*", default=None, help="entries to rebuild (default: all shipped)")
+    zb.add_argument("--names", nargs="*", default=None,
+                    help="what to rebuild (default: everything shipped): a zoo entry's name rebuilds its default "
+                         "spec and its shipped variants (lenet-reference also rebuilds lenet-reference@epochs=1 and the "
+                         "others), a variant key (lenet-reference@epochs=1) only that variant")
     zb.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     zoo_sub.add_parser("verify", help="check data/zoo against its MANIFEST.json")
     gt = sub.add_parser("ground-truth", help="the fine-tuned ground truth of a profile (computed once, shipped as CSV)")

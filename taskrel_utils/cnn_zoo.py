@@ -11,18 +11,20 @@ data order and dropout all come from ``seed`` (``torch.manual_seed`` inside a fo
 caller's global RNG is untouched, and a seeded generator for the permutations). Same seed ->
 identical weights; different seed -> different weights.
 
-Shipped weights: ``data/zoo/<name>.pt`` for the zoo's default specs (``MANIFEST.json``: spec, file
-and tensor sha256, training time; ``PROVENANCE.md``), so that a run never has to pre-train them;
-rebuild with ``python -m taskrel_utils zoo build`` (:func:`build_shipped`). Other specs (an option
-changed) are pre-trained on first use into the kit's cache (:data:`ENCODERS`, keyed by the spec and
-the code of the architectures and the training). Every file is written atomically and stores a
-sha256 of its tensors, checked on load; a corrupted or unreadable file is reported (warning) and
-the encoder is pre-trained again.
+Shipped weights: ``data/zoo/`` holds the zoo's default specs and a few named variants (an entry
+with other options, :data:`SHIPPED_VARIANTS`), listed in ``MANIFEST.json`` (spec, file and tensor
+sha256, training time) and ``PROVENANCE.md``, so that a run never has to pre-train them; rebuild
+with ``python -m taskrel_utils zoo build`` (:func:`build_shipped`). A shipped file is served only to
+a spec equal to its own. Other specs (an option changed) are pre-trained on first use into the
+kit's cache (:data:`ENCODERS`, keyed by the spec and the code of the architectures and the
+training). Every file is written atomically and stores a sha256 of its tensors, checked on load; a
+corrupted or unreadable file is reported (warning) and the encoder is pre-trained again.
 """
 from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import warnings
 from pathlib import Path
@@ -329,28 +331,42 @@ def is_cached(name: str, **options) -> bool:
     return spec["epochs"] == 0 or _shipped_path(name, spec) is not None or cache_path(name, spec).exists()
 
 
-_MANIFESTS: dict = {}  # (path, mtime, size) -> the parsed manifest: read once per version of the file
+#: (path, mtime, size) -> (the manifest's entries, the same grouped by zoo entry): read once per
+#: version of the file
+_MANIFESTS: dict = {}
 
 
-def _shipped_manifest(folder=None) -> dict:
-    """``{name: entry}`` of the shipped weights' manifest (empty when there is none or it is unreadable)."""
+def _read_manifest(folder=None) -> tuple:
+    """``({key: entry}, {zoo entry: (entry, ...)})`` of the shipped weights' manifest (both empty
+    when there is none or it is unreadable). A key is a zoo entry's name (its default spec) or a
+    variant's ``name@option=value``; an entry without ``name`` is the default of its key."""
     path = Path(folder or ZOO_DIR) / MANIFEST_NAME
     try:
         stat = path.stat()
         key = (str(path), stat.st_mtime_ns, stat.st_size)
         if key not in _MANIFESTS:
-            _MANIFESTS[key] = json.loads(path.read_text())["encoders"]
-        return dict(_MANIFESTS[key])
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+            entries = json.loads(path.read_text())["encoders"]
+            by_name = {}
+            for k, e in entries.items():
+                by_name.setdefault(e.get("name", k), []).append(e)
+            _MANIFESTS[key] = entries, {n: tuple(es) for n, es in by_name.items()}
+        return _MANIFESTS[key]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, {}
+
+
+def _shipped_manifest(folder=None) -> dict:
+    """``{key: entry}`` of the shipped weights' manifest (empty when there is none or it is unreadable)."""
+    return dict(_read_manifest(folder)[0])
 
 
 def _shipped_path(name: str, spec: dict, folder=None) -> Path | None:
-    """The shipped weight file of ``name`` if the manifest lists it with exactly this spec."""
-    entry = _shipped_manifest(folder).get(name)
-    if entry is None or entry.get("spec") != spec or entry.get("code_version") != CODE_VERSION:
-        return None
-    return Path(folder or ZOO_DIR) / entry["file"]
+    """The shipped weight file of ``name`` whose spec is exactly ``spec`` (its default or a
+    variant), built by the current code; None when there is none."""
+    for entry in _read_manifest(folder)[1].get(name, ()):
+        if entry.get("spec") == spec and entry.get("code_version") == CODE_VERSION:
+            return Path(folder or ZOO_DIR) / entry["file"]
+    return None
 
 
 def _load_checkpoint_file(model, path: Path, spec: dict, name: str):
@@ -421,35 +437,80 @@ BUILD_COMMAND = "python -m taskrel_utils zoo build"
 #: the entries whose default weights ship in data/zoo (every trained entry of the zoo)
 SHIPPED = tuple(name for name, spec in ZOO.items() if spec["epochs"] > 0)
 
+#: named variants whose weights ship too: zoo entry -> the options of each variant. Notebook 03
+#: compares ``lenet-reference`` pre-trained for each of its default ``reference_epochs`` (1, 2, 5
+#: and the entry's default 10), which every run would otherwise pre-train on first use.
+SHIPPED_VARIANTS = {"lenet-reference": ({"epochs": 1}, {"epochs": 2}, {"epochs": 5})}
 
-def _build_one(name: str, folder: str) -> dict:
-    """Pre-train one shipped entry into ``folder``; its manifest entry."""
+
+def variant_key(name: str, options: dict | None = None) -> str:
+    """The manifest key of zoo entry ``name`` with ``options``: the name for its default spec, else
+    ``name@option=value[,option=value...]`` (options sorted), e.g. ``lenet-reference@epochs=1``."""
+    if not options:
+        return name
+    return name + "@" + ",".join(f"{k}={options[k]}" for k in sorted(options))
+
+
+#: every shipped weight file: manifest key -> (zoo entry, options); the defaults, then the variants
+SHIPPED_KEYS = {**{name: (name, {}) for name in SHIPPED},
+                **{variant_key(name, opts): (name, dict(opts))
+                   for name, variants in SHIPPED_VARIANTS.items() for opts in variants}}
+
+
+def shipped_file_name(key: str) -> str:
+    """The file name of shipped key ``key`` in data/zoo (``lenet-reference@epochs=1`` ->
+    ``lenet-reference_epochs-1.pt``: letters, digits, ``.``, ``_`` and ``-`` only)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", key.replace("=", "-")) + ".pt"
+
+
+def build_keys(names=None) -> list:
+    """The shipped keys :func:`build_shipped` builds for ``names`` (default: all of
+    :data:`SHIPPED_KEYS`): a zoo entry's name stands for its default spec and all its shipped
+    variants, a variant key (``lenet-reference@epochs=1``) for that variant alone."""
+    if names is None:
+        return list(SHIPPED_KEYS)
+    keys = []
+    for name in names:
+        if name in SHIPPED:
+            keys += [k for k, (entry, _) in SHIPPED_KEYS.items() if entry == name]
+        elif name in SHIPPED_KEYS:
+            keys.append(name)
+        else:
+            raise UnknownNameError("shipped zoo key", name, SHIPPED_KEYS)
+    return list(dict.fromkeys(keys))
+
+
+def _build_one(key: str, folder: str) -> dict:
+    """Pre-train shipped key ``key`` (a zoo entry's default or a variant) into ``folder``; its manifest entry."""
     n_threads = torch.get_num_threads()
-    spec = resolve_spec(name)
+    name, options = SHIPPED_KEYS[key]
+    spec = resolve_spec(name, **options)
     _, payload, seconds = train_checkpoint(name, spec, progress=False)
     data = checkpoint_bytes(payload)
-    path = Path(folder) / f"{name}.pt"
+    path = Path(folder) / shipped_file_name(key)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-    return {"file": path.name, "spec": spec, "code_version": CODE_VERSION, "bytes": len(data),
-            "file_sha256": sha256_bytes(data), "state_sha256": payload["sha256"], "train_seconds": seconds,
-            "stats": payload["stats"], "threads": PRETRAIN_THREADS, "machine_threads": n_threads}
+    return {"name": name, "options": options, "file": path.name, "spec": spec, "code_version": CODE_VERSION,
+            "bytes": len(data), "file_sha256": sha256_bytes(data), "state_sha256": payload["sha256"],
+            "train_seconds": seconds, "stats": payload["stats"], "threads": PRETRAIN_THREADS,
+            "machine_threads": n_threads}
 
 
 def build_shipped(names=None, folder=None, n_jobs: int = 2) -> dict:
-    """Pre-train the shipped zoo entries (default :data:`SHIPPED`) into ``folder`` (default
+    """Pre-train the shipped weights of ``names`` (see :func:`build_keys`; default: every entry
+    of :data:`SHIPPED` and every variant of :data:`SHIPPED_VARIANTS`) into ``folder`` (default
     ``data/zoo``), ``n_jobs`` at a time in separate processes, and write ``MANIFEST.json`` and
-    ``PROVENANCE.md``; entries not rebuilt keep their manifest lines. Returns the manifest."""
+    ``PROVENANCE.md``; keys not rebuilt keep their manifest lines. Returns the manifest."""
     from joblib import Parallel, delayed
 
-    names = list(SHIPPED if names is None else names)
-    for name in names:
-        resolve_spec(name)  # unknown names fail before any training
+    keys = build_keys(names)  # unknown names fail before any training
     folder = Path(folder or ZOO_DIR)
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    entries = Parallel(n_jobs=max(1, min(n_jobs, len(names))))(delayed(_build_one)(n, str(folder)) for n in names)
-    manifest = {"encoders": {**_shipped_manifest(folder), **dict(zip(names, entries))}}
+    entries = Parallel(n_jobs=max(1, min(n_jobs, len(keys))))(delayed(_build_one)(k, str(folder)) for k in keys)
+    # entries written before variants shipped lack name and options: they are the defaults of their keys
+    kept = {k: {"name": k, "options": {}, **e} for k, e in _shipped_manifest(folder).items()}
+    manifest = {"encoders": {**kept, **dict(zip(keys, entries))}}
     manifest.update(build_command=BUILD_COMMAND, torch=torch.__version__, code_version=CODE_VERSION,
                     last_build_seconds=round(time.perf_counter() - t0, 1), last_build_jobs=n_jobs)
     manifest["total_bytes"] = sum(e["bytes"] for e in manifest["encoders"].values())
@@ -461,23 +522,36 @@ def build_shipped(names=None, folder=None, n_jobs: int = 2) -> dict:
 
 
 def verify_shipped(folder=None) -> dict:
-    """Check every shipped file against the manifest: ``{name: file sha256}``, or raise."""
-    from .errors import CorruptedFileError, MissingDataError
+    """Check the shipped files against the manifest: every key of :data:`SHIPPED_KEYS` (defaults
+    and variants) listed, with the spec the zoo gives it now, and every listed file present with
+    its sha256. Returns ``{key: file sha256}``, or raises naming the rebuild command."""
+    from .errors import MissingDataError
 
     folder = Path(folder or ZOO_DIR)
     entries = _shipped_manifest(folder)
     if not entries:
         raise MissingDataError(f"no zoo manifest in {folder}; rebuild with `{BUILD_COMMAND}`")
+    missing = [k for k in SHIPPED_KEYS if k not in entries]
+    if missing:
+        raise MissingDataError(f"{folder / MANIFEST_NAME} lists no weights for {', '.join(missing)}; build them "
+                               f"with `{BUILD_COMMAND} --names {' '.join(missing)}`")
     out = {}
-    for name, e in entries.items():
+    for key, e in entries.items():
         path = folder / e["file"]
         if not path.is_file():
-            raise MissingDataError(f"shipped weights {path} are missing; rebuild with `{BUILD_COMMAND} --names {name}`")
+            raise MissingDataError(f"shipped weights {path} are missing; rebuild with `{BUILD_COMMAND} --names {key}`")
         got = sha256_bytes(path.read_bytes())
         if got != e["file_sha256"]:
             raise CorruptedFileError(f"shipped weights {path} have sha256 {got}, the manifest says "
-                                     f"{e['file_sha256']}; rebuild with `{BUILD_COMMAND} --names {name}`")
-        out[name] = got
+                                     f"{e['file_sha256']}; rebuild with `{BUILD_COMMAND} --names {key}`")
+        name, options = SHIPPED_KEYS.get(key, (None, None))
+        stale = name is not None and (e.get("code_version") != CODE_VERSION
+                                      or e.get("spec") != resolve_spec(name, **options))
+        if stale:
+            raise TaskrelError(f"shipped weights {path} were built for another spec or code version than {key!r} "
+                               f"has now (runs would pre-train it again); rebuild with "
+                               f"`{BUILD_COMMAND} --names {key}`")
+        out[key] = got
     return out
 
 
@@ -496,7 +570,13 @@ def provenance_text(manifest: dict) -> str:
         "```",
         f"{BUILD_COMMAND}            # every entry, 2 processes",
         f"{BUILD_COMMAND} --names lenet-short",
+        f"{BUILD_COMMAND} --names lenet-reference            # its default and its variants",
+        f"{BUILD_COMMAND} --names lenet-reference@epochs=1   # one variant",
         "```",
+        "",
+        "Variants (`name@option=value`) are a zoo entry pre-trained with other options, shipped because "
+        "notebook 03 uses them by default (`reference_epochs`); a file is loaded only for exactly its "
+        "spec, any other option is pre-trained into the cache on first use.",
         "",
         "Training is deterministic: one CPU thread per entry (`PRETRAIN_THREADS`), every random draw "
         "from the entry's seed. With the same torch build a rebuild reproduces the bytes below "
@@ -504,13 +584,13 @@ def provenance_text(manifest: dict) -> str:
         "",
         "## Entries",
         "",
-        "| encoder | architecture | corpus | epochs | images | augmentation | train s | bytes | file sha256 |",
+        "| encoder (key) | architecture | corpus | epochs | images | augmentation | train s | bytes | file sha256 |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, e in sorted(manifest["encoders"].items()):
+    for key, e in sorted(manifest["encoders"].items()):
         s = e["spec"]
         arch = f"{s['arch']} width {s['width']} depth {s['depth']}"
-        lines.append(f"| `{name}` | {arch} | {CORPUS_LICENCES.get(s['corpus'], s['corpus'])} | {s['epochs']} | "
+        lines.append(f"| `{key}` | {arch} | {CORPUS_LICENCES.get(s['corpus'], s['corpus'])} | {s['epochs']} | "
                      f"{e['stats'].get('n_train', '')} | {s['augment']} | {e['train_seconds']} | {e['bytes']} | "
                      f"`{e['file_sha256']}` |")
     lines += ["", f"Total: {manifest['total_bytes']} bytes.", ""]

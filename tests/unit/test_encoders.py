@@ -1,4 +1,5 @@
 """The encoder registry: names, the in-kit CNN zoo (determinism, cache), EfficientNet-Lite, open_clip, timm."""
+import ast
 import hashlib
 import json
 import shutil
@@ -206,9 +207,11 @@ def test_zoo_feature_dim_equals_output_width(cache, fake_corpus, digits28, name)
 # ---------------------------------------------------------------------------- shipped weights
 def test_shipped_weights_verify_and_fit_the_budget():
     manifest = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())
-    assert set(manifest["encoders"]) == set(cnn_zoo.SHIPPED) and set(cnn_zoo.MAIN_ZOO) <= set(cnn_zoo.SHIPPED)
-    assert set(cnn_zoo.verify_shipped()) == set(cnn_zoo.SHIPPED)
-    assert manifest["total_bytes"] == sum((cnn_zoo.ZOO_DIR / f"{n}.pt").stat().st_size for n in cnn_zoo.SHIPPED)
+    assert set(manifest["encoders"]) == set(cnn_zoo.SHIPPED_KEYS) and set(cnn_zoo.MAIN_ZOO) <= set(cnn_zoo.SHIPPED)
+    assert set(cnn_zoo.SHIPPED) < set(cnn_zoo.SHIPPED_KEYS)  # the defaults and the variants
+    assert set(cnn_zoo.verify_shipped()) == set(cnn_zoo.SHIPPED_KEYS)
+    assert manifest["total_bytes"] == sum((cnn_zoo.ZOO_DIR / e["file"]).stat().st_size
+                                          for e in manifest["encoders"].values())
     assert manifest["total_bytes"] <= 25 * 1024 * 1024
     prov = (cnn_zoo.ZOO_DIR / "PROVENANCE.md").read_text()
     assert cnn_zoo.BUILD_COMMAND in prov and all(e["file_sha256"] in prov for e in manifest["encoders"].values())
@@ -240,6 +243,109 @@ def test_retraining_a_shipped_encoder_reproduces_its_bytes():
     _, payload, _ = cnn_zoo.train_checkpoint("lenet-1k", cnn_zoo.resolve_spec("lenet-1k"), progress=False)
     assert payload["sha256"] == entry["state_sha256"]
     assert hashlib.sha256(cnn_zoo.checkpoint_bytes(payload)).hexdigest() == entry["file_sha256"]
+
+
+def _notebook_03_reference_epochs():
+    """The default of notebook 03's ``reference_epochs``, read from its parameters cell (papermill's
+    reader would cost seconds of imports)."""
+    from taskrel_utils.paths import NOTEBOOKS_DIR
+
+    cells = json.loads((NOTEBOOKS_DIR / "03_bound_decomposition.ipynb").read_text())["cells"]
+    source = "".join(next(c for c in cells if "parameters" in c["metadata"].get("tags", ()))["source"])
+    return next(ast.literal_eval(node.value) for node in ast.parse(source).body
+                if isinstance(node, ast.Assign) and [t.id for t in node.targets] == ["reference_epochs"])
+
+
+def test_notebook_03s_reference_epochs_ship_so_nothing_is_pretrained(cache, monkeypatch):
+    """Every ``lenet-reference`` spec notebook 03 uses by default loads from data/zoo: the shipped
+    variant file of exactly that spec, no training, nothing written to the cache."""
+    from taskrel_utils import experiment
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a shipped spec was pre-trained")
+
+    monkeypatch.setattr(cnn_zoo, "train_checkpoint", no_training)
+    monkeypatch.setattr(experiment, "run_jobs", no_training)
+    manifest = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())["encoders"]
+    epochs = _notebook_03_reference_epochs()
+    assert {1, 2, 5, 10} <= set(epochs)
+    experiment.pretrain_zoo([("lenet-reference", {"epochs": e}) for e in epochs], progress=False)
+    for e in epochs:
+        key = cnn_zoo.variant_key("lenet-reference", {} if e == 10 else {"epochs": e})
+        assert cnn_zoo.is_cached("lenet-reference", epochs=e)
+        enc = encoders.load_encoder("lenet-reference", epochs=e, progress=False)
+        assert enc.info["cache"] == str(cnn_zoo.ZOO_DIR / manifest[key]["file"])
+        assert enc.info["spec"] == manifest[key]["spec"] and enc.info["budget_epochs"] == e
+        assert enc.info["steps"] == manifest[key]["stats"]["steps"]
+        payload = torch.load(cnn_zoo.ZOO_DIR / manifest[key]["file"], weights_only=True)
+        assert cnn_zoo.state_hash(payload["state_dict"], payload["head"]) == manifest[key]["state_sha256"]
+        assert enc.weights_id == cnn_zoo.state_hash(payload["state_dict"])
+    assert len({m["state_sha256"] for k, m in manifest.items() if k.startswith("lenet-reference")}) == 4
+    assert not cache.exists() or not list(cache.glob("*.pt"))
+
+
+@pytest.mark.parametrize("options", [dict(epochs=3), dict(epochs=1, seed=1), dict(epochs=1, n_train=96, batch_size=32)])
+def test_a_spec_unlike_every_shipped_one_is_pretrained_not_served(cache, fake_corpus, options):
+    """A shipped file serves only its exact spec: options beside a variant's (epochs=1 with another
+    seed or fewer images) or an epoch count that does not ship train into the cache."""
+    assert cnn_zoo._shipped_path("lenet-reference", cnn_zoo.resolve_spec("lenet-reference", **options)) is None
+    assert not cnn_zoo.is_cached("lenet-reference", **options)
+    assert cnn_zoo.is_cached("lenet-reference", epochs=1)
+    enc = encoders.load_encoder("lenet-reference", progress=False, **{**options, "n_train": 96, "batch_size": 32})
+    assert fake_corpus == ["reference-train"] and enc.info["cache"].startswith(str(cache))
+
+
+def test_zoo_build_names_select_defaults_and_variants():
+    assert cnn_zoo.build_keys(None) == list(cnn_zoo.SHIPPED_KEYS)
+    assert cnn_zoo.build_keys(["lenet-reference"]) == ["lenet-reference", "lenet-reference@epochs=1",
+                                                       "lenet-reference@epochs=2", "lenet-reference@epochs=5"]
+    assert cnn_zoo.build_keys(["lenet-reference@epochs=2", "lenet", "lenet"]) == ["lenet-reference@epochs=2", "lenet"]
+    assert cnn_zoo.variant_key("lenet-reference", {"seed": 1, "epochs": 2}) == "lenet-reference@epochs=2,seed=1"
+    assert cnn_zoo.shipped_file_name("lenet-reference@epochs=2,seed=1") == "lenet-reference_epochs-2_seed-1.pt"
+    for bad in ("lenet-random", "lenet-reference@epochs=3", "lenet-fashon"):
+        with pytest.raises(UnknownNameError, match="lenet-reference@epochs=1"):
+            cnn_zoo.build_keys([bad])
+
+
+@pytest.fixture
+def zoo_copy(tmp_path, monkeypatch):
+    shipped = tmp_path / "zoo"
+    shutil.copytree(cnn_zoo.ZOO_DIR, shipped)
+    monkeypatch.setattr(cnn_zoo, "ZOO_DIR", shipped)
+    return shipped
+
+
+def test_a_corrupted_shipped_variant_is_refused_naming_its_rebuild(cache, fake_corpus, zoo_copy):
+    path = zoo_copy / "lenet-reference_epochs-1.pt"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptedFileError, match="zoo build --names lenet-reference@epochs=1`"):
+        cnn_zoo.verify_shipped()
+    with pytest.warns(RuntimeWarning, match="corrupted"):
+        encoders.load_encoder("lenet-reference", epochs=1, progress=False)
+    assert fake_corpus == ["reference-train"]  # trained again into the cache
+    path.unlink()
+    with pytest.raises(MissingDataError, match="zoo build --names lenet-reference@epochs=1`"):
+        cnn_zoo.verify_shipped()
+
+
+@pytest.mark.parametrize("damage", ["unlisted", "stale spec", "stale code"])
+def test_verify_refuses_a_manifest_without_a_variant_or_with_a_stale_one(zoo_copy, damage):
+    manifest_path = zoo_copy / cnn_zoo.MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text())
+    entry = manifest["encoders"]["lenet-reference@epochs=5"]
+    if damage == "unlisted":
+        del manifest["encoders"]["lenet-reference@epochs=5"]
+    elif damage == "stale spec":
+        entry["spec"]["epochs"] = 4
+    else:
+        entry["code_version"] = cnn_zoo.CODE_VERSION - 1
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(TaskrelError, match="zoo build --names lenet-reference@epochs=5`"):
+        cnn_zoo.verify_shipped()
+    if damage != "unlisted":  # a stale entry is not served either
+        assert cnn_zoo._shipped_path("lenet-reference", cnn_zoo.resolve_spec("lenet-reference", epochs=5)) is None
 
 
 def test_lenet_matches_the_small_scale_architecture():
