@@ -63,6 +63,14 @@ def remove_temporaries(folder) -> list[Path]:
 
 
 def _umask() -> int:
+    """The process's umask, read without setting it where Linux shows it (``/proc/self/status``):
+    setting it, even back at once, races with files and processes created by other threads."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -3,6 +3,7 @@
 ``run_notebooks("mini")`` executes ``notebooks/NN_*.ipynb`` with the profile's parameters file
 (``notebooks/params/<profile>.yaml`` where one exists), writes ``executed/<stem>.ipynb`` and
 ``report/<stem>.html`` under the run directory and returns the :class:`~taskrel_utils.runs.Run`.
+Each report renders in a background thread while the next notebook executes.
 Each notebook receives the parameters its ``parameters`` cell declares; a parameter that no
 notebook declares is refused, not silently ignored. A failing notebook is kept as ``executed/<stem>.failed.ipynb`` for inspection.
 The kernels inherit ``TASKREL_SCHEDULER``: with ``scheduler=`` (``run --scheduler``) every job of
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -88,6 +90,11 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
     ``notebooks``: a name that none of them declares is refused. ``scheduler``: a Dask
     scheduler address for every job of the notebooks' tables (None: ``TASKREL_SCHEDULER``, if
     set); ``local`` starts one ``LocalCluster`` that all the notebooks share (:mod:`cluster`).
+
+    The report of each notebook renders while the next one executes (:class:`_Reports`); a failed
+    render stops the run at the next notebook boundary, at the latest before ``params/pipeline.json``
+    is written. ``pipeline.json`` records the seconds of each notebook's execution (``seconds``) and
+    of each report (``render_seconds``), and of what follows the last notebook (``wrap_up_seconds``).
     """
     from .cluster import SCHEDULER_VARIABLE, scheduler_address, scheduler_session
     from .widgets import HEADLESS_VARIABLE
@@ -106,18 +113,26 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
     timings = {}
     with scheduler_session(scheduler) as address:
         # the kernels inherit these: explorers draw and create no widget; the jobs go to the scheduler
-        with _environment({HEADLESS_VARIABLE: "1", SCHEDULER_VARIABLE: address or ""}):
+        with _environment({HEADLESS_VARIABLE: "1", SCHEDULER_VARIABLE: address or ""}), \
+                _Reports(run.path("report") if render else None) as reports:
             for path in paths:
-                _execute(path, run, parameters_for(declared[path], params), kernel, timings, render, progress)
+                _execute(path, run, parameters_for(declared[path], params), kernel, timings, progress)
+                reports.submit(run.path("executed", path.name))
+            executed = time.perf_counter()
+        rendered = time.perf_counter()  # every report is written
+    wrap_up = {"renders": rendered - executed, "scheduler": time.perf_counter() - rendered}
     run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings,
-                                 "scheduler": scheduler_address(scheduler)})
+                                 "render_seconds": reports.seconds, "scheduler": scheduler_address(scheduler),
+                                 "wrap_up_seconds": {k: round(v, 1) for k, v in wrap_up.items()},
+                                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # vs. index.html's mtime, the exit
     if render:  # report/index.html: every report, figure and table of the run directory
         report_index.write_index(run.root)
     return run
 
 
-def _execute(path: Path, run: Run, params: dict, kernel: str, timings: dict, render: bool, progress: bool) -> None:
-    """Execute one notebook into ``run`` (atomically; a failed run is kept as ``*.failed.ipynb``)."""
+def _execute(path: Path, run: Run, params: dict, kernel: str, timings: dict, progress: bool) -> None:
+    """Execute one notebook into ``run`` (atomically; a failed run is kept as ``*.failed.ipynb``);
+    ``timings[stem]``: the seconds of its execution."""
     import papermill as pm
 
     out = run.path("executed", path.name)
@@ -135,8 +150,45 @@ def _execute(path: Path, run: Run, params: dict, kernel: str, timings: dict, ren
                 raise
     finally:
         timings[path.stem] = round(time.perf_counter() - start, 1)
-    if render:
-        report.render_html(out, run.path("report"))
+
+
+class _Reports:
+    """Render the HTML reports of executed notebooks one at a time in a background thread, in the
+    order submitted, into ``report_dir`` (None: render nothing). ``seconds[stem]``: each render's
+    wall seconds. Leaving the block waits for every render; without another error in flight, the
+    first failed render is raised then, naming its notebook; ``submit`` raises it earlier, at the
+    first notebook boundary after it failed."""
+
+    def __init__(self, report_dir):
+        self.report_dir, self.seconds, self._renders = report_dir, {}, {}
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskrel-report") if report_dir else None
+
+    def submit(self, executed: Path) -> None:
+        if self._thread:
+            self._raise_failed(only_done=True)
+            self._renders[executed] = self._thread.submit(self._render, executed)
+
+    def _render(self, executed: Path) -> None:
+        start = time.perf_counter()
+        report.render_html(executed, self.report_dir)  # atomic: a failed render leaves no file
+        self.seconds[executed.stem] = round(time.perf_counter() - start, 1)
+
+    def _raise_failed(self, only_done: bool = False) -> None:
+        for executed, future in self._renders.items():
+            error = future.exception() if future.done() or not only_done else None
+            if error:
+                raise TaskrelError(f"the HTML report of {executed.stem} failed ({type(error).__name__}: {error}); "
+                                   f"the executed notebook is complete: render it again with "
+                                   f"python -m taskrel_utils report {executed}") from error
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self._thread:
+            self._thread.shutdown(wait=True)  # the renders already submitted finish, even after an error
+            if error is None:
+                self._raise_failed()
 
 
 @contextmanager

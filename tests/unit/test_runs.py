@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import matplotlib
 
@@ -7,7 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from taskrel_utils import config, runs
+from taskrel_utils import config, io, runs
 from taskrel_utils.errors import MissingDataError
 
 
@@ -61,6 +62,21 @@ def test_written_files_have_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux shows the umask in /proc")
+def test_reading_the_umask_leaves_it_alone(monkeypatch):
+    """Setting the umask, even back at once, races with the files and processes of other threads
+    (the report renders beside the next notebook's kernel start)."""
+    import os
+
+    mask = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", lambda _: pytest.fail("io._umask set the umask"))
+        assert io._umask() == 0o027
+    finally:
+        monkeypatch.undo()
+        os.umask(mask)
 
 
 WRITER = """

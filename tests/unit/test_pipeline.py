@@ -1,0 +1,124 @@
+"""The runner renders each notebook's report while the next notebook executes: papermill and the
+renderer are replaced by fakes, so no kernel starts."""
+import threading
+import time
+
+import nbformat
+import papermill
+import pytest
+
+from taskrel_utils import io, pipeline, report, report_index
+from taskrel_utils.errors import TaskrelError
+
+NOTEBOOKS = pipeline.list_notebooks()[:3]
+STEMS = [nb.stem for nb in NOTEBOOKS]
+WAIT = 10  # seconds a fake waits for the other thread before it fails the test
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    """Fake papermill and renderer; ``hooks[("execute" | "render", stem)]`` runs inside them (and may
+    raise); ``events`` lists what happened, in order; ``started[stem]`` is set when a notebook
+    starts executing."""
+    hooks, events = {}, []
+    started = {stem: threading.Event() for stem in STEMS}
+
+    def execute_notebook(source, out, **kwargs):
+        stem = source.rsplit("/", 1)[-1][:-len(".ipynb")]
+        started[stem].set()
+        events.append(("execute", stem))
+        nbformat.write(nbformat.v4.new_notebook(), out)
+        hooks.get(("execute", stem), lambda: None)()
+
+    def render_html(executed, out_dir):
+        hooks.get(("render", executed.stem), lambda: None)()
+        out = out_dir / f"{executed.stem}.html"
+        with io.atomic_path(out) as tmp:
+            tmp.write_text(executed.stem)
+        events.append(("render", executed.stem))
+        return out
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    monkeypatch.setattr(report, "render_html", render_html)
+    monkeypatch.setattr(pipeline, "_kernel_name", lambda: "python3")
+    return hooks, events, started
+
+
+def _run(tmp_path, **kwargs):
+    return pipeline.run_notebooks("smoke", run_dir=tmp_path / "run", notebooks=NOTEBOOKS, progress=False, **kwargs)
+
+
+def _waits_for(event, what):
+    def wait():
+        if not event.wait(WAIT):
+            raise AssertionError(f"{what} did not happen within {WAIT} s")
+    return wait
+
+
+def test_a_report_renders_while_the_next_notebook_executes(fakes, tmp_path):
+    hooks, events, started = fakes
+    for stem, following in zip(STEMS, STEMS[1:]):  # a serial runner would wait here for the timeout
+        hooks[("render", stem)] = _waits_for(started[following], f"executing {following}")
+    hooks[("render", STEMS[-1])] = lambda: time.sleep(0.2)
+    run = _run(tmp_path)
+    assert [stem for kind, stem in events if kind == "render"] == STEMS  # in order, each once
+    assert [stem for kind, stem in events if kind == "execute"] == STEMS
+    record = run.load_params("pipeline")
+    assert list(record["seconds"]) == STEMS and max(record["seconds"].values()) < 0.2  # execution only
+    assert set(record["render_seconds"]) == set(STEMS) and record["render_seconds"][STEMS[-1]] >= 0.2
+    assert set(record["wrap_up_seconds"]) == {"renders", "scheduler"} and record["saved_at"]
+    assert record["wrap_up_seconds"]["renders"] >= 0.1  # the runner waited for the last report
+
+
+def test_every_report_and_the_record_exist_before_the_index_is_written(fakes, tmp_path, monkeypatch):
+    hooks, _, _ = fakes
+    hooks[("render", STEMS[-1])] = lambda: time.sleep(0.2)  # the last report is the slowest
+    seen = {}
+
+    def write_index(root):
+        seen["reports"] = sorted(p.stem for p in (root / "report").glob("*.html"))
+        seen["record"] = (root / "params" / "pipeline.json").exists()
+
+    monkeypatch.setattr(report_index, "write_index", write_index)
+    _run(tmp_path)
+    assert seen == {"reports": STEMS, "record": True}
+
+
+def test_a_failed_render_fails_the_run_and_names_its_notebook(fakes, tmp_path):
+    hooks, _, _ = fakes
+
+    def broken():
+        raise RuntimeError("template missing")
+
+    hooks[("render", STEMS[0])] = broken
+    with pytest.raises(TaskrelError, match=f"report of {STEMS[0]} failed .*template missing") as err:
+        _run(tmp_path)
+    assert isinstance(err.value.__cause__, RuntimeError)
+    assert not (tmp_path / "run" / "params" / "pipeline.json").exists()
+    assert not (tmp_path / "run" / "report" / f"{STEMS[0]}.html").exists()
+    assert not (tmp_path / "run" / "report" / "index.html").exists()
+
+
+def test_a_failed_notebook_waits_for_the_reports_already_started(fakes, tmp_path):
+    hooks, events, started = fakes
+    hooks[("render", STEMS[0])] = lambda: (_waits_for(started[STEMS[1]], "executing")(), time.sleep(0.2))
+
+    def broken():
+        raise RuntimeError("cell 4 failed")
+
+    hooks[("execute", STEMS[1])] = broken
+    with pytest.raises(RuntimeError, match="cell 4 failed"):  # the notebook's own error
+        _run(tmp_path)
+    assert events[-1] == ("render", STEMS[0])  # finished before the error reached the caller
+    run = tmp_path / "run"
+    assert (run / "report" / f"{STEMS[0]}.html").read_text() == STEMS[0]
+    assert (run / "executed" / f"{STEMS[1]}.failed.ipynb").exists()
+    assert not (run / "executed" / f"{STEMS[2]}.ipynb").exists()  # the run stopped there
+    assert io.temporaries(run) == [] and not (run / "params" / "pipeline.json").exists()
+
+
+def test_without_reports_nothing_renders(fakes, tmp_path):
+    hooks, events, _ = fakes
+    run = _run(tmp_path, render=False)
+    assert [kind for kind, _ in events] == ["execute"] * 3 and not list(run.path("report").glob("*.html"))
+    assert run.load_params("pipeline")["render_seconds"] == {}
