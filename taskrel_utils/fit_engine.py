@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse import csr_matrix
 
 from .numerics import euclidean
 from .transport import class_structured_plan, emd_plan
@@ -66,6 +65,7 @@ class _Params:
         self.A_bar = torch.tensor(start.A_inv, **f64).requires_grad_(True)
         self.b = torch.tensor(start.b, **f64).requires_grad_(True)
         self.learned = start.B_fixed is None
+        self.adam_beta_delta = self.learned and adam_beta_delta  # B and D by Adam: their gradients are needed
         if self.learned:
             self.beta = torch.tensor(start.beta, **f64).requires_grad_(True)
             self.delta = torch.tensor(start.delta, **f64).requires_grad_(True)
@@ -119,6 +119,23 @@ def _record(o, feat, lab, H, LC, PM, IC) -> dict:
     f = (lambda x: x) if isinstance(feat, float) else (lambda x: x.item())
     return dict(objective=J.item(), feature_term=f(feat), label_term=lab.item(), H=H.item(), LC=LC.item(),
                 PM=PM.item(), IC=IC if isinstance(IC, float) else IC.item())
+
+
+def _plan_sums(rows, cols, vals, t, n):
+    """What a step needs of the plan ``Pi`` (n x m; non-zeros ``Pi[rows[k], cols[k]] = vals[k]``, at
+    most one entry per (row, column)) and target batch ``t`` (m x d): its row masses ``a = Pi 1``
+    (n), barycentric sums ``Pt = Pi t`` (n x d) and column masses ``b = Pi^T 1`` (m). The entries
+    are added in CSR order (by row, then column), so the sums are those of ``scipy.sparse``."""
+    order = np.lexsort((cols, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    a = np.bincount(rows, weights=vals, minlength=n)
+    index = np.arange(len(rows))
+    rank = index - np.maximum.accumulate(np.where(np.r_[True, rows[1:] != rows[:-1]], index, 0))  # within its row
+    Pt = np.zeros((n, t.shape[1]))
+    for k in range(int(rank.max(initial=-1)) + 1):  # the k-th entries of the rows (rows differ within a level)
+        level = rank == k
+        Pt[rows[level]] += vals[level, None] * t[cols[level]]
+    return a, Pt, np.bincount(cols, weights=vals, minlength=len(t))
 
 
 def _plan_summary(P, yk, sl, K_R, K_T):
@@ -205,7 +222,8 @@ class _FastStep:
     def new_batches(self, z, yk, t, sl, B_now):
         """Solve the plan for the new batches at the current (A, b, B) and keep what the steps need."""
         par, o, dev = self.par, self.o, self.dev
-        self.n, self.m = n, m = len(yk), len(sl)
+        n = self.n = len(yk)
+        self.m = len(sl)
         self.z = torch.from_numpy(z).to(dev)
         with torch.no_grad():
             u = (self.z @ par.A.T + par.b).cpu().numpy()
@@ -216,11 +234,11 @@ class _FastStep:
         else:
             P = emd_plan(None, None, euclidean(u, t) + float(o["Lambda"]) * Lc[np.ix_(yk, sl)])
             rows, cols, vals, gamma = _plan_summary(P, yk, sl, self.K_R, self.K_T)
-        Pi = csr_matrix((vals, (rows, cols)), shape=(n, m))
-        self.a = torch.from_numpy(np.asarray(Pi.sum(1))[:, 0]).to(dev)
-        self.Pt = torch.from_numpy(Pi @ t).to(dev)  # sum_l Pi_kl t_l
+        a, Pt, b = _plan_sums(rows, cols, vals, t, n)
+        self.a = torch.from_numpy(a).to(dev)
+        self.Pt = torch.from_numpy(Pt).to(dev)  # sum_l Pi_kl t_l
         self.gamma = torch.from_numpy(gamma).to(dev)
-        self.const = float((np.asarray(Pi.sum(0))[0] * (t * t).sum(1)).sum())  # sum_l b_l ||t_l||^2
+        self.const = float((b * (t * t).sum(1)).sum())  # sum_l b_l ||t_l||^2
         self.u_fresh = torch.from_numpy(u).to(dev)
         if self.moments_needed:
             self.moments = _plan_moments(self.z.to(self.alg), self.a.to(self.alg), self.Pt.to(self.alg))
@@ -260,11 +278,14 @@ class _FastStep:
             E2 = A_bar @ A - self.I
             gA += (2.0 * lic) * (E1 @ A_bar.T + A_bar.T @ E2)
             gAb = (2.0 * lic) * (A.T @ E1 + E2 @ A.T)
-        par.opt.zero_grad()
         par.A.grad, par.A_bar.grad, par.b.grad = (g.to(torch.float64) for g in (gA, gAb, gb))
-        lab, H, LC, PM = _label_terms(par, self.gamma, v, self.pi_T)
-        if par.learned:
+        if par.adam_beta_delta:  # back-prop the label terms into beta and delta
+            par.beta.grad = par.delta.grad = None
+            lab, H, LC, PM = _label_terms(par, self.gamma, v, self.pi_T)
             (H + LC + lwd * Lam * lab + lpm * PM).backward()
+        else:  # B, D fixed or set in closed form after the step: the terms' values only
+            with torch.no_grad():
+                lab, H, LC, PM = _label_terms(par, self.gamma, v, self.pi_T)
         feat = self._feature_term_now(A, b)
         rec = _record(self.o, feat, lab, H, LC, PM, float((E1 ** 2).sum() + (E2 ** 2).sum()))
         par.opt.step()

@@ -21,7 +21,6 @@ import ot
 from threadpoolctl import ThreadpoolController
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from .errors import TaskrelError
 from .numerics import euclidean
@@ -183,9 +182,7 @@ def class_structured_plan(u, y, t, s, label_cost, *, num_itermax: int = NUM_ITER
     gamma = np.zeros((K_R, K_T))
     gamma[np.ix_(rj, ci)] = G
     jj, ii = np.nonzero(gamma > 0)
-    # bipartite support graph: nodes 0..K_R-1 reference classes, K_R.. target classes
-    graph = coo_matrix((np.ones(len(jj)), (jj, K_R + ii)), shape=(K_R + K_T, K_R + K_T))
-    _, comp = connected_components(graph, directed=False)
+    comp = support_components(jj, ii, K_R, K_T)
     ref_of = [np.flatnonzero(y == j) for j in range(K_R)]
     tgt_of = [np.flatnonzero(s == i) for i in range(K_T)]
     rows, cols, vals = [], [], []
@@ -211,6 +208,25 @@ def class_structured_plan(u, y, t, s, label_cost, *, num_itermax: int = NUM_ITER
         cols.append(tl[pc])
         vals.append(pv)
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), gamma
+
+
+def support_components(jj, ii, K_R: int, K_T: int) -> np.ndarray:
+    """Connected components of the bipartite graph with edges ``(jj[e], ii[e])`` between reference
+    classes (nodes ``0..K_R-1``) and target classes (nodes ``K_R..K_R+K_T-1``): a label per node,
+    numbered by each component's smallest node (as ``scipy.sparse.csgraph.connected_components``).
+    Union-find: the graph has at most K_R + K_T - 1 edges (a basic solution's support)."""
+    parent = list(range(K_R + K_T))
+
+    def root(x):
+        while parent[x] != x:
+            parent[x] = x = parent[parent[x]]
+        return x
+
+    for j, i in zip(np.asarray(jj).tolist(), (np.asarray(ii) + K_R).tolist()):
+        rj, ri = root(j), root(i)
+        parent[max(rj, ri)] = min(rj, ri)  # a component's root is its smallest node
+    labels: dict = {}
+    return np.array([labels.setdefault(root(x), len(labels)) for x in range(K_R + K_T)])
 
 
 def _solve_block(u, t, mass, num_itermax):

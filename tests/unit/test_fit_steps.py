@@ -5,6 +5,7 @@ import pytest
 
 from taskrel_utils.bound import evaluate_bound
 from taskrel_utils.errors import TaskrelError, UnknownNameError
+from taskrel_utils.numerics import euclidean
 from taskrel_utils.fit_options import METHOD_OPTIONS, RUN_OPTIONS, default_options, resolve_options
 from taskrel_utils.fit_steps import (class_loss_weights, draw_batches, gradient_step, initial_transformations,
                                      objective_terms, prepare, start_fit, thread_limit, transport_plan)
@@ -159,3 +160,36 @@ def test_encoder_fit_options_set_the_ot_batch_per_family():
         encoder_fit_options({"ot_batch": {"vit": 9}}, "lenet", 84)
     with pytest.raises(TaskrelError, match="positive integer"):
         encoder_fit_options({"ot_batch": 0}, "lenet", 84)
+
+
+def test_plan_sums_equal_the_sparse_products_bit_for_bit():
+    """Row masses, barycentric sums and column masses of a plan given by its non-zeros (in any
+    order) are exactly the row-sorted sparse matrix's sums and product."""
+    from scipy.sparse import csr_matrix
+
+    from taskrel_utils.fit_engine import _plan_sums
+    from taskrel_utils.transport import emd_plan
+
+    rng = np.random.default_rng(3)
+    u, t = rng.normal(size=(37, 5)), rng.normal(size=(41, 5))
+    P = emd_plan(None, None, euclidean(u, t))  # rows and columns with several entries
+    rows, cols = np.nonzero(P)
+    order = rng.permutation(len(rows))
+    rows, cols, vals = rows[order], cols[order], P[rows, cols][order]
+    Pi = csr_matrix((vals, (rows, cols)), shape=P.shape)
+    a, Pt, b = _plan_sums(rows, cols, vals, t, len(u))
+    assert np.array_equal(a, np.asarray(Pi.sum(1))[:, 0])
+    assert np.array_equal(Pt, Pi @ t)
+    assert np.array_equal(b, np.asarray(Pi.sum(0))[0])
+
+
+def test_closed_form_step_back_props_nothing(small_pair, small_h_R):
+    """update="closed_form" sets B and D from the plans: no gradient reaches beta or delta (the
+    label terms are evaluated only), while update="adam" back-props them."""
+    for update, expect_grads in (("closed_form", False), ("adam", True)):
+        state = prepare(*small_pair, seed=0, reference_classifier=small_h_R, update=update, stop="fixed")
+        tr = start_fit(state, initial_transformations(state))
+        transport_plan(state, tr, *draw_batches(state, tr))
+        gradient_step(state, tr)
+        assert (tr.params.beta.grad is not None) == expect_grads
+        assert (tr.params.delta.grad is not None) == expect_grads

@@ -118,3 +118,21 @@ def test_class_structured_equals_full_plan_with_huge_lambda(unbalanced):
     np.testing.assert_allclose(gamma.sum(1), np.bincount(y) / len(y))
     if not unbalanced:  # hard, balanced: one component per class, block-diagonal
         assert np.count_nonzero(gamma) == K and (y[r] == s[c]).all()
+
+
+def test_support_components_label_like_scipy():
+    """The union-find labelling equals scipy's connected components (numbered by smallest node) on
+    random bipartite class graphs, isolated classes and repeated edges included."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from taskrel_utils.transport import support_components
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        K_R, K_T = (int(k) for k in rng.integers(1, 9, 2))
+        E = int(rng.integers(0, K_R + K_T + 2))
+        jj, ii = rng.integers(0, K_R, E), rng.integers(0, K_T, E)
+        graph = coo_matrix((np.ones(E), (jj, K_R + ii)), shape=(K_R + K_T,) * 2)
+        np.testing.assert_array_equal(support_components(jj, ii, K_R, K_T),
+                                      connected_components(graph, directed=False)[1])
