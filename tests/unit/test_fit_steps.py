@@ -1,6 +1,7 @@
 """The fit as visible steps: run by hand through the public step functions, it gives exactly the
 numbers of ``task_relatedness``; the options split into the method's and the run's."""
 import numpy as np
+import torch
 import pytest
 
 from taskrel_utils.bound import evaluate_bound
@@ -193,3 +194,19 @@ def test_closed_form_step_back_props_nothing(small_pair, small_h_R):
         gradient_step(state, tr)
         assert (tr.params.beta.grad is not None) == expect_grads
         assert (tr.params.delta.grad is not None) == expect_grads
+
+
+def test_one_target_class_draws_a_target_batch_as_large_as_the_reference_batch(small_pair, small_h_R):
+    """With one target class (the label-free start) the target batch matches the reference batch's
+    size, which PriorSample's floors leave short of batch_size when D is uneven; with several
+    target classes each side keeps its own PriorSample."""
+    (Zr, yr), ref_te, (Zt, yt), (Zt_te, yt_te) = small_pair
+    one = ((Zt, np.zeros_like(yt)), (Zt_te, np.zeros_like(yt_te)))
+    for target, same_size in ((one, True), (((Zt, yt), (Zt_te, yt_te)), False)):
+        state = prepare((Zr, yr), ref_te, *target, seed=0, reference_classifier=small_h_R, batch_size=37)
+        tr = start_fit(state, initial_transformations(state))
+        with torch.no_grad():
+            tr.params.delta.copy_(torch.log(torch.linspace(1.0, 2.0, len(tr.params.delta), dtype=torch.float64)))
+        ri, ti = draw_batches(state, tr)
+        assert len(ri) < 37  # the floors of an uneven D
+        assert (len(ti) == len(ri)) == same_size
