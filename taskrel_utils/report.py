@@ -41,7 +41,7 @@ def _exporter():
 def render_html(notebook_path, out_dir) -> Path:
     """Render ``notebook_path`` to ``out_dir/<stem>.html``; returns the HTML path."""
     notebook_path = Path(notebook_path)
-    nb = nbformat.read(notebook_path, as_version=4)
+    nb = without_widgets(nbformat.read(notebook_path, as_version=4))
     exporter = _exporter()
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": notebook_path.stem}})
     out = Path(out_dir) / f"{notebook_path.stem}.html"
@@ -49,6 +49,24 @@ def render_html(notebook_path, out_dir) -> Path:
     with atomic_path(out) as tmp:
         tmp.write_text(body, encoding="utf-8")
     return out
+
+
+#: the output type of a Jupyter widget (a progress bar of ``tqdm.auto``, an explorer)
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def without_widgets(nb):
+    """``nb`` without its widget outputs and saved widget state (``metadata.widgets``), in place.
+
+    A widget lives in a running kernel: in a static page nbconvert writes its state as scripts
+    and its text fallback is the bar as first drawn ("0/13 [00:00<?]"), not as it ended. Headless
+    runs draw the explorers as static figures, so the widgets left are the progress bars.
+    """
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+    return nb
 
 
 _RUN_LINK = re.compile(r'<a\b[^>]*\b' + RUN_FILE_ATTRIBUTE + r'="([^"]+)"[^>]*>')

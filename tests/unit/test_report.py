@@ -115,3 +115,18 @@ def test_cli_report_renders_a_whole_run_and_its_index(tmp_path, capsys):
     assert "no executed notebooks" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing.ipynb")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_widget_outputs_and_state_leave_the_report(tmp_path):
+    """Progress bars (widget views) and the saved widget state would be scripts and a stale
+    "0%" bar in the static page: the report drops them, and keeps every other output."""
+    run, path = _run_with_executed(tmp_path)
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}}
+    nb.cells[1].outputs.append(nbformat.v4.new_output("display_data", data={
+        report.WIDGET_VIEW: {"model_id": "abc", "version_major": 2, "version_minor": 0},
+        "text/plain": "features:   0%|          | 0/13 [00:00<?, ?it/s]"}))
+    nbformat.write(nb, path)
+    html = report.render_html(path, run.path("report")).read_text()
+    assert "<script" not in html and "widget-state" not in html and "0/13" not in html
+    assert 'href="../tables/01_values.csv"' in html  # the other outputs stay
