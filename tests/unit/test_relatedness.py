@@ -162,7 +162,7 @@ def test_label_channel_inequality_per_sample():
 
 def test_prior_change_identity(related, data):
     """E_R[C_y l] = sum_j D_j mean-CE_j on a balanced test set with a uniform train prior (prior change)."""
-    R, R_te = data[0], data[1]
+    R_te = data[1]
     X_te = related.reference_scaler.transform(R_te[0])
     ce = related.reference_classifier.cross_entropy(X_te, R_te[1])
     per_class = np.array([ce[R_te[1] == j].mean() for j in range(K)])
