@@ -327,8 +327,8 @@ def draw_batches(state: FitState, tr: Transformations) -> tuple[np.ndarray, np.n
 
     With ONE target class (the label-free start of the pseudo-label variant) the target batch has
     as many points as the reference batch, which PriorSample's per-class floors leave a few points
-    short of ``batch_size``: the plan between two equal uniform batches is an assignment, solved
-    exactly and about twice as fast as the transport problem between unequal ones.
+    short of ``batch_size``: the plan between two equal uniform batches is an assignment, which an
+    exact assignment solver finds faster than the network simplex finds a plan between unequal ones.
     """
     N = int(state.options["batch_size"])
     _, D = tr.params.numpy_B_D()
