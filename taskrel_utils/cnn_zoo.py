@@ -443,7 +443,7 @@ SHIPPED = tuple(name for name, spec in ZOO.items() if spec["epochs"] > 0)
 SHIPPED_VARIANTS = {"lenet-reference": ({"epochs": 1}, {"epochs": 2}, {"epochs": 5})}
 
 
-def variant_key(name: str, options: dict | None = None) -> str:
+def _variant_key(name: str, options: dict | None = None) -> str:
     """The manifest key of zoo entry ``name`` with ``options``: the name for its default spec, else
     ``name@option=value[,option=value...]`` (options sorted), e.g. ``lenet-reference@epochs=1``."""
     if not options:
@@ -453,11 +453,11 @@ def variant_key(name: str, options: dict | None = None) -> str:
 
 #: every shipped weight file: manifest key -> (zoo entry, options); the defaults, then the variants
 SHIPPED_KEYS = {**{name: (name, {}) for name in SHIPPED},
-                **{variant_key(name, opts): (name, dict(opts))
+                **{_variant_key(name, opts): (name, dict(opts))
                    for name, variants in SHIPPED_VARIANTS.items() for opts in variants}}
 
 
-def shipped_file_name(key: str) -> str:
+def _shipped_file_name(key: str) -> str:
     """The file name of shipped key ``key`` in data/zoo (``lenet-reference@epochs=1`` ->
     ``lenet-reference_epochs-1.pt``: letters, digits, ``.``, ``_`` and ``-`` only)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", key.replace("=", "-")) + ".pt"
@@ -487,7 +487,7 @@ def _build_one(key: str, folder: str) -> dict:
     spec = resolve_spec(name, **options)
     _, payload, seconds = train_checkpoint(name, spec, progress=False)
     data = checkpoint_bytes(payload)
-    path = Path(folder) / shipped_file_name(key)
+    path = Path(folder) / _shipped_file_name(key)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return {"name": name, "options": options, "file": path.name, "spec": spec, "code_version": CODE_VERSION,

@@ -41,7 +41,7 @@ def _exporter():
 def render_html(notebook_path, out_dir) -> Path:
     """Render ``notebook_path`` to ``out_dir/<stem>.html``; returns the HTML path."""
     notebook_path = Path(notebook_path)
-    nb = without_widgets(nbformat.read(notebook_path, as_version=4))
+    nb = _without_widgets(nbformat.read(notebook_path, as_version=4))
     exporter = _exporter()
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": notebook_path.stem}})
     out = Path(out_dir) / f"{notebook_path.stem}.html"
@@ -55,7 +55,7 @@ def render_html(notebook_path, out_dir) -> Path:
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-def without_widgets(nb):
+def _without_widgets(nb):
     """``nb`` without its widget outputs and saved widget state (``metadata.widgets``), in place.
 
     A widget lives in a running kernel: in a static page nbconvert writes its state as scripts

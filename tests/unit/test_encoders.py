@@ -271,7 +271,7 @@ def test_notebook_03s_reference_epochs_ship_so_nothing_is_pretrained(cache, monk
     assert {1, 2, 5, 10} <= set(epochs)
     experiment.pretrain_zoo([("lenet-reference", {"epochs": e}) for e in epochs], progress=False)
     for e in epochs:
-        key = cnn_zoo.variant_key("lenet-reference", {} if e == 10 else {"epochs": e})
+        key = cnn_zoo._variant_key("lenet-reference", {} if e == 10 else {"epochs": e})
         assert cnn_zoo.is_cached("lenet-reference", epochs=e)
         enc = encoders.load_encoder("lenet-reference", epochs=e, progress=False)
         assert enc.info["cache"] == str(cnn_zoo.ZOO_DIR / manifest[key]["file"])
@@ -300,8 +300,8 @@ def test_zoo_build_names_select_defaults_and_variants():
     assert cnn_zoo.build_keys(["lenet-reference"]) == ["lenet-reference", "lenet-reference@epochs=1",
                                                        "lenet-reference@epochs=2", "lenet-reference@epochs=5"]
     assert cnn_zoo.build_keys(["lenet-reference@epochs=2", "lenet", "lenet"]) == ["lenet-reference@epochs=2", "lenet"]
-    assert cnn_zoo.variant_key("lenet-reference", {"seed": 1, "epochs": 2}) == "lenet-reference@epochs=2,seed=1"
-    assert cnn_zoo.shipped_file_name("lenet-reference@epochs=2,seed=1") == "lenet-reference_epochs-2_seed-1.pt"
+    assert cnn_zoo._variant_key("lenet-reference", {"seed": 1, "epochs": 2}) == "lenet-reference@epochs=2,seed=1"
+    assert cnn_zoo._shipped_file_name("lenet-reference@epochs=2,seed=1") == "lenet-reference_epochs-2_seed-1.pt"
     for bad in ("lenet-random", "lenet-reference@epochs=3", "lenet-fashon"):
         with pytest.raises(UnknownNameError, match="lenet-reference@epochs=1"):
             cnn_zoo.build_keys([bad])
