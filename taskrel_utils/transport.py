@@ -65,8 +65,7 @@ def emd_plan(a, b, M, num_itermax: int = NUM_ITERMAX, return_cost: bool = False)
     b = np.full(m, 1.0 / m) if b is None else np.asarray(b, dtype=np.float64)
     if a.shape != (n,) or b.shape != (m,):
         raise TaskrelError(f"marginals of shapes {a.shape}, {b.shape} do not fit a cost of shape {M.shape}")
-    if not np.isfinite(M).all():
-        raise TaskrelError("the OT cost matrix contains NaN or infinite values")
+    _check_finite(M)
     G, log = ot.emd(a, b, M, numItermax=int(num_itermax), log=True)
     if log.get("result_code", 1) != 1 or log.get("warning"):
         warnings.warn(f"exact OT did not converge: {log.get('warning')} (numItermax={num_itermax}); "
@@ -74,6 +73,12 @@ def emd_plan(a, b, M, num_itermax: int = NUM_ITERMAX, return_cost: bool = False)
     if return_cost:
         return G, float(log["cost"])
     return G
+
+
+def _check_finite(M) -> None:
+    """Refuse a cost matrix with NaN or infinite entries (the solvers would return garbage)."""
+    if not np.isfinite(M).all():
+        raise TaskrelError("the OT cost matrix contains NaN or infinite values")
 
 
 def assignment(M) -> tuple[np.ndarray, np.ndarray]:
@@ -85,8 +90,7 @@ def assignment(M) -> tuple[np.ndarray, np.ndarray]:
     if M.ndim != 2 or M.shape[0] != M.shape[1]:
         raise TaskrelError(f"an assignment needs a square cost matrix, got shape {M.shape}; use emd_plan with "
                            "marginals for unequal point sets")
-    if not np.isfinite(M).all():
-        raise TaskrelError("the OT cost matrix contains NaN or infinite values")
+    _check_finite(M)
     return linear_sum_assignment(M)
 
 
