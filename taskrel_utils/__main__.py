@@ -5,7 +5,7 @@
     student [--out DIR] [--notebooks 01 02]
     data build-mini --source DIR
     data make-dryrun --out DIR [--size smoke|full] [--seed 0]
-    zoo build [--names NAME|NAME@OPTION=VALUE ...] [--jobs N] | zoo verify
+    zoo build [--names NAME|NAME@OPTION=VALUE ...] [--jobs N] | zoo verify | zoo check [--names ...]
     ground-truth build --profile mini [--seeds 6] [--contrast-seeds N] [--selection-seeds 1] [--jobs N] [--out CSV]
     ground-truth check --profile mini [--out CSV] [--verify N]
     list tasks|encoders|profiles
@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
                          "others), a variant key (lenet-reference@epochs=1) only that variant")
     zb.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     zoo_sub.add_parser("verify", help="check data/zoo against its MANIFEST.json")
+    zc = zoo_sub.add_parser("check", help="retrain shipped entries here and compare them with data/zoo: the same bytes "
+                                          "on the machine that built them, elsewhere within the rebuild tolerance")
+    zc.add_argument("--names", nargs="*", default=["lenet-1k"],
+                    help="shipped keys to retrain (default: lenet-1k, about 10 s; a zoo entry's name checks its "
+                         "variants too)")
     gt = sub.add_parser("ground-truth", help="the fine-tuned ground truth of a profile (computed once, shipped as CSV)")
     gt_sub = gt.add_subparsers(dest="gt_command", required=True)
     for name, help_text in (("build", "fine-tune every (encoder, target) under several seeds with a protocol "
@@ -126,6 +131,27 @@ def _report(given, out=None) -> None:
     print(write_index(run_root, out))
 
 
+def _zoo_check(cnn_zoo, names) -> int:
+    """Retrain shipped keys ``names`` and print how each compares with its shipped file; 1 when one
+    misses the promise of this machine (the bytes on the build machine, else the tolerance)."""
+    here = cnn_zoo.build_machine()
+    manifest = cnn_zoo._shipped_manifest()
+    failed = 0
+    for key in cnn_zoo.build_keys(names):
+        name, options = cnn_zoo.SHIPPED_KEYS[key]
+        _, payload, seconds = cnn_zoo.train_checkpoint(name, cnn_zoo.resolve_spec(name, **options), progress=False)
+        a = cnn_zoo.rebuild_agreement(key, payload)
+        build_cpu = manifest[key].get("build_machine") == here
+        ok = a["same_bytes"] if build_cpu else a["within_tolerance"]
+        failed += not ok
+        promise = "same bytes (this is the CPU that built it)" if build_cpu else "within tolerance (another CPU)"
+        print(f"{key}: {'OK' if ok else 'FAILED'}, expected {promise}: same bytes {a['same_bytes']}, tensors "
+              f"{a['weights']:.1e}, features {a['features']:.1e}, head accuracy {a['accuracy_rebuilt']:.3f} "
+              f"(shipped {a['accuracy_shipped']:.3f}); retrained in {seconds:.0f} s")
+    print(f"tolerance: {cnn_zoo.REBUILD_TOLERANCE}; this machine: {here}")
+    return int(failed > 0)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -164,6 +190,8 @@ def main(argv=None) -> int:
             if args.zoo_command == "build":
                 manifest = cnn_zoo.build_shipped(args.names, n_jobs=args.jobs)
                 print(f"wrote data/zoo ({manifest['total_bytes']} bytes, {manifest['last_build_seconds']} s)")
+            elif args.zoo_command == "check":
+                return _zoo_check(cnn_zoo, args.names)
             else:
                 for name, sha in cnn_zoo.verify_shipped().items():
                     print(f"{sha}  {name}  OK")

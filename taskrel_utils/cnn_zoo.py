@@ -6,10 +6,14 @@ trained jointly with cross-entropy, Adam (lr 1e-3, beta1 0.5), Keras time-based 
 5e-4 per step, batch 256; the head is then dropped and the encoder's penultimate activations are
 the representation. Inputs are 1-channel 28x28 images scaled to [0, 1] (no normalisation).
 
-Determinism: the weights are a function of (spec, corpus, torch build): the initialisation, the
-data order and dropout all come from ``seed`` (``torch.manual_seed`` inside a forked RNG, so the
-caller's global RNG is untouched, and a seeded generator for the permutations). Same seed ->
-identical weights; different seed -> different weights.
+Determinism: the weights are a function of (spec, corpus, torch build, CPU): the initialisation,
+the data order and dropout all come from ``seed`` (``torch.manual_seed`` inside a forked RNG, so the
+caller's global RNG is untouched, and a seeded generator for the permutations). Same seed on the same
+machine -> identical weights; different seed -> different weights. Another CPU (its vector
+instructions select other kernels, which sum in another order) gives weights that differ in their
+last digits and drift apart a little over training: :func:`build_machine` is recorded with each
+shipped file; bytes are promised on that machine only, elsewhere agreement within
+:data:`REBUILD_TOLERANCE` (:func:`rebuild_agreement`, ``python -m taskrel_utils zoo check``).
 
 Shipped weights: ``data/zoo/`` holds the zoo's default specs and a few named variants (an entry
 with other options, :data:`SHIPPED_VARIANTS`), listed in ``MANIFEST.json`` (spec, file and tensor
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import io
 import json
+import platform
 import re
 import time
 import warnings
@@ -423,6 +428,75 @@ def train_checkpoint(name: str, spec: dict, progress: bool = True):
     return model, payload, seconds
 
 
+def build_machine() -> dict:
+    """What a checkpoint's bytes depend on beyond its spec: the torch build, the CPU kernels torch
+    dispatches to (``AVX512``, ``AVX2``, ...) and the CPU's vector-instruction flags (oneDNN and MKL
+    choose their kernels from them), e.g. ``{"torch": "2.14.1+cu130", "machine": "x86_64",
+    "cpu_capability": "AVX512", "cpu_flags": "avx,avx2,avx512f,..."}``."""
+    try:
+        flags = next(line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith(("flags", "Features")))
+    except (OSError, StopIteration):
+        flags = platform.processor().split()
+    simd = sorted(f for f in flags if f.startswith(("avx", "amx", "sse", "fma", "f16c", "asimd", "sve", "neon")))
+    return {"torch": torch.__version__, "machine": platform.machine(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_flags": ",".join(simd)}
+
+
+#: how far a rebuild on another CPU may land from a shipped file (:func:`rebuild_agreement`): the
+#: largest relative difference of a tensor, the relative difference of the encoder's features on the
+#: reference test images, and the absolute difference of the pre-training head's accuracy on them.
+#: Training amplifies the last-digit differences of another CPU's kernels. Measured by ``zoo check``
+#: on an AVX-512 Xeon against all 15 files (built on another machine): tensors 3e-5 to 0.35
+#: (lenet-wide), features 3e-6 to 0.22 (lenet-digits), accuracies within 0.006. Another seed, for
+#: comparison: tensors 1.7 to 1.9, features 0.97 to 1.14, accuracies up to 0.07 apart. The bounds
+#: sit about 1.7 times above the first and 2.5 to 3 times below the second.
+REBUILD_TOLERANCE = {"weights": 0.6, "features": 0.4, "accuracy": 0.01}
+
+
+def rebuild_agreement(key: str, payload: dict) -> dict:
+    """How a rebuilt checkpoint ``payload`` of shipped key ``key`` compares with the shipped file.
+
+    Returns ``weights``: the max over tensors of ||w - w_shipped|| / ||w_shipped||; ``features``:
+    ||Z - Z_shipped||_F / ||Z_shipped||_F on the reference task's 1,000 test images; the head's
+    accuracy on them (``accuracy_rebuilt``, ``accuracy_shipped``); ``same_bytes``; and
+    ``within_tolerance`` (all three within :data:`REBUILD_TOLERANCE`)."""
+    from . import data  # the test images; imported lazily like the corpora
+
+    entry = _shipped_manifest().get(key)
+    if entry is None:
+        raise UnknownNameError("shipped zoo key", key, SHIPPED_KEYS)
+    shipped = _read_checkpoint(ZOO_DIR / entry["file"], entry["spec"])
+    if payload.get("spec") != shipped["spec"]:
+        raise TaskrelError(f"rebuild_agreement: the payload was trained with another spec than {key!r}'s; pass "
+                           f"the checkpoint of train_checkpoint(name, spec) with the spec of {key!r}")
+    task = data.load_task("fashion-ref", split="test")
+    x, y = PREPROCESS(np.asarray(task.images)), torch.as_tensor(np.asarray(task.labels))
+
+    def features_and_accuracy(p):
+        model = build(p["spec"]["arch"], p["spec"]["width"], p["spec"]["depth"])
+        model.load_state_dict(p["state_dict"])
+        head = nn.Linear(model.feature_dim, p["head"]["weight"].shape[0])
+        head.load_state_dict(p["head"])
+        with torch.no_grad():
+            z = model.eval()(x)
+            return z, float((head(z).argmax(1) == y).float().mean())
+
+    def relative(a, b):
+        return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30))
+
+    z, acc = features_and_accuracy(payload)
+    z0, acc0 = features_and_accuracy(shipped)
+    out = {"weights": max(relative(payload[part][k], v) for part in ("state_dict", "head")
+                          for k, v in shipped[part].items() if v.dtype.is_floating_point),
+           "features": relative(z, z0), "accuracy_rebuilt": acc, "accuracy_shipped": acc0,
+           "same_bytes": payload["sha256"] == entry["state_sha256"]}
+    tol = REBUILD_TOLERANCE
+    out["within_tolerance"] = (out["weights"] <= tol["weights"] and out["features"] <= tol["features"]
+                               and abs(acc - acc0) <= tol["accuracy"])
+    return out
+
+
 def checkpoint_bytes(payload: dict) -> bytes:
     """The file bytes of a checkpoint (saved through memory: the archive name does not depend on
     the file name, so equal payloads give equal bytes)."""
@@ -493,7 +567,7 @@ def _build_one(key: str, folder: str) -> dict:
     return {"name": name, "options": options, "file": path.name, "spec": spec, "code_version": CODE_VERSION,
             "bytes": len(data), "file_sha256": sha256_bytes(data), "state_sha256": payload["sha256"],
             "train_seconds": seconds, "stats": payload["stats"], "threads": PRETRAIN_THREADS,
-            "machine_threads": n_threads}
+            "machine_threads": n_threads, "build_machine": build_machine()}
 
 
 def build_shipped(names=None, folder=None, n_jobs: int = 2) -> dict:
@@ -555,8 +629,26 @@ def verify_shipped(folder=None) -> dict:
     return out
 
 
+def _build_machine_lines(manifest: dict) -> list:
+    """PROVENANCE.md's lines on the machines that built the shipped files (entries built before
+    the machine was recorded are named as such)."""
+    by_machine: dict = {}
+    for key, e in sorted(manifest["encoders"].items()):
+        by_machine.setdefault(json.dumps(e.get("build_machine"), sort_keys=True), []).append(f"`{key}`")
+    lines = []
+    for machine, keys in by_machine.items():
+        m = json.loads(machine)
+        where = ("a machine that was not recorded (built before the kit recorded it; torch "
+                 f"{manifest['torch']}): no CPU is known to reproduce their bytes, `zoo check` compares within "
+                 "the tolerance" if m is None else
+                 f"torch {m['torch']}, {m['machine']}, CPU kernels {m['cpu_capability']}, flags {m['cpu_flags']}")
+        lines.append(f"- Built on {where}: {', '.join(keys)}.")
+    return lines
+
+
 def provenance_text(manifest: dict) -> str:
     """PROVENANCE.md of the shipped weights: what, how trained, how to rebuild, digests."""
+    tol = REBUILD_TOLERANCE
     lines = [
         "# data/zoo: provenance of the shipped in-kit CNN weights",
         "",
@@ -579,8 +671,16 @@ def provenance_text(manifest: dict) -> str:
         "spec, any other option is pre-trained into the cache on first use.",
         "",
         "Training is deterministic: one CPU thread per entry (`PRETRAIN_THREADS`), every random draw "
-        "from the entry's seed. With the same torch build a rebuild reproduces the bytes below "
-        f"(built with torch {manifest['torch']}).",
+        "from the entry's seed. On the machine that built a file (the torch build, the CPU kernels torch "
+        "dispatches to and the CPU's vector-instruction flags: `build_machine` in MANIFEST.json) a rebuild "
+        "reproduces its bytes. Another CPU sums in another order: the rebuilt weights differ in their last "
+        "digits and drift a little over training, so there the promise is agreement within "
+        f"`REBUILD_TOLERANCE` (largest relative tensor difference {tol['weights']}, relative feature "
+        f"difference on the reference test images {tol['features']}, the pre-training head's accuracy "
+        f"within {tol['accuracy']}). `python -m taskrel_utils zoo check --names lenet-1k` retrains entries "
+        "and says which promise your machine keeps.",
+        "",
+        *_build_machine_lines(manifest),
         "",
         "## Entries",
         "",

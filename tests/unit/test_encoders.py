@@ -237,12 +237,81 @@ def test_a_corrupted_shipped_file_is_reported_and_retrained(cache, fake_corpus, 
     assert fake_corpus == ["fashion-source"]  # trained again (into the cache, the shipped file is left alone)
 
 
-def test_retraining_a_shipped_encoder_reproduces_its_bytes():
-    """The rebuild command's promise: same spec, same corpus, same torch -> the same file."""
+@pytest.fixture(scope="module")
+def retrained_lenet_1k():
+    """lenet-1k pre-trained again here, as ``zoo build`` would (about 3 to 10 s)."""
+    return cnn_zoo.train_checkpoint("lenet-1k", cnn_zoo.resolve_spec("lenet-1k"), progress=False)[1]
+
+
+def test_retraining_a_shipped_encoder_agrees_with_it_on_any_cpu(retrained_lenet_1k):
+    """The rebuild command's promise on every machine: weights, features and the head's accuracy
+    within the measured cross-CPU tolerance of the shipped file."""
+    a = cnn_zoo.rebuild_agreement("lenet-1k", retrained_lenet_1k)
+    tol = cnn_zoo.REBUILD_TOLERANCE
+    assert a["weights"] <= tol["weights"] and a["features"] <= tol["features"], a
+    assert abs(a["accuracy_rebuilt"] - a["accuracy_shipped"]) <= tol["accuracy"] and a["within_tolerance"], a
+    assert 0.6 < a["accuracy_shipped"] < 0.8  # a trained 10-way head on the reference test images, not chance
+
+
+def test_rebuild_agreement_sees_a_wrong_rebuild(retrained_lenet_1k):
+    """The tolerance check fails a checkpoint trained differently: another seed lands far outside."""
+    spec = cnn_zoo.resolve_spec("lenet-1k")
+    other = {**retrained_lenet_1k, "state_dict": cnn_zoo.train_checkpoint(
+        "lenet-1k", {**spec, "seed": 1}, progress=False)[1]["state_dict"]}
+    a = cnn_zoo.rebuild_agreement("lenet-1k", other)
+    assert not a["within_tolerance"] and not a["same_bytes"] and a["weights"] > 0.5
+    with pytest.raises(TaskrelError, match="another spec"):
+        cnn_zoo.rebuild_agreement("lenet-1k", {**retrained_lenet_1k, "spec": {**spec, "epochs": 2}})
+
+
+def test_retraining_twice_on_one_machine_gives_the_same_bytes(retrained_lenet_1k):
+    _, again, _ = cnn_zoo.train_checkpoint("lenet-1k", cnn_zoo.resolve_spec("lenet-1k"), progress=False)
+    assert cnn_zoo.checkpoint_bytes(again) == cnn_zoo.checkpoint_bytes(retrained_lenet_1k)
+
+
+def test_retraining_on_the_build_machine_reproduces_the_shipped_bytes(retrained_lenet_1k):
+    """Bytes are promised only where torch, the CPU kernels and the CPU flags equal the
+    ``build_machine`` recorded in the manifest (PROVENANCE.md says so)."""
     entry = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())["encoders"]["lenet-1k"]
-    _, payload, _ = cnn_zoo.train_checkpoint("lenet-1k", cnn_zoo.resolve_spec("lenet-1k"), progress=False)
-    assert payload["sha256"] == entry["state_sha256"]
-    assert hashlib.sha256(cnn_zoo.checkpoint_bytes(payload)).hexdigest() == entry["file_sha256"]
+    if entry.get("build_machine") != cnn_zoo.build_machine():
+        built_on = entry.get("build_machine") or "a machine that was not recorded"
+        pytest.skip(f"lenet-1k was built on {built_on}, not on this machine: its bytes are not promised here "
+                    f"(the agreement test holds)")
+    assert retrained_lenet_1k["sha256"] == entry["state_sha256"]
+    assert hashlib.sha256(cnn_zoo.checkpoint_bytes(retrained_lenet_1k)).hexdigest() == entry["file_sha256"]
+
+
+def test_zoo_check_says_which_promise_the_machine_keeps(monkeypatch, capsys):
+    """``zoo check`` retrains, compares, and exits 1 when the rebuild misses the promise."""
+    from taskrel_utils import __main__ as cli
+
+    entry = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())["encoders"]["mlp-short"]
+    shipped = torch.load(cnn_zoo.ZOO_DIR / entry["file"], weights_only=True)
+    noisy = {**shipped, "sha256": "0" * 64,
+             "state_dict": {k: v + 0.5 * v.std() * torch.randn_like(v) if v.dtype.is_floating_point else v
+                            for k, v in shipped["state_dict"].items()}}
+    for payload, rc, verdict in ((shipped, 0, "OK"), (noisy, 1, "FAILED")):
+        monkeypatch.setattr(cnn_zoo, "train_checkpoint", lambda *a, p=payload, **k: (None, p, 0.0))
+        assert cli.main(["zoo", "check", "--names", "mlp-short"]) == rc
+        out = capsys.readouterr().out
+        assert out.startswith(f"mlp-short: {verdict}") and "tolerance" in out
+
+
+def test_provenance_names_the_build_machines():
+    manifest = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())
+    assert (cnn_zoo.ZOO_DIR / "PROVENANCE.md").read_text() == cnn_zoo.provenance_text(manifest)
+    entries = dict(list(manifest["encoders"].items())[:2])
+    first = next(iter(entries))
+    entries[first] = {**entries[first], "build_machine": cnn_zoo.build_machine()}
+    text = cnn_zoo.provenance_text({**manifest, "encoders": entries})
+    assert f"CPU kernels {cnn_zoo.build_machine()['cpu_capability']}" in text and f"`{first}`." in text
+    assert "not recorded" in text and "REBUILD_TOLERANCE" in text
+
+
+def test_build_machine_names_what_the_bytes_depend_on():
+    m = cnn_zoo.build_machine()
+    assert m["torch"] == torch.__version__ and m["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert set(m) == {"torch", "machine", "cpu_capability", "cpu_flags"} and json.loads(json.dumps(m)) == m
 
 
 def _notebook_03_reference_epochs():
