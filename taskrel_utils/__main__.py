@@ -8,6 +8,7 @@
     zoo build [--names NAME|NAME@OPTION=VALUE ...] [--jobs N] | zoo verify | zoo check [--names ...]
     ground-truth build --profile mini [--seeds 6] [--contrast-seeds N] [--selection-seeds 1] [--jobs N] [--out CSV]
     ground-truth check --profile mini [--out CSV] [--verify N]
+    check-run RUN_DIR [--reference JSON] [--record]
     list tasks|encoders|profiles
 """
 from __future__ import annotations
@@ -88,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
         else:
             g.add_argument("--verify", type=int, default=0, metavar="N", help="recompute N runs and compare")
 
+    chk = sub.add_parser("check-run", help="compare a run's key numbers with the recorded reference run of its profile "
+                                           "(data/reference_runs) within the cross-machine tolerance")
+    chk.add_argument("run_dir", help="a run directory, e.g. runs/mini")
+    chk.add_argument("--reference", default=None, help="the reference JSON (default: data/reference_runs/<profile>.json)")
+    chk.add_argument("--record", action="store_true", help="record this run as the reference instead of comparing")
     lst = sub.add_parser("list", help="list valid names")
     lst.add_argument("what", choices=["tasks", "encoders", "profiles"])
     return p
@@ -152,6 +158,25 @@ def _zoo_check(cnn_zoo, names) -> int:
     return int(failed > 0)
 
 
+def _check_run(run_dir, reference=None, record=False) -> int:
+    """Print how a run's key numbers compare with the reference run; 1 when one is outside the tolerance."""
+    from . import reference_run
+
+    if record:
+        print(f"recorded {reference_run.record(run_dir, reference)}")
+        return 0
+    table = reference_run.compare(run_dir, reference)
+    bad = table[~table.ok]
+    print(f"{run_dir}: {len(table) - len(bad)} of {len(table)} key numbers within the tolerance of the reference run "
+          f"({reference_run.TOLERANCE})")
+    if len(bad):
+        print("outside it (a different result, not the last digits of another CPU):")
+        print(bad.to_string(index=False))
+        return 1
+    print("same result")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -200,6 +225,8 @@ def main(argv=None) -> int:
 
             words = sys.argv[1:] if argv is None else list(argv)
             return main_cli(args, command="python -m taskrel_utils " + " ".join(words))
+        elif args.command == "check-run":
+            return _check_run(args.run_dir, args.reference, args.record)
         elif args.command == "list":
             if args.what == "profiles":
                 from .config import list_profiles as names

@@ -38,6 +38,7 @@ class Profile:
     reference_pool: int | None = None
     finetune: dict = field(default_factory=lambda: {"recipe": "mini"})
     ground_truth: dict = field(default_factory=dict)
+    premise: dict = field(default_factory=dict)
     use_published: bool = False
     device: str = "cpu"
     seed: int = 0
@@ -128,6 +129,10 @@ def _validated(raw: dict) -> Profile:
         raise TaskrelError("relatedness must be a dict of relatedness.task_relatedness options")
     if not isinstance(raw.get("ground_truth") or {}, dict):
         raise TaskrelError("ground_truth must be a dict of ground_truth.DEFAULTS settings (seeds, lrs, epochs, ...)")
+    premise = dict(raw.get("premise") or {})
+    if premise:
+        from .premise import check_premise_settings
+        premise = check_premise_settings(premise, where=f"profile {raw['name']!r}")
     if not isinstance(raw.get("finetune", {}), dict):
         raise TaskrelError("finetune must be a dict: {recipe: <name>, <recipe field>: <value>, ...}")
     contrasts = tuple(raw.get("contrasts") or ())
@@ -163,6 +168,7 @@ def _validated(raw: dict) -> Profile:
         reference_pool=positive_or_none("reference_pool"),
         finetune=dict(raw.get("finetune") or {"recipe": "mini"}),
         ground_truth=dict(raw.get("ground_truth") or {}),
+        premise=premise,
         use_published=use_published,
         device=device,
         seed=seed,

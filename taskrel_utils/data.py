@@ -37,9 +37,15 @@ FASHION_CLASSES = bundle.FASHION_CLASSES
 FASHION_COARSE_CLASSES = ("tops", "trousers & dresses", "footwear", "bags")
 # fine Fashion-MNIST label -> coarse label (tops 4 classes, trousers & dresses 2, footwear 3, bags 1)
 FASHION_COARSE_MAP = np.array([0, 1, 0, 1, 0, 2, 0, 2, 3, 2], dtype=np.int64)
+# the four upper-body garments of Fashion-MNIST: a fine-grained label set the source never isolates
+FASHION_UPPER = (0, 2, 4, 6)
+FASHION_UPPER_CLASSES = tuple(FASHION_CLASSES[c] for c in FASHION_UPPER)
+#: standard deviation (grey levels of 0..255) of ``fashion-noisy``'s pixel noise
+FASHION_NOISE_STD = 60.0
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
-MINI_TASKS = ("fashion-ref", "fashion", "fashion-coarse", "mnist5k", "uci-digits", "digits-rotated")
+MINI_TASKS = ("fashion-ref", "fashion", "fashion-upper", "fashion-noisy", "fashion-coarse", "mnist5k", "uci-digits",
+              "digits-rotated")
 PAPER_TASKS = ("pets", "dtd", "aircraft", "cifar10", "cifar100")
 OTHER_TASKS = ("imagenet", "folder")
 PRETRAINING_CORPORA = ("fashion-source", "synth-digits", "reference-train")
@@ -284,8 +290,7 @@ def _load_mini(name: str, split: str, root) -> Task:
     if name == "fashion-ref":
         file, idx_key = ("fashion-source", "ref_train_idx") if split == "train" else ("fashion-eval", "ref_test_idx")
     else:
-        file = {"mnist5k": "mnist5k", "uci-digits": "uci-digits", "digits-rotated": "uci-digits",
-                "fashion": "fashion-eval", "fashion-coarse": "fashion-eval"}[name]
+        file = "fashion-eval" if name.startswith("fashion") else {"digits-rotated": "uci-digits"}.get(name, name)
         idx_key = f"{split}_idx"
     arrays = bundle.load_bundle_file(file, out)
     idx = arrays[idx_key]
@@ -295,7 +300,32 @@ def _load_mini(name: str, split: str, root) -> Task:
         images = np.ascontiguousarray(np.rot90(images, 1, axes=(1, 2)))
     elif name == "fashion-coarse":
         labels, classes = FASHION_COARSE_MAP[labels], FASHION_COARSE_CLASSES
+    elif name == "fashion-upper":
+        keep = np.isin(labels, FASHION_UPPER)
+        images, labels = images[keep], np.searchsorted(FASHION_UPPER, labels[keep])
+        classes = FASHION_UPPER_CLASSES
+    elif name == "fashion-noisy":
+        images = with_pixel_noise(images, FASHION_NOISE_STD)
     return Task(name, split, labels, classes, images=images, info={"source": f"{out / file}.npz"})
+
+
+def with_pixel_noise(images: np.ndarray, std: float) -> np.ndarray:
+    """``images`` (uint8, (N, H, W)) plus approximately Gaussian noise of standard deviation ``std``,
+    clipped to 0..255: a domain shift of the pixels that keeps every label.
+
+    The noise of an image is a function of its bytes alone (no random-number generator, so it is the
+    same with any numpy): SHAKE-256 of the image gives 4 uniform bytes per pixel, whose sum (mean
+    510, variance 4 * (256^2 - 1) / 12, nearly Gaussian) is standardised.
+    """
+    import hashlib
+
+    images = np.asarray(images, dtype=np.uint8)
+    n_pixels = int(np.prod(images.shape[1:]))
+    uniform = np.stack([np.frombuffer(hashlib.shake_256(b"fashion-noisy" + im.tobytes()).digest(4 * n_pixels),
+                                      dtype=np.uint8).reshape(4, n_pixels) for im in images]).astype(np.float64)
+    z = (uniform.sum(1) - 510.0) / np.sqrt(4 * (256**2 - 1) / 12)
+    noisy = images.reshape(len(images), -1) + std * z
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8).reshape(images.shape)
 
 
 # --------------------------------------------------------------------------- paper tasks (torchvision)

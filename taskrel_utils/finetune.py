@@ -40,11 +40,12 @@ __all__ = ["Recipe", "RECIPES", "get_recipe", "finetune", "FinetuneResult", "lin
 #: the fine-tuning loop's version recorded in a shipped ground truth's provenance (``finetune_format``,
 #: ``data/ground_truth/*.json``): bump it when the loop changes meaning, so that those files read as
 #: stale and are rebuilt. The result cache does not use it: :data:`RESULTS` folds the code in itself.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: fine-tuning results: the code of the loop and of the encoders (forward pass, preprocessing) is in every key
 RESULTS = Namespace("finetune", code=("finetune", "encoders"), kind="json")
 AUGMENTATIONS = ("none", "shift", "flip_shift", "random_resized_crop_flip")
 SCHEDULES = ("constant", "cosine", "step")
+HEAD_INITS = ("random", "probe")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -60,6 +61,12 @@ class Recipe:
     recipe, applied to the centre-cropped image). ``max_train_per_class`` / ``max_test_per_class``
     take a stratified, seeded subset (``None``: all). ``eval_every``: test evaluation every k epochs
     (the last epoch is always evaluated); the reported accuracy is the last epoch's, never the best.
+    ``stop_epoch``: stop after this many epochs of the ``epochs``-long schedule (early stopping at an
+    epoch chosen on a validation split; ``None``: all of them). ``head_init``: "random" (PyTorch's
+    default initialisation) or "probe" (LP-FT, Kumar et al., ICLR 2022: the head starts as a
+    logistic-regression probe with inverse L2 strength ``probe_C`` fitted on the frozen features of
+    the training images). Weight decay acts on weight matrices and convolution kernels only, never on
+    biases or normalisation parameters.
     """
 
     name: str = "custom"
@@ -77,6 +84,9 @@ class Recipe:
     max_train_per_class: int | None = None
     max_test_per_class: int | None = None
     eval_every: int = 1
+    stop_epoch: int | None = None
+    head_init: str = "random"
+    probe_C: float = 1.0
 
     def __post_init__(self):
         def positive_int(key, allow_none=False):
@@ -89,13 +99,20 @@ class Recipe:
 
         for key in ("epochs", "batch_size", "step_epochs", "eval_every"):
             positive_int(key)
-        for key in ("max_train_per_class", "max_test_per_class"):
+        for key in ("max_train_per_class", "max_test_per_class", "stop_epoch"):
             positive_int(key, allow_none=True)
+        if self.stop_epoch is not None and self.stop_epoch > self.epochs:
+            raise TaskrelError(f"recipe {self.name!r}: stop_epoch ({self.stop_epoch}) exceeds epochs ({self.epochs}); "
+                               f"stop within the schedule")
+        if isinstance(self.probe_C, bool) or not isinstance(self.probe_C, (int, float)) or not (
+                math.isfinite(self.probe_C) and self.probe_C > 0):
+            raise TaskrelError(f"recipe {self.name!r}: probe_C must be a positive finite number, got {self.probe_C!r}")
         for key in ("lr", "head_lr", "momentum", "weight_decay", "gamma"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise TaskrelError(f"recipe {self.name!r}: {key} must be a finite number >= 0, got {v!r}")
-        for key, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("augmentation", AUGMENTATIONS)):
+        for key, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("augmentation", AUGMENTATIONS),
+                           ("head_init", HEAD_INITS)):
             if getattr(self, key) not in valid:
                 raise UnknownNameError(f"recipe {key}", getattr(self, key), valid)
 
@@ -286,18 +303,22 @@ def _train(encoder, train_task, test_task, recipe: Recipe, seed: int, key: str, 
         for p in model.parameters():
             p.requires_grad_(True)
         head = nn.Linear(encoder.feature_dim, n_classes).to(device)
-        groups = [{"params": list(model.parameters()), "lr": recipe.lr},
-                  {"params": list(head.parameters()), "lr": recipe.head_lr}]
+        if recipe.head_init == "probe":
+            _probe_head(head, model, x_train, y_train, n_classes, recipe.probe_C, device)
+        groups = [{"params": params, "lr": lr, "weight_decay": recipe.weight_decay if decay else 0.0}
+                  for module, lr in ((model, recipe.lr), (head, recipe.head_lr))
+                  for decay, params in _decay_split(module) if params]
         if recipe.optimizer == "sgd":
-            opt = torch.optim.SGD(groups, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+            opt = torch.optim.SGD(groups, momentum=recipe.momentum)
         else:
-            opt = torch.optim.AdamW(groups, weight_decay=recipe.weight_decay)
+            opt = torch.optim.AdamW(groups)
         base_lrs = [g["lr"] for g in opt.param_groups]
         steps_per_epoch = -(-len(x_train) // recipe.batch_size)
         history = []
-        bar = tqdm(total=recipe.epochs * steps_per_epoch, disable=not progress, leave=False, unit="step",
+        last_epoch = recipe.stop_epoch or recipe.epochs
+        bar = tqdm(total=last_epoch * steps_per_epoch, disable=not progress, leave=False, unit="step",
                    desc=f"fine-tuning {encoder.name} on {train_task.name}")
-        for epoch in range(recipe.epochs):
+        for epoch in range(last_epoch):
             model.train(), head.train()
             perm = torch.randperm(len(x_train), generator=gen)
             loss_sum = correct = 0.0
@@ -320,7 +341,7 @@ def _train(encoder, train_task, test_task, recipe: Recipe, seed: int, key: str, 
                 correct += (logits.argmax(1) == yb).sum().item()
                 bar.update(1)
             row = {"epoch": epoch + 1, "train_loss": loss_sum / len(x_train), "train_accuracy": correct / len(x_train)}
-            if (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs:
+            if (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == last_epoch:
                 row["test_accuracy"], row["test_cross_entropy"] = _evaluate(model, head, x_test, y_test, device)
             history.append(row)
             bar.set_postfix(epoch=epoch + 1, loss=f"{row['train_loss']:.3f}", test_acc=row.get("test_accuracy"))
@@ -330,6 +351,36 @@ def _train(encoder, train_task, test_task, recipe: Recipe, seed: int, key: str, 
                           cross_entropy=last["test_cross_entropy"], history=history, recipe=recipe.to_dict(),
                           seed=seed, n_train=len(x_train), n_test=len(x_test),
                           seconds=round(time.perf_counter() - t0, 2), key=key)
+
+
+def _decay_split(module: nn.Module) -> list:
+    """``[(True, weights with >= 2 dimensions), (False, biases and normalisation parameters)]``."""
+    params = list(module.parameters())
+    return [(True, [p for p in params if p.ndim >= 2]), (False, [p for p in params if p.ndim < 2])]
+
+
+@torch.no_grad()
+def _probe_head(head: nn.Linear, model, x, y, n_classes: int, C: float, device, batch_size=256) -> None:
+    """LP-FT's first stage: set ``head`` to a logistic regression (inverse L2 strength ``C``) on the
+    frozen encoder's features of ``x``, as they are (Kumar et al. fit it on the raw features: the L2
+    penalty then keeps the head's weights on the features' own scale, which standardising would blow
+    up on near-constant features, and training-mode dropout with them)."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    model.eval()
+    Z = torch.cat([model(x[i:i + batch_size].to(device).contiguous(memory_format=torch.channels_last)).cpu()
+                   for i in range(0, len(x), batch_size)]).double().numpy()
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = LogisticRegression(C=C, max_iter=2000).fit(Z, y.numpy())
+    W, c = np.zeros((n_classes, Z.shape[1])), np.zeros(n_classes)
+    if n_classes == 2 and clf.coef_.shape[0] == 1:  # scikit-learn's binary form: one row for class 1
+        W[1], c[1] = clf.coef_[0], clf.intercept_[0]
+    else:
+        W[clf.classes_], c[clf.classes_] = clf.coef_, clf.intercept_
+    head.weight.copy_(torch.as_tensor(W, dtype=head.weight.dtype))
+    head.bias.copy_(torch.as_tensor(c, dtype=head.bias.dtype))
 
 
 @torch.no_grad()

@@ -6,11 +6,15 @@ For each target:
 1. its *train* split is split (stratified, seeded with ``profile.seed``) into a **fine-tuning set**
    (the recipe's ``max_train_per_class`` images per class: few, so that pre-training matters) and a
    **validation set** (up to ``validation_per_class`` other train images per class);
-2. the **protocol** (encoder learning rate, with the head's scaled alike, x epochs) is chosen from a
-   small grid by the best mean *validation* accuracy over the main zoo (``selection_seeds`` seeds).
-   The target's test split is never read for this;
-3. every encoder is fine-tuned with that protocol under ``seeds`` seeds on the fine-tuning set and
-   evaluated on the test split: mean +- std per pair;
+2. the **protocol** of each (encoder, target) pair is chosen on the validation set alone: every
+   protocol of a small grid (encoder learning rate x augmentation x head start: a random head at
+   ten times the encoder's learning rate, or LP-FT, a head fitted first as a logistic probe on the
+   frozen features, trained at the encoder's rate) runs an ``epochs``-long cosine schedule with the
+   validation accuracy after every epoch (``selection_seeds`` seeds); the (protocol, epoch) with the
+   best mean validation accuracy wins, the earliest on ties (early stopping on validation). The
+   target's test split is never read for this;
+3. every encoder is fine-tuned with its pair's protocol, stopped at the chosen epoch, under ``seeds``
+   seeds on the fine-tuning set and evaluated on the test split: mean +- std per pair;
 4. the zoo's **reliability** per target: ``correlation.split_half_kendall`` of the main zoo's
    (encoders x seeds) accuracies;
 5. a **logistic-regression probe** on frozen features of the same fine-tuning images
@@ -55,23 +59,24 @@ __all__ = ["DEFAULTS", "THREADS", "GroundTruth", "settings", "encoder_groups", "
            "select_protocols", "build", "load", "recompute_runs", "default_path"]
 
 #: bump when the procedure changes meaning (a CSV of another format is stale)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: CPU threads of every fine-tuning and probe (the numbers depend on it; parallelism is by processes)
 THREADS = 1
 #: the build's settings; a profile may override them in a ``ground_truth`` mapping, the caller by keyword.
 #: ``seeds``: fine-tuning seeds per main-zoo pair (>= 3); ``contrast_seeds``: per contrast pair
 #: (None: as ``seeds``); ``selection_seeds``: seeds per protocol on the validation set;
 #: ``validation_per_class``: at most this many validation images per class; ``lrs``: encoder learning
-#: rates of the grid (the head's is scaled by the recipe's head_lr / lr); ``epochs``: epochs of the grid;
+#: rates of the grid; ``augmentations``: the recipe's augmentations tried (``finetune.AUGMENTATIONS``);
+#: ``head_inits``: "random" (head at the base recipe's head_lr / lr times the encoder's rate) and/or
+#: "probe" (LP-FT: the head fitted as a logistic probe first, then trained at the encoder's rate);
+#: ``epochs``: the length of every protocol's schedule, within which the epoch is chosen;
 #: ``probe_cs``: the probe's C values (chosen on the validation set); ``if_missing``: what :func:`load`
 #: does when the profile has no shipped file: ``"error"`` (say how to build it) or ``"build"`` (build
 #: it into the cache folder, as ``recompute=True``, and reuse it while it is fresh: for profiles whose
 #: data are generated on the user's machine, such as ``paper-dryrun``).
-#: On the first mini zoo (7 CNNs, 40 images per class, uci-digits and fashion) 16 epochs at lr 0.01
-#: had the best validation accuracy on both targets (uci-digits 0.92 against 0.84 at 8 and 0.72 at 4
-#: epochs); lr 0.03 was the worst everywhere; hence the epochs grid {8, 16}.
 DEFAULTS = dict(seeds=6, contrast_seeds=None, selection_seeds=1, validation_per_class=50,
-                lrs=(0.003, 0.01, 0.03), epochs=(8, 16), probe_cs=finetune.PROBE_CS, if_missing="error")
+                lrs=(0.0003, 0.003), augmentations=("none", "shift"), head_inits=("random", "probe"), epochs=16,
+                probe_cs=finetune.PROBE_CS, if_missing="error")
 IF_MISSING = ("error", "build")
 GROUPS = ("main", "contrast")
 
@@ -103,7 +108,8 @@ def settings(profile: Profile, **overrides) -> dict:
         out.update(source)
     if out["contrast_seeds"] is None:
         out["contrast_seeds"] = out["seeds"]
-    for key, low in (("seeds", 2), ("contrast_seeds", 2), ("selection_seeds", 1), ("validation_per_class", 1)):
+    for key, low in (("seeds", 2), ("contrast_seeds", 2), ("selection_seeds", 1), ("validation_per_class", 1),
+                     ("epochs", 1)):
         v = out[key]
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
             raise TaskrelError(f"ground truth: {key} must be an integer >= {low}, got {v!r}")
@@ -113,15 +119,22 @@ def settings(profile: Profile, **overrides) -> dict:
                            f"it) or 'build' (build it into the cache), got {out['if_missing']!r}")
     if out["selection_seeds"] > out["seeds"]:
         raise TaskrelError(f"ground truth: selection_seeds ({out['selection_seeds']}) exceeds seeds ({out['seeds']})")
-    for key in ("lrs", "epochs", "probe_cs"):
+    for key in ("lrs", "probe_cs"):
         values = out[key]
         values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
         ok = values and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
                             and math.isfinite(v) and v > 0 for v in values) and len(set(values)) == len(values)
-        if not ok or (key == "epochs" and not all(float(v).is_integer() for v in values)):
-            raise TaskrelError(f"ground truth: {key} must be a list of distinct positive "
-                               f"{'whole ' if key == 'epochs' else ''}numbers, got {out[key]!r}")
-        out[key] = tuple(int(v) if key == "epochs" else float(v) for v in values)
+        if not ok:
+            raise TaskrelError(f"ground truth: {key} must be a list of distinct positive numbers, got {out[key]!r}")
+        out[key] = tuple(float(v) for v in values)
+    for key, valid in (("augmentations", finetune.AUGMENTATIONS), ("head_inits", finetune.HEAD_INITS)):
+        values = out[key]
+        values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+        bad = [v for v in values if v not in valid]
+        if not values or bad or len(set(values)) != len(values):
+            raise TaskrelError(f"ground truth: {key} must be a list of distinct names of {list(valid)}, got "
+                               f"{out[key]!r}")
+        out[key] = values
     return out
 
 
@@ -163,22 +176,37 @@ def split_train(task, finetune_per_class: int, validation_per_class: int, seed: 
     return (dataclasses.replace(ft_task, split="finetune"), dataclasses.replace(val_task, split="validation"))
 
 
-def protocol_grid(base_recipe, lrs, epochs) -> list:
-    """The candidate protocols: ``base_recipe`` with lr in ``lrs`` (head_lr scaled by the base's
-    head_lr / lr) and epochs in ``epochs``, evaluated once after the last epoch, on every test image.
-    Ordered by epochs then lr (the first wins ties)."""
+def protocol_grid(base_recipe, lrs, epochs: int, augmentations=("none",), head_inits=("random",)) -> list:
+    """The candidate protocols: ``base_recipe`` with every head start x augmentation x encoder
+    learning rate, each an ``epochs``-long schedule evaluated after every epoch on every image of
+    the evaluation split. A random head learns at ``lr`` times the base's head_lr / lr, a probe-started
+    head (LP-FT) at ``lr``. Ordered by head start, augmentation, then lr (the first wins ties)."""
     base = finetune.get_recipe(base_recipe)
     if base.max_train_per_class is None:
         raise TaskrelError(f"recipe {base.name!r} has max_train_per_class None; the ground truth fine-tunes on a "
                            "few images per class (e.g. 40): set it in the profile's finetune mapping")
     ratio = base.head_lr / base.lr if base.lr > 0 else 1.0
-    return [dataclasses.replace(base, name=f"{base.name}-lr{lr:g}-ep{ep}", lr=float(lr), head_lr=float(lr * ratio),
-                                epochs=int(ep), eval_every=int(ep), max_test_per_class=None)
-            for ep in sorted(epochs) for lr in sorted(lrs)]
+    return [dataclasses.replace(base, name=f"{base.name}-{init}-{aug}-lr{lr:g}", lr=float(lr),
+                                head_lr=float(lr * ratio if init == "random" else lr), epochs=int(epochs),
+                                eval_every=1, max_test_per_class=None, augmentation=aug, head_init=init,
+                                stop_epoch=None)
+            for init in head_inits for aug in augmentations for lr in sorted(lrs)]
+
+
+PROTOCOL_FIELDS = ("lr", "head_lr", "augmentation", "head_init", "epochs", "stop_epoch")
 
 
 def _protocol_fields(recipe) -> dict:
-    return {"lr": recipe.lr, "head_lr": recipe.head_lr, "epochs": recipe.epochs}
+    return {k: getattr(recipe, k) for k in PROTOCOL_FIELDS}
+
+
+def recipe_of(base_recipe, fields: dict):
+    """The recipe of a protocol recorded by :func:`_protocol_fields` (a table row or provenance entry)."""
+    values = {k: fields[k] for k in PROTOCOL_FIELDS}
+    values["epochs"], values["stop_epoch"] = int(values["epochs"]), int(values["stop_epoch"])
+    values["lr"], values["head_lr"] = float(values["lr"]), float(values["head_lr"])
+    return dataclasses.replace(finetune.get_recipe(base_recipe), name="chosen", eval_every=values["stop_epoch"],
+                               max_test_per_class=None, **values)
 
 
 # ---------------------------------------------------------------------------- jobs (worker processes)
@@ -189,6 +217,7 @@ def _finetune_runs(enc, train_task, eval_task, runs, cache) -> list[dict]:
         r = finetune.finetune(enc, train_task, eval_task, recipe, seed=seed, cache=cache, progress=False,
                               threads=THREADS)
         out.append({"seed": seed, "accuracy": r.accuracy, "cross_entropy": r.cross_entropy,
+                    "curve": [h.get("test_accuracy") for h in r.history],
                     "seconds": r.seconds, "cache_hit": r.cache_hit, **_protocol_fields(recipe)})
     return out
 
@@ -218,35 +247,36 @@ def _order_by_size(encs: dict, names) -> list:
     return sorted(names, key=lambda e: -size[e])
 
 
-def select_protocols(encs: dict, splits: dict, grid: list, *, main: list, seeds=(0,), cache: bool = True,
+def select_protocols(encs: dict, splits: dict, grid: list, *, seeds=(0,), cache: bool = True,
                      n_jobs: int | None = None, progress: bool = True):
-    """Choose each target's protocol on its validation set: ``(chosen, table)``.
+    """Choose each (encoder, target) pair's protocol on its validation set: ``(chosen, table)``.
 
     ``splits``: ``{target: (finetune_task, validation_task)}`` (no test split is involved);
-    ``grid``: the candidate recipes (:func:`protocol_grid`); ``main``: the encoders that vote.
-    ``chosen``: ``{target: recipe}`` with the best mean validation accuracy over ``main`` x ``seeds``
-    (the first of ``grid`` on ties); ``table``: one row per (target, encoder, protocol, seed).
+    ``grid``: the candidate recipes (:func:`protocol_grid`), each evaluated after every epoch.
+    ``chosen``: ``{(encoder, target): recipe}``, the (protocol, stop epoch) with the best validation
+    accuracy averaged over ``seeds`` (the first protocol of ``grid``, then the earliest epoch, on
+    ties); ``table``: one row per (target, encoder, protocol, seed) with its validation ``curve``.
     """
-    if not main:
-        raise TaskrelError("select_protocols needs at least one encoder in main")
     if not grid:
         raise TaskrelError("select_protocols needs at least one protocol in grid")
     jobs, labels = [], []
-    for e in _order_by_size(encs, main):               # the slowest encoders first, over all targets
+    for e in _order_by_size(encs, list(encs)):          # the slowest encoders first, over all targets
         for target, (ft_task, val_task) in splits.items():
             jobs.append((encs[e], ft_task, val_task, [(r, s) for r in grid for s in seeds], cache))
             labels.append((target, e))
     results = run_jobs(_finetune_runs, jobs, n_jobs=n_jobs, desc="protocol selection", progress=progress)
-    rows = [{"target": t, "encoder": e, "validation_accuracy": r.pop("accuracy"),
-             "validation_cross_entropy": r.pop("cross_entropy"), **r}
-            for (t, e), runs in zip(labels, results) for r in runs]
-    table = pd.DataFrame(rows)
-    chosen = {}
-    for target in splits:
-        means = [table[(table.target == target) & (table.lr == r.lr) & (table.epochs == r.epochs)
-                       ].validation_accuracy.mean() for r in grid]
-        chosen[target] = grid[int(np.argmax(means))]  # argmax: the first maximum
-    return chosen, table
+    chosen, rows = {}, []
+    for (target, e), runs in zip(labels, results):
+        curves = np.array([r["curve"] for r in runs], dtype=float).reshape(len(grid), len(seeds), -1).mean(1)
+        k, epoch = np.unravel_index(int(np.argmax(curves)), curves.shape)  # argmax: the first maximum
+        chosen[e, target] = dataclasses.replace(grid[k], stop_epoch=int(epoch) + 1, eval_every=int(epoch) + 1)
+        for r in runs:
+            curve = r.pop("curve")
+            rows.append({"target": target, "encoder": e, "validation_accuracy": r.pop("accuracy"),
+                         "validation_cross_entropy": r.pop("cross_entropy"), **r,
+                         "best_epoch": int(np.argmax(curve)) + 1, "best_validation_accuracy": float(max(curve)),
+                         "curve": " ".join(f"{a:.4f}" for a in curve)})
+    return chosen, pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------- build
@@ -311,7 +341,7 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
     t_start = time.perf_counter()
     opts = settings(profile, **overrides)
     base = finetune.get_recipe(profile.finetune)
-    grid = protocol_grid(base, opts["lrs"], opts["epochs"])
+    grid = protocol_grid(base, opts["lrs"], opts["epochs"], opts["augmentations"], opts["head_inits"])
     groups = encoder_groups(profile, contrasts)
     encs, tasks = _tasks_and_encoders(profile, encs, tasks, progress)
     main = [e for e, g in groups.items() if g == "main"] or list(groups)
@@ -321,22 +351,23 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
                              seed=profile.seed) for t in profile.targets}
 
     t0 = time.perf_counter()
-    chosen, grid_table = select_protocols(encs, splits, grid, main=main, seeds=seeds["main"][:opts["selection_seeds"]],
-                                          cache=cache, n_jobs=n_jobs, progress=progress)
+    chosen, grid_table = select_protocols({e: encs[e] for e in profile.encoders}, splits, grid,
+                                          seeds=seeds["main"][:opts["selection_seeds"]], cache=cache, n_jobs=n_jobs,
+                                          progress=progress)
     selection_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     labels, jobs = [], []
     for e in _order_by_size(encs, profile.encoders):
         for target in profile.targets:
-            jobs.append((encs[e], *splits[target], tasks[target]["test"], chosen[target], seeds[groups[e]],
+            jobs.append((encs[e], *splits[target], tasks[target]["test"], chosen[e, target], seeds[groups[e]],
                          cache, opts["probe_cs"]))
             labels.append((e, target))
     results = dict(zip(labels, run_jobs(_test_job, jobs, n_jobs=n_jobs, desc="ground truth (seeds x pairs)", progress=progress)))
     test_seconds = time.perf_counter() - t0
 
     all_seeds = sorted(set(seeds["main"]) | set(seeds["contrast"]))
-    table = pd.DataFrame([_pair_row(e, target, groups[e], results[e, target], chosen[target], splits[target],
+    table = pd.DataFrame([_pair_row(e, target, groups[e], results[e, target], chosen[e, target], splits[target],
                                     len(tasks[target]["test"]), all_seeds)
                           for e in profile.encoders for target in profile.targets])
     reliability = _reliability(table, profile.targets, seeds["main"], main)
@@ -365,6 +396,7 @@ def _pair_row(encoder, target, group, res, recipe, split, n_test, all_seeds) -> 
             "cross_entropy": float(np.mean([r["cross_entropy"] for r in res["runs"]])),
             "probe_accuracy": res["probe_accuracy"], "probe_C": res["probe_C"],
             "below_probe": bool(acc.mean() < res["probe_accuracy"]),
+            "below_probe_by_1pt": bool(acc.mean() < res["probe_accuracy"] - 0.01),
             **_protocol_fields(recipe), "n_finetune": len(split[0]), "n_validation": len(split[1]),
             "n_test": n_test, **{f"accuracy_seed{s}": per_seed.get(s, np.nan) for s in all_seeds}}
 
@@ -386,7 +418,7 @@ def _provenance(profile, opts, base, command, overrides, seconds, n_jobs, groups
         "targets": {t: {"train": tasks[t]["train"].content_id, "test": tasks[t]["test"].content_id,
                         "finetune": splits[t][0].content_id, "validation": splits[t][1].content_id,
                         "n_classes": tasks[t]["train"].n_classes} for t in profile.targets},
-        "chosen_protocols": {t: _protocol_fields(r) for t, r in chosen.items()},
+        "chosen_protocols": {t: {e: _protocol_fields(chosen[e, t]) for e in profile.encoders} for t in profile.targets},
         "grid_summary": _grid_summary(grid_table, chosen).to_dict("records"),
         "grid": grid_table.drop(columns=["seconds", "cache_hit"]).to_dict("records"),
         "reliability": reliability.to_dict("records"),
@@ -432,12 +464,14 @@ def _reliability(table: pd.DataFrame, targets, seeds, main) -> pd.DataFrame:
 
 
 def _grid_summary(grid_table: pd.DataFrame, chosen: dict) -> pd.DataFrame:
-    """Mean validation accuracy of every (target, protocol) over the voting encoders and seeds."""
-    s = (grid_table.groupby(["target", "lr", "head_lr", "epochs"], sort=False)
-         .validation_accuracy.agg(["mean", "std", "count"]).reset_index()
-         .rename(columns={"mean": "mean_validation_accuracy", "std": "std_over_encoders_and_seeds",
+    """Per (target, protocol): the mean best validation accuracy over encoders and seeds, and how
+    many pairs chose it."""
+    keys = ["target", "head_init", "augmentation", "lr", "head_lr"]
+    s = (grid_table.groupby(keys, sort=False).best_validation_accuracy.agg(["mean", "std", "count"]).reset_index()
+         .rename(columns={"mean": "mean_best_validation_accuracy", "std": "std_over_encoders_and_seeds",
                           "count": "n_runs"}))
-    s["chosen"] = [chosen[t].lr == lr and chosen[t].epochs == ep for t, lr, ep in zip(s.target, s.lr, s.epochs)]
+    picks = [(t, r.head_init, r.augmentation, r.lr) for (e, t), r in chosen.items()]
+    s["n_pairs_chose_it"] = [picks.count((t, h, a, lr)) for t, h, a, lr in zip(s.target, s.head_init, s.augmentation, s.lr)]
     return s
 
 
@@ -583,7 +617,7 @@ def recompute_runs(profile: Profile, gt: GroundTruth, runs, *, encs: dict | None
         if column not in gt.table.columns or pd.isna(row[column]):
             raise TaskrelError(f"seed {seed!r} was not run for ({encoder!r}, {target!r}); its seeds are "
                                f"{gt.seeds(encoder)}")
-        recipe = protocol_grid(base, [row["lr"]], [int(row["epochs"])])[0]
+        recipe = recipe_of(base, row)
         ft_task, _ = split_train(tasks[target]["train"], base.max_train_per_class, per_class,
                                  seed=gt.provenance["split_seed"])
         r, = _finetune_runs(encs[encoder], ft_task, tasks[target]["test"], [(recipe, int(seed))], cache=False)

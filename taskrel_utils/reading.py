@@ -43,7 +43,7 @@ def correlation_reading(pearson: pd.DataFrame, score: str = "Ours (TR)", paper: 
     if intervals is not None and len(intervals):
         text.append(interval_reading(intervals, score))
     if paper is not None and score in paper.columns and "Average" in paper.index:
-        text.append(f"The paper reports an average of {signed(paper.loc['Average', score])} for its CLIP-scale zoo.")
+        text.append(f"The paper reports an average of {signed(paper.loc['Average', score])} for its zoo.")
     return " ".join(text)
 
 

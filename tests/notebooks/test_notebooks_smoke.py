@@ -92,7 +92,11 @@ def test_03_bound_decomposition(smoke_run):
     assert all(r["iterations"] >= 1 and 0 <= r["penalty_active_random"] <= 1 for r in m["reference_fits"])
     assert len(m["steps_used"]) == len(m["pairs"]) and all(s >= 1 for s in m["steps_used"])
     assert set(m["value_change_with_reference_training"]) == set(cfg.targets)
-    for name in ("03_bound_terms", "03_b_init_effect", "03_longer_reference_training"):
+    claim_a = {r["targets"]: r for r in m["claim_a"]}
+    assert set(claim_a) == {"all pairs", *m["pearson_by_target"]}
+    assert claim_a["all pairs"]["pearson_r"] == pytest.approx(m["pearson_all_pairs"])
+    assert all(r["low"] <= r["pearson_r"] <= r["high"] for r in claim_a.values())
+    for name in ("03_bound_terms", "03_b_init_effect", "03_longer_reference_training", "03_claim_a"):
         assert smoke_run.path("tables", f"{name}.csv").exists()
 
 
@@ -106,26 +110,50 @@ def test_04_finetune_correlation(smoke_run):
     assert pairs == {(e, t) for e in cfg.encoders for t in cfg.targets}
     assert all(0.0 <= r["accuracy"] <= 1.0 and r["accuracy_std"] >= 0 for r in m["finetune"])
     assert {r["encoder"]: r["group"] for r in m["finetune"]} == {e: cfg.group(e) for e in cfg.encoders}
-    assert set(m["pearson_by_group"]) == {"main zoo"}  # one contrast: too few for a correlation
+    # the premise, from the ground truth's probe accuracies: measured for every target, related by the threshold
+    premise = {r["target"]: r for r in m["premise"]}
+    assert set(premise) == set(cfg.targets) and all(r["measured"] for r in premise.values())
+    assert all(r["related"] == (r["gain"] >= cfg.premise["threshold"]) for r in premise.values())
+    assert m["target_groups"]["related"] == [t for t in cfg.targets if premise[t]["related"]]
+    assert set(m["target_groups"]["related"]) | set(m["target_groups"]["unrelated"]) == set(cfg.targets)
+    assert m["target_groups"]["related"] and m["target_groups"]["unrelated"]  # smoke has one of each
+    groups = {"main zoo, related targets", "main zoo, unrelated targets"}  # one contrast: too few for a correlation
+    assert set(m["pearson_by_group"]) == groups
+    head = m["headline"]
+    assert head["low"] <= head["r"] <= head["high"] and head["n_targets"] == len(m["target_groups"]["related"])
+    assert head["r"] == pytest.approx(m["pearson"]["Average"]["Ours (TR)"])
+    assert isinstance(m["below_probe_by_1pt"], int)
+    shares = {}
+    for r in m["term_attribution"]:
+        if r["quantity"] != "task_relatedness":
+            shares[r["target"]] = shares.get(r["target"], 0) + r["variance_share"]
+    assert shares.keys() == set(cfg.targets) and all(v == pytest.approx(1) for v in shares.values())
+    families = {r["family"] for r in m["stability"]}
+    assert families == {"default", "tau0", "reference draw", "projection", "leave one encoder out", "ground truth"}
+    default = [r["r"] for r in m["stability"] if r["family"] == "default" and r["score"] == "Ours (TR)"]
+    assert default == [pytest.approx(head["r"])]
     scores = ("task_relatedness", "logme", "leep", "nce", "h_score", "sfda", "pactran_dirichlet", "pactran_gamma",
               "pactran_gaussian", "ot_nce", "otce")
     for row in m["scores"]:
         assert all(math.isfinite(row[s]) for s in scores), row
         assert row["leep"] <= 0 and row["nce"] <= 1e-12 and row["ot_nce"] <= 1e-12  # log-likelihood / -entropy
-    assert set(m["pearson"]) == {*cfg.targets, "Average"}
+    assert set(m["pearson"]) == {*m["target_groups"]["related"], "Average"}
     columns = {"LogME", "LEEP", "NCE", "PACTran", "SFDA", "H-Score", "OT-NCE", "OTCE", "Ours (TR)"}
     assert set(m["pearson"]["Average"]) == columns
     finite = [v for row in m["pearson"].values() for v in row.values() if v is not None]
     assert finite and all(-1.0 - 1e-9 <= v <= 1.0 + 1e-9 for v in finite)
-    for name in ("04_finetune", "04_protocol_grid", "04_reliability", "04_scores", "04_pearson_main_zoo",
-                 "04_rank_correlations", "04_pearson_bootstrap"):
+    for name in ("04_finetune", "04_protocol_grid", "04_reliability", "04_scores", "04_premise",
+                 "04_pearson_main_zoo_related_targets", "04_pearson_main_zoo_unrelated_targets", "04_rank_correlations",
+                 "04_pearson_bootstrap", "04_term_attribution", "04_mechanism", "04_stability", "04_stability_summary"):
         assert smoke_run.path("tables", f"{name}.csv").exists()
     assert smoke_run.path("figures", "04_scores_vs_accuracy.png").exists()
 
 
 def test_05_pseudo_labels(smoke_run):
     m = smoke_run.load_metrics("05_pseudo_labels")
-    cfg = config.load_profile("smoke")
+    related = [r["target"] for r in smoke_run.load_metrics("04_finetune_correlation")["premise"] if r["related"]]
+    assert m["targets"] == related   # the variants run on the related targets only
+    cfg = config.load_profile("smoke", targets=related)
     assert set(m["true_vs_pseudo_pearson"]) == {*cfg.targets, "Average"}
     assert all(set(row) == {"true labels", "pseudo-labels"} for row in m["true_vs_pseudo_pearson"].values())
     assert set(m["true_vs_pseudo_pearson_by_group"]) == {"main"}

@@ -12,7 +12,9 @@ def test_mini_profile_values():
     p = config.load_profile("mini")
     assert p.name == "mini" and p.reference == "fashion-ref"
     assert len(p.targets) >= 4 and len(p.main_encoders) >= 8
-    assert {"effnet-lite0", "lenet-random", "lenet-digits"} == set(p.contrasts)
+    assert {"lenet-random", "lenet-digits"} == set(p.contrasts)
+    assert p.premise == {"threshold": 0.05, "random_encoder": "lenet-random"} and "lenet-random" in p.encoders
+    assert {"fashion", "fashion-upper", "fashion-noisy"} <= set(p.targets)  # the candidates of the related group
     assert set(p.contrasts) <= set(p.encoders) and p.group("lenet") == "main" and p.group("lenet-random") == "contrast"
     from taskrel_utils import cnn_zoo
     assert set(p.main_encoders) == set(cnn_zoo.MAIN_ZOO)  # the main zoo shares the reference's source

@@ -41,13 +41,15 @@ def _write_image(path, seed=0, size=(12, 10)):
 
 def test_list_tasks():
     names = data.list_tasks()
-    assert {"fashion-ref", "mnist5k", "uci-digits", "digits-rotated", "fashion", "fashion-coarse", "pets", "dtd",
+    assert {"fashion-ref", "mnist5k", "uci-digits", "digits-rotated", "fashion", "fashion-upper", "fashion-noisy",
+            "fashion-coarse", "pets", "dtd",
             "aircraft", "cifar10", "cifar100", "imagenet", "folder"} == set(names)
 
 
 @pytest.mark.parametrize("name,n_train,n_test,k", [
     ("mnist5k", 4000, 1000, 10), ("uci-digits", 1198, 599, 10), ("digits-rotated", 1198, 599, 10),
-    ("fashion", 2000, 1000, 10), ("fashion-coarse", 2000, 1000, 4), ("fashion-ref", 5000, 1000, 10)])
+    ("fashion", 2000, 1000, 10), ("fashion-coarse", 2000, 1000, 4), ("fashion-ref", 5000, 1000, 10),
+    ("fashion-upper", 800, 400, 4), ("fashion-noisy", 2000, 1000, 10)])
 def test_mini_task_shapes(name, n_train, n_test, k):
     for split, n in (("train", n_train), ("test", n_test)):
         t = data.load_task(name, split)
@@ -479,3 +481,21 @@ def test_folder_without_split_folders(tmp_path):
     which, before = ("train", tr) if str(edited) in files_tr else ("test", te)
     _write_image(edited, seed=99, size=(13, 10))  # an edited image changes the id of its split
     assert data.load_task("folder", which, root=tmp_path).content_id != before.content_id
+
+
+def test_fashion_upper_and_noisy_are_views_of_fashion():
+    """fashion-upper: the 4 upper-body classes of fashion, relabelled 0..3; fashion-noisy: the same
+    images and labels as fashion with deterministic pixel noise of about the stated std."""
+    for split in ("train", "test"):
+        f = data.load_task("fashion", split)
+        up, noisy = data.load_task("fashion-upper", split), data.load_task("fashion-noisy", split)
+        keep = np.isin(f.labels, data.FASHION_UPPER)
+        assert np.array_equal(up.images, f.images[keep]) and up.class_names == ("T-shirt/top", "Pullover", "Coat", "Shirt")
+        assert np.array_equal(np.asarray(data.FASHION_UPPER)[up.labels], f.labels[keep])
+        assert np.array_equal(noisy.labels, f.labels) and noisy.images.shape == f.images.shape
+        mid = (f.images > 70) & (f.images < 180)          # away from clipping at 0 and 255
+        diff = noisy.images.astype(float) - f.images
+        assert abs(diff[mid].mean()) < 1.0 and abs(diff[mid].std() - data.FASHION_NOISE_STD) < 3.0
+    again = data.with_pixel_noise(f.images[:5], data.FASHION_NOISE_STD)
+    assert np.array_equal(again, noisy.images[:5])  # a function of the image bytes alone
+    assert not np.array_equal(data.with_pixel_noise(f.images[:5], 10.0), again)

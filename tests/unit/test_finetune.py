@@ -210,3 +210,50 @@ def test_logistic_probe_bad_input():
         finetune.logistic_probe((train[0], np.zeros_like(train[1])), test, Cs=(1.0,))
     with pytest.raises(TaskrelError, match=r"must be \(Z"):
         finetune.logistic_probe((train[0], train[1][:-1]), test, Cs=(1.0,))
+
+
+# ---------------------------------------------------------------------------- the ground truth's recipe fixes
+def test_stopping_early_is_the_same_run_cut_at_that_epoch(enc, tasks):
+    """stop_epoch keeps the epochs-long schedule and stops: its numbers equal the full run's at that epoch."""
+    full = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, **dict(FAST, epochs=4))
+    cut = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, **dict(FAST, epochs=4, stop_epoch=2))
+    assert len(cut.history) == 2 and cut.history == full.history[:2]
+    assert cut.accuracy == full.history[1]["test_accuracy"]
+    with pytest.raises(TaskrelError, match="stop_epoch"):
+        finetune.get_recipe("smoke", epochs=2, stop_epoch=3)
+
+
+def test_lp_ft_starts_from_the_logistic_probe_on_raw_features(enc, tasks):
+    """head_init="probe": before any step the head predicts like a logistic regression (C=probe_C)
+    fitted on the frozen encoder's features as they are."""
+    from sklearn.linear_model import LogisticRegression
+
+    train, _ = tasks
+    x = finetune._preprocessed(enc, train)
+    head = torch.nn.Linear(enc.feature_dim, 3)
+    finetune._probe_head(head, enc.model, x, torch.as_tensor(train.labels), 3, 0.5, "cpu")
+    with torch.no_grad():
+        Z = enc.model.eval()(x)
+        logits = head(Z).numpy()
+    clf = LogisticRegression(C=0.5, max_iter=2000).fit(Z.double().numpy(), train.labels)
+    np.testing.assert_allclose(logits, clf.decision_function(Z.double().numpy()), atol=1e-4)
+    # the recipe field reaches the loop and changes the run
+    a = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, **dict(FAST, head_init="probe"))
+    b = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, **FAST)
+    assert a.history != b.history
+    with pytest.raises(UnknownNameError, match="head_init"):
+        finetune.get_recipe("smoke", head_init="zeros")
+    with pytest.raises(TaskrelError, match="probe_C"):
+        finetune.get_recipe("smoke", probe_C=0)
+
+
+def test_weight_decay_spares_biases_and_normalisation_parameters():
+    """Only weights of two or more dimensions decay: a batch-normalised convnet's BN scales and the
+    biases are not pulled to zero."""
+    model = encoders.load_encoder("convnet", progress=False).model
+    (decay, heavy), (no_decay, light) = finetune._decay_split(model)
+    assert decay and not no_decay
+    assert all(p.ndim >= 2 for p in heavy) and all(p.ndim == 1 for p in light)
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn and all(any(p is q for q in light) for m in bn for p in (m.weight, m.bias))
+    assert len(heavy) + len(light) == len(list(model.parameters()))

@@ -1,6 +1,7 @@
 """The ground truth: the train split's fine-tuning / validation split, protocol selection on the
 validation set only, seeds, reliability, the probe flag, the written CSV + provenance, validation
 against the profile, and bit-identical recomputation of single runs."""
+import dataclasses
 import json
 
 import numpy as np
@@ -12,8 +13,10 @@ from taskrel_utils import correlation, data, encoders, finetune, ground_truth
 from taskrel_utils.config import Profile
 from taskrel_utils.errors import TaskrelError, UnknownNameError
 
-#: a tiny grid: two learning rates x one epoch count, 3 seeds; runs in seconds with three random LeNets
-TINY = dict(seeds=3, lrs=(0.003, 0.03), epochs=(2,), validation_per_class=6, probe_cs=(0.1, 1.0))
+#: a tiny grid: two learning rates x two head starts, 2-epoch schedules, 3 seeds; seconds with three random LeNets
+TINY = dict(seeds=3, lrs=(0.003, 0.03), epochs=2, augmentations=("none",), head_inits=("random", "probe"),
+            validation_per_class=6, probe_cs=(0.1, 1.0))
+N_PROTOCOLS = 4
 
 
 def squares_task(split, n_per_class=14, n_classes=3, seed=0, labels=None):
@@ -24,7 +27,7 @@ def squares_task(split, n_per_class=14, n_classes=3, seed=0, labels=None):
     corners = [(2, 2), (2, 18), (18, 2), (18, 18)]
     for i, c in enumerate(y):
         r, col = corners[c]
-        images[i, r:r + 8, col:col + 8] = rng.integers(120, 255)
+        images[i, r:r + 8, col:col + 8] = rng.integers(40, 90)   # faint: seeds and protocols must matter
     return data.Task("squares", split, y if labels is None else labels, [f"corner{c}" for c in range(n_classes)],
                      images=images)
 
@@ -74,26 +77,36 @@ def test_split_train_is_stratified_disjoint_and_seeded():
         ground_truth.split_train(task, 0, 6)
 
 
-def test_protocol_grid_scales_the_head_and_evaluates_once_on_all_test_images():
+def test_protocol_grid_crosses_head_starts_augmentations_and_rates_evaluating_every_epoch():
     base = finetune.get_recipe("mini")  # lr 0.01, head_lr 0.1
-    grid = ground_truth.protocol_grid(base, [0.03, 0.003], [8, 4])
-    assert [(r.epochs, r.lr) for r in grid] == [(4, 0.003), (4, 0.03), (8, 0.003), (8, 0.03)]
-    assert all(r.head_lr == pytest.approx(10 * r.lr) for r in grid)
-    assert all(r.eval_every == r.epochs and r.max_test_per_class is None for r in grid)
+    grid = ground_truth.protocol_grid(base, [0.03, 0.003], 8, ["none", "shift"], ["random", "probe"])
+    assert [(r.head_init, r.augmentation, r.lr) for r in grid] == [
+        (h, a, lr) for h in ("random", "probe") for a in ("none", "shift") for lr in (0.003, 0.03)]
+    assert all(r.head_lr == pytest.approx(10 * r.lr if r.head_init == "random" else r.lr) for r in grid)
+    assert all(r.epochs == 8 and r.eval_every == 1 and r.stop_epoch is None and r.max_test_per_class is None
+               for r in grid)
     assert all(r.max_train_per_class == base.max_train_per_class and r.batch_size == base.batch_size for r in grid)
     with pytest.raises(TaskrelError, match="max_train_per_class None"):
-        ground_truth.protocol_grid("paper", [0.01], [4])
+        ground_truth.protocol_grid("paper", [0.01], 4)
+    chosen = dataclasses.replace(grid[5], stop_epoch=3)
+    again = ground_truth.recipe_of(base, ground_truth._protocol_fields(chosen))
+    assert (again.lr, again.head_lr, again.head_init, again.augmentation, again.epochs, again.stop_epoch) == (
+        chosen.lr, chosen.head_lr, chosen.head_init, chosen.augmentation, 8, 3) and again.eval_every == 3
 
 
 def test_settings_defaults_overrides_and_bad_values():
     s = ground_truth.settings(make_profile())
-    assert s["seeds"] == 6 and s["contrast_seeds"] == 6 and s["lrs"] == (0.003, 0.01, 0.03) and s["epochs"] == (8, 16)
-    s = ground_truth.settings(make_profile(), seeds=4, contrast_seeds=3, epochs=[8], lrs=None)
-    assert (s["seeds"], s["contrast_seeds"], s["epochs"], s["lrs"]) == (4, 3, (8,), ground_truth.DEFAULTS["lrs"])
+    assert s["seeds"] == 6 and s["contrast_seeds"] == 6 and s["lrs"] == (0.0003, 0.003) and s["epochs"] == 16
+    assert s["augmentations"] == ("none", "shift") and s["head_inits"] == ("random", "probe")
+    s = ground_truth.settings(make_profile(), seeds=5, contrast_seeds=3, epochs=8, lrs=None, head_inits=["probe"])
+    assert (s["seeds"], s["contrast_seeds"], s["epochs"], s["lrs"], s["head_inits"]) == (
+        5, 3, 8, ground_truth.DEFAULTS["lrs"], ("probe",))
     for bad, msg in [(dict(seeds=1), "seeds must be an integer >= 2"), (dict(seeds=2.5), "seeds must be"),
                      (dict(contrast_seeds=1), "contrast_seeds must be"), (dict(selection_seeds=7), "exceeds seeds"),
-                     (dict(lrs=[0.01, -1]), "lrs must be"), (dict(epochs=[2.5]), "whole numbers"),
-                     (dict(lrs=[0.01, 0.01]), "distinct"), (dict(probe_cs=[]), "probe_cs")]:
+                     (dict(lrs=[0.01, -1]), "lrs must be"), (dict(epochs=2.5), "epochs must be an integer"),
+                     (dict(epochs=[8, 16]), "epochs must be an integer"), (dict(lrs=[0.01, 0.01]), "distinct"),
+                     (dict(probe_cs=[]), "probe_cs"), (dict(augmentations=["mixup"]), "augmentations must be"),
+                     (dict(head_inits=[]), "head_inits must be")]:
         with pytest.raises(TaskrelError, match=msg):
             ground_truth.settings(make_profile(), **bad)
     with pytest.raises(UnknownNameError, match="seeds"):
@@ -118,11 +131,17 @@ def test_build_table_is_consistent_with_its_seeds_and_probe(built, tasks):
     assert (t.n_finetune == 12).all() and (t.n_validation == 18).all() and (t.n_test == len(tasks["squares"]["test"])).all()
     assert (t.n_seeds == 3).all() and t[seeds].nunique(axis=1).max() > 1   # seeds do differ
     chosen = gt.provenance["chosen_protocols"]["squares"]
-    assert (t.lr == chosen["lr"]).all() and (t.epochs == chosen["epochs"]).all()
-    # the chosen protocol is the grid's best mean validation accuracy over the (main) zoo
-    means = gt.grid.groupby(["lr", "epochs"]).validation_accuracy.mean()
-    assert means.idxmax() == (chosen["lr"], chosen["epochs"])
-    assert len(gt.grid) == 2 * 3 * 1                   # 2 protocols x 3 encoders x 1 selection seed
+    for row in t.itertuples():
+        mine = chosen[row.encoder]
+        assert (row.lr, row.head_init, row.augmentation, row.stop_epoch) == (
+            mine["lr"], mine["head_init"], mine["augmentation"], mine["stop_epoch"])
+        # the pair's own best (protocol, epoch) on its validation curves, the first on ties
+        g = gt.grid[gt.grid.encoder == row.encoder]
+        curves = np.array([[float(a) for a in c.split()] for c in g.curve])
+        k, epoch = np.unravel_index(np.argmax(curves), curves.shape)
+        assert (g.iloc[k].lr, g.iloc[k].head_init, epoch + 1) == (row.lr, row.head_init, row.stop_epoch)
+    assert len(gt.grid) == N_PROTOCOLS * 3 * 1          # protocols x encoders x 1 selection seed
+    assert (t.below_probe_by_1pt == (t.accuracy < t.probe_accuracy - 0.01)).all()
     rel = gt.reliability.iloc[0]
     assert rel.split_half_kendall == pytest.approx(correlation.split_half_kendall(t[seeds].to_numpy()))
     prov = json.loads(path.with_suffix(".json").read_text())
@@ -131,7 +150,7 @@ def test_build_table_is_consistent_with_its_seeds_and_probe(built, tasks):
         assert key in prov, key
     assert prov["threads_per_job"] == 1 and prov["versions"]["torch"]
     assert prov["encoders"]["a"]["weights_id"] and prov["targets"]["squares"]["test"] == tasks["squares"]["test"].content_id
-    assert sum(r["chosen"] for r in prov["grid_summary"]) == 1
+    assert sum(r["n_pairs_chose_it"] for r in prov["grid_summary"]) == 3
 
 
 def test_load_reads_back_the_build_exactly(built, encs, tasks):
@@ -166,7 +185,7 @@ def test_selection_never_reads_the_test_split(built, encs, tasks, tmp_path, monk
     real = finetune.finetune
 
     def spy(enc, train_task, eval_task, recipe, **kw):
-        calls.append((eval_task.content_id, recipe.epochs, recipe.lr))
+        calls.append((eval_task.content_id, recipe.stop_epoch, recipe.lr, recipe.head_init))
         return real(enc, train_task, eval_task, recipe, **kw)
 
     monkeypatch.setattr(finetune, "finetune", spy)
@@ -177,17 +196,17 @@ def test_selection_never_reads_the_test_split(built, encs, tasks, tmp_path, monk
     pd.testing.assert_frame_equal(other.grid, gt.grid, check_exact=True)
     assert not np.array_equal(other.table.accuracy, gt.table.accuracy)  # the test accuracies did change
     validation = other.provenance["targets"]["squares"]["validation"]
-    n_selection = 2 * 3                                                   # protocols x encoders
+    n_selection = N_PROTOCOLS * 3                                          # protocols x encoders
     assert [c[0] for c in calls[:n_selection]] == [validation] * n_selection
     assert {c[0] for c in calls[n_selection:]} == {garbage.content_id}
     chosen = other.provenance["chosen_protocols"]["squares"]
-    assert {(c[1], c[2]) for c in calls[n_selection:]} == {(chosen["epochs"], chosen["lr"])}
+    assert {c[1:] for c in calls[n_selection:]} == {(p["stop_epoch"], p["lr"], p["head_init"]) for p in chosen.values()}
 
 
-def test_contrasts_get_their_own_seeds_and_do_not_vote(encs, tasks):
+def test_contrasts_get_their_own_seeds_and_protocols(encs, tasks):
     gt = ground_truth.build(make_profile(), out=False, encs=encs, tasks=tasks, contrasts=["c"], cache=False,
                             n_jobs=1, progress=False, **dict(TINY, contrast_seeds=2))
-    assert set(gt.grid.encoder) == {"a", "b"}
+    assert set(gt.grid.encoder) == {"a", "b", "c"} and set(gt.provenance["chosen_protocols"]["squares"]) == set("abc")
     c = gt.table.set_index("encoder").loc["c"]
     assert c.group == "contrast" and c.n_seeds == 2 and np.isnan(c.accuracy_seed2)
     assert gt.seeds("c") == [0, 1] and gt.seeds("a") == [0, 1, 2]
