@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import bundle
+from .checks import as_seed
 from .errors import CorruptedFileError, MissingDataError, OfflineError, TaskrelError, UnknownNameError
 from .io import atomic_path, sha256_bytes, sha256_file
 from .numerics import stratified_groups
@@ -151,7 +152,7 @@ class Task:
     def stratified_subset(self, per_class: int, seed: int = 0) -> "Task":
         """At most ``per_class`` samples of every class, drawn with ``seed`` (all of a smaller class)."""
         per_class = _check_int("per_class", per_class, 1)
-        (picked,) = stratified_groups(self.labels, lambda n: [per_class], np.random.default_rng(seed))
+        (picked,) = stratified_groups(self.labels, lambda n: [per_class], np.random.default_rng(as_seed(seed)))
         return self.subset(picked)
 
 
@@ -423,7 +424,7 @@ def stratified_pool(labels, size: int, seed: int = 0) -> np.ndarray:
     labels = np.asarray(labels)
     size = _check_int("size", size, 1)
     present = np.unique(labels)
-    rng = np.random.default_rng([seed, size])
+    rng = np.random.default_rng([as_seed(seed), size])
     extra = set(rng.choice(len(present), size % len(present), replace=False).tolist())
     quotas = iter([size // len(present) + (i in extra) for i in range(len(present))])
     (picked,) = stratified_groups(labels, lambda n: [next(quotas)], rng)
@@ -451,7 +452,7 @@ def _load_imagenet(split: str, root, n_classes=None, max_images=None, seed: int 
     wnids = _class_dirs(root / "train")
     if not wnids:
         raise MissingDataError(f"task 'imagenet': no class folders under {root / 'train'}. {hint}")
-    seed = _check_int("seed", seed, 0)
+    seed = as_seed(seed)
     if n_classes is not None:
         n_classes = _check_int("n_classes", n_classes, 1, len(wnids))
         chosen = np.sort(np.random.default_rng(seed).choice(len(wnids), n_classes, replace=False))
@@ -495,7 +496,7 @@ def _load_folder(split: str, root, seed: int = 0, test_fraction: float = 0.2) ->
     root = Path(root)
     if not root.is_dir():
         raise MissingDataError(f"folder {root} not found. {hint}")
-    seed = _check_int("seed", seed, 0)
+    seed = as_seed(seed)
     if not 0.0 < float(test_fraction) < 1.0:
         raise TaskrelError(f"test_fraction must lie strictly between 0 and 1 (the share of images held out for "
                            f"testing), got {test_fraction!r}")

@@ -31,7 +31,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .cache import Namespace
+from .checks import as_seed
 from .errors import CorruptedFileError, TaskrelError, UnknownNameError
+from .numerics import standard_scaler
 from .reference_classifier import ReferenceClassifier, train_reference_classifier
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "finetune", "FinetuneResult", "linear_probe", "ProbeResult",
@@ -186,8 +188,7 @@ def finetune(encoder, train_task, test_task, recipe="mini", *, seed: int = 0, ca
     reductions differ between thread counts); ``None`` uses torch's current setting.
     """
     recipe = get_recipe(recipe, **overrides)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TaskrelError(f"seed must be an integer, got {seed!r}")
+    seed = as_seed(seed)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
                                 or threads < 1):
         raise TaskrelError(f"threads must be a positive integer or None, got {threads!r}")

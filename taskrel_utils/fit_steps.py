@@ -32,12 +32,12 @@ import torch
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from .checks import as_pair, check_classes
+from .checks import as_pair, as_seed, check_classes
 from .errors import TaskrelError, UnknownNameError
 from .fit_engine import _ClosedFormStep, _FastStep, _Params, _ReferenceStep, device_for
 from .fit_options import MODES, resolve_options
 from .reference_classifier import ReferenceClassifier, fit_reference_model
-from .numerics import euclidean
+from .numerics import euclidean, standard_scaler
 from .transport import emd_plan
 
 __all__ = ["FitState", "Start", "Transformations", "TransportPlan", "prepare", "initial_transformations",
@@ -210,6 +210,7 @@ def prepare(ref_train, ref_test, target_train, target_test, n_target_classes=Non
     :func:`~taskrel_utils.relatedness.task_relatedness` (raw ``(features, labels)`` pairs)."""
     if mode not in MODES:
         raise UnknownNameError("mode", mode, MODES)
+    seed = as_seed(seed)
     opts = resolve_options(scale, schedule, options)  # checks scale, schedule and the options
     (Zr, yr), (Zr_te, yr_te), (Zt, yt), (Zt_te, yt_te), K_R, K_T, pseudo = _check_inputs(
         ref_train, ref_test, target_train, target_test, n_target_classes, mode)

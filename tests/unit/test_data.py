@@ -138,6 +138,8 @@ def test_task_validation():
         data.Task("x", "train", np.array([0, 1]), ("a", "b"), images=images.astype(np.float32))
     with pytest.raises(TaskrelError, match="content_id"):
         data.Task("x", "train", np.array([0, 1]), ("a", "b"), dataset=[None, None])
+    with pytest.raises(TaskrelError, match="seed must be an integer >= 0"):
+        data.Task("x", "train", np.array([0, 1]), ("a", "b"), images=images).stratified_subset(1, seed=-1)
 
 
 def test_mini_task_from_corrupted_bundle(tmp_path):
