@@ -366,7 +366,7 @@ def linear_probe(train, test, n_classes: int | None = None, *, scale: str = "sma
     :func:`~taskrel_utils.reference_classifier.train_reference_classifier` (tau0, iterations, ...).
     """
     (Z, y), (Z_te, y_te) = train, test
-    scaler = StandardScaler().fit(np.asarray(Z, dtype=np.float64))
+    scaler = standard_scaler(Z)
     X, X_te = scaler.transform(Z), scaler.transform(Z_te)
     clf = train_reference_classifier(X, y, n_classes, scale=scale, seed=seed, **options)
     y_te = np.asarray(y_te)
@@ -416,7 +416,7 @@ def logistic_probe(train, test, validation=None, *, Cs=PROBE_CS, max_iter: int =
         raise TaskrelError("logistic_probe: train, test and validation features have different dimensions")
     if np.unique(arrays["train"][1]).size < 2:
         raise TaskrelError("logistic_probe: the training labels have a single class")
-    scaler = StandardScaler().fit(arrays["train"][0])
+    scaler = standard_scaler(arrays["train"][0])
     X = {name: scaler.transform(Z) for name, (Z, _) in arrays.items()}
 
     def fit(C):

@@ -218,7 +218,7 @@ def prepare(ref_train, ref_test, target_train, target_test, n_target_classes=Non
     s_R, h_R = fit_reference_model((Zr, yr), (Zr_te, yr_te), seed=seed, scale=scale, schedule=schedule,
                                    options=opts["reference_classifier_options"], classifier=opts["reference_classifier"])
     t_href = time.perf_counter() - t0
-    s_T = StandardScaler().fit(Zt)
+    s_T = standard_scaler(Zt)
     Xr, Xr_te = s_R.transform(Zr), s_R.transform(Zr_te)
     ce_tr, ce_te = h_R.cross_entropy(Xr, yr), h_R.cross_entropy(Xr_te, yr_te)
     state = FitState(
