@@ -200,6 +200,11 @@ def _check_inputs(ref_train, ref_test, target_train, target_test, n_target_class
         raise TaskrelError("the test sets must not be empty")
     if mode != "learned_all" and K_R != K_T:
         raise TaskrelError(f"mode {mode!r} needs as many reference as target classes (got {K_R} and {K_T})")
+    if not pseudo and K_T > K_R:
+        raise TaskrelError(f"the target has {K_T} classes, the reference only {K_R}: the bound's W (as the original "
+                           f"code computes it) sends each reference class to one target class, so target classes "
+                           f"beyond {K_R} get no reference points and W fails. Use a reference task with at least "
+                           f"{K_T} classes, or merge target classes")
     return (Zr, yr), (Zr_te, yr_te), (Zt, yt), (Zt_te, yt_te), K_R, K_T, pseudo
 
 
