@@ -88,6 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _parameter_value(name: str, text: str):
+    """The value of ``-p NAME TEXT``: TEXT read as YAML (``3``, ``0.5``, ``[a, b]``, ``true``, ``null``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise TaskrelError(f"-p {name} {text!r}: not a YAML value ({getattr(e, 'problem', None) or e}); write a list "
+                           f"as '[a, b]' (brackets closed), text with : or # in quotes") from None
+
+
 def _notebook_paths(selection):
     from .pipeline import list_notebooks
 
@@ -132,7 +141,7 @@ def main(argv=None) -> int:
         if args.command == "run":
             from .pipeline import run_notebooks
 
-            params = {name: yaml.safe_load(value) for name, value in args.parameter}
+            params = {name: _parameter_value(name, value) for name, value in args.parameter}
             run = run_notebooks(args.profile, run_dir=args.run_dir, parameters=params,
                                 notebooks=_notebook_paths(args.notebooks), render=not args.no_report,
                                 scheduler=args.scheduler)

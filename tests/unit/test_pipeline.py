@@ -122,3 +122,23 @@ def test_without_reports_nothing_renders(fakes, tmp_path):
     run = _run(tmp_path, render=False)
     assert [kind for kind, _ in events] == ["execute"] * 3 and not list(run.path("report").glob("*.html"))
     assert run.load_params("pipeline")["render_seconds"] == {}
+
+
+def test_a_broken_parameters_file_is_named(tmp_path, monkeypatch):
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "smoke.yaml").write_text("run_dir: runs/smoke\nreference_epochs: [1, 2\n")
+    monkeypatch.setattr(pipeline, "NOTEBOOKS_DIR", tmp_path)
+    with pytest.raises(TaskrelError, match=f"parameters file {tmp_path / 'params' / 'smoke.yaml'} is not valid YAML "
+                                           "at line 3"):
+        pipeline.profile_parameters("smoke")
+
+
+def test_parameter_values_are_checked_against_the_profile_and_the_notebooks_defaults():
+    declared = {NOTEBOOKS[1]: pipeline.notebook_parameters(NOTEBOOKS[1])}  # 02: hand_steps = 5, tau0_grid = [...]
+    ok = dict(targets=["uci-digits"], seed=2, hand_steps=3, tau0_grid=(0.1, 1), max_penalty_price=1, encoder="lenet")
+    pipeline.check_parameter_values("smoke", declared, ok)  # an int where the default is a float, a tuple for a list
+    for bad, message in ((dict(targets=3), "targets must be a non-empty list"), (dict(seed=1.5), "seed"),
+                         (dict(hand_steps=True), "pass an integer"), (dict(tau0_grid=0.2), "pass a list"),
+                         (dict(max_penalty_price="0.1"), "pass a number")):
+        with pytest.raises(TaskrelError, match=message):
+            pipeline.check_parameter_values("smoke", declared, dict(ok, **bad))
