@@ -17,6 +17,7 @@ temporaries; run it again: it removes those, and the caches give back what was c
 from __future__ import annotations
 
 import ast
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -167,7 +168,8 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
 
 
 def _execute(path: Path, run: Run, params: dict, kernel: str, timings: dict, progress: bool) -> None:
-    """Execute one notebook into ``run`` (atomically; a failed run is kept as ``*.failed.ipynb``);
+    """Execute one notebook into ``run`` (atomically; a failed run is kept as ``*.failed.ipynb``
+    when papermill wrote it whole: a full disk leaves it cut short, and then nothing is kept);
     ``timings[stem]``: the seconds of its execution."""
     import papermill as pm
 
@@ -181,11 +183,20 @@ def _execute(path: Path, run: Run, params: dict, kernel: str, timings: dict, pro
                 pm.execute_notebook(str(path), str(tmp), parameters=params, kernel_name=kernel,
                                     cwd=str(KIT_ROOT), progress_bar=progress, log_output=False)
             except BaseException:
-                if tmp.exists():
+                if _whole_json(tmp):
                     tmp.replace(failed)
                 raise
     finally:
         timings[path.stem] = round(time.perf_counter() - start, 1)
+
+
+def _whole_json(path: Path) -> bool:
+    """Whether the file at ``path`` exists and holds whole JSON (a notebook not cut short)."""
+    try:
+        json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 class _Reports:

@@ -1,5 +1,6 @@
 """The runner renders each notebook's report while the next notebook executes: papermill and the
 renderer are replaced by fakes, so no kernel starts."""
+import errno
 import threading
 import time
 
@@ -142,3 +143,21 @@ def test_parameter_values_are_checked_against_the_profile_and_the_notebooks_defa
                          (dict(max_penalty_price="0.1"), "pass a number")):
         with pytest.raises(TaskrelError, match=message):
             pipeline.check_parameter_values("smoke", declared, dict(ok, **bad))
+
+
+def test_a_full_run_disk_names_the_notebook_and_leaves_no_half_written_failed_notebook(fakes, tmp_path):
+    """papermill fills the temporary notebook when the disk fills: the error names the executed
+    notebook and says what to do; neither it nor a cut-short ``.failed.ipynb`` is left (an invalid-JSON
+    one was before)."""
+    hooks, _, _ = fakes
+
+    def disk_full_midway():
+        executed = next((tmp_path / "run" / "executed").glob(f".{STEMS[0]}.ipynb.*"))
+        executed.write_text(executed.read_text()[:30])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    hooks[("execute", STEMS[0])] = disk_full_midway
+    executed = tmp_path / "run" / "executed" / f"{STEMS[0]}.ipynb"
+    with pytest.raises(TaskrelError, match=f"cannot write {executed}: No space left on device; free space on that disk"):
+        _run(tmp_path)
+    assert not list((tmp_path / "run" / "executed").iterdir()), "no notebook, failed or temporary"
