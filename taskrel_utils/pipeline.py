@@ -27,6 +27,7 @@ from pathlib import Path
 from . import config, report, report_index
 from .errors import TaskrelError, UnknownNameError
 from .io import atomic_path
+from .memory import PeakMemory
 from .paths import KIT_ROOT, NOTEBOOKS_DIR
 from .runs import Run
 
@@ -130,7 +131,9 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
     The report of each notebook renders while the next one executes (:class:`_Reports`); a failed
     render stops the run at the next notebook boundary, at the latest before ``params/pipeline.json``
     is written. ``pipeline.json`` records the seconds of each notebook's execution (``seconds``) and
-    of each report (``render_seconds``), and of what follows the last notebook (``wrap_up_seconds``).
+    of each report (``render_seconds``), and of what follows the last notebook (``wrap_up_seconds``),
+    and each notebook's peak resident memory in MiB (``peak_memory_mb``: ``kernel``, the kernel
+    process's, and ``all_processes``, the kernel's and its worker processes' together; :class:`PeakMemory`).
     """
     from .cluster import SCHEDULER_VARIABLE, scheduler_address, scheduler_session
     from .widgets import HEADLESS_VARIABLE
@@ -147,19 +150,21 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
     params["run_dir"] = str(run.root)
     run.remove_temporaries()  # what a killed run was writing (its complete files stay)
     kernel = _kernel_name()
-    timings = {}
+    timings, peaks = {}, {}
     with scheduler_session(scheduler) as address:
         # the kernels inherit these: explorers draw and create no widget; the jobs go to the scheduler
         with _environment({HEADLESS_VARIABLE: "1", SCHEDULER_VARIABLE: address or ""}), \
                 _Reports(run.path("report") if render else None) as reports:
             for path in paths:
-                _execute(path, run, parameters_for(declared[path], params), kernel, timings, progress)
+                with PeakMemory() as peak:
+                    _execute(path, run, parameters_for(declared[path], params), kernel, timings, progress)
+                peaks[path.stem] = peak.megabytes()
                 reports.submit(run.path("executed", path.name))
             executed = time.perf_counter()
         rendered = time.perf_counter()  # every report is written
     wrap_up = {"renders": rendered - executed, "scheduler": time.perf_counter() - rendered}
     run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings,
-                                 "render_seconds": reports.seconds, "scheduler": scheduler_address(scheduler),
+                                 "peak_memory_mb": peaks, "render_seconds": reports.seconds, "scheduler": scheduler_address(scheduler),
                                  "wrap_up_seconds": {k: round(v, 1) for k, v in wrap_up.items()},
                                  "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # vs. index.html's mtime, the exit
     if render:  # report/index.html: every report, figure and table of the run directory

@@ -1,6 +1,8 @@
 """The runner renders each notebook's report while the next notebook executes: papermill and the
 renderer are replaced by fakes, so no kernel starts."""
 import errno
+import subprocess
+import sys
 import threading
 import time
 
@@ -161,3 +163,29 @@ def test_a_full_run_disk_names_the_notebook_and_leaves_no_half_written_failed_no
     with pytest.raises(TaskrelError, match=f"cannot write {executed}: No space left on device; free space on that disk"):
         _run(tmp_path)
     assert not list((tmp_path / "run" / "executed").iterdir()), "no notebook, failed or temporary"
+
+
+def _holding(megabytes: int, seconds: float, child: str = "") -> str:
+    """Python code that holds ``megabytes`` of resident memory for ``seconds`` (and runs ``child``,
+    code of the same kind, in a process of its own meanwhile)."""
+    spawn = f"c = subprocess.Popen([sys.executable, '-c', {child!r}]); " if child else ""
+    return (f"import subprocess, sys, time; b = b'x' * ({megabytes} << 20); {spawn}time.sleep({seconds}); "
+            + ("c.wait()" if child else ""))
+
+
+def test_pipeline_json_records_each_notebooks_peak_memory(fakes, tmp_path):
+    """A fake kernel holding 200 MB with a worker of 100 MB: the kernel's peak and that of both;
+    a notebook that starts no process has none, and a process started before the run never counts."""
+    hooks, _, _ = fakes
+    kernel = _holding(200, 1.5, child=_holding(100, 1.0))
+    hooks[("execute", STEMS[0])] = lambda: subprocess.run([sys.executable, "-c", kernel], check=True)
+    before = subprocess.Popen([sys.executable, "-c", _holding(150, 30)])
+    try:
+        peaks = _run(tmp_path).load_params("pipeline")["peak_memory_mb"]
+    finally:
+        before.kill()
+        before.wait()
+    assert list(peaks) == STEMS
+    assert 200 <= peaks[STEMS[0]]["kernel"] < 300, peaks
+    assert 300 <= peaks[STEMS[0]]["all_processes"] < 450, peaks
+    assert peaks[STEMS[1]] == peaks[STEMS[2]] == {"kernel": None, "all_processes": None}
