@@ -133,7 +133,8 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
     is written. ``pipeline.json`` records the seconds of each notebook's execution (``seconds``) and
     of each report (``render_seconds``), and of what follows the last notebook (``wrap_up_seconds``),
     and each notebook's peak resident memory in MiB (``peak_memory_mb``: ``kernel``, the kernel
-    process's, and ``all_processes``, the kernel's and its worker processes' together; :class:`PeakMemory`).
+    process's, and ``all_processes``, the kernel's and its worker processes' together; :class:`PeakMemory`;
+    the workers of a ``local`` scheduler start before the notebooks and do not count).
     """
     from .cluster import SCHEDULER_VARIABLE, scheduler_address, scheduler_session
     from .widgets import HEADLESS_VARIABLE
