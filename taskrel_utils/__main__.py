@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
             g.add_argument("--seeds", type=int, default=None, help="seeds per main-zoo pair (default 6)")
             g.add_argument("--contrast-seeds", type=int, default=None, help="seeds per contrast pair (default: --seeds)")
             g.add_argument("--selection-seeds", type=int, default=None, help="seeds per protocol on validation (default 1)")
-            g.add_argument("--jobs", type=int, default=None, help="worker processes (default: TASKREL_JOBS, else as many as the CPUs and the memory allow)")
+            g.add_argument("--jobs", type=int, default=None,
+                           help="worker processes (default: TASKREL_JOBS, else as many as the CPUs and the memory allow)")
         else:
             g.add_argument("--verify", type=int, default=0, metavar="N", help="recompute N runs and compare")
 

@@ -36,6 +36,7 @@ def target_fraction(pair_kwargs: dict, fraction: float, seed: int = 0) -> dict:
     if fraction == 1:
         keep = np.arange(len(y))
     else:
-        (keep,) = stratified_groups(y, lambda n: [max(1, int(round(fraction * n)))], np.random.default_rng(as_seed(seed)))
+        rng = np.random.default_rng(as_seed(seed))
+        (keep,) = stratified_groups(y, lambda n: [max(1, int(round(fraction * n)))], rng)
     subset = (Z[keep], y[keep])
     return dict(pair_kwargs, target_train=subset, target_test=subset)

@@ -30,8 +30,8 @@ from .checks import as_seed
 from .errors import CorruptedFileError, MissingDataError, OfflineError, TaskrelError, UnknownNameError
 from .io import atomic_path, sha256_bytes, sha256_file
 from .numerics import stratified_groups
-from .preprocessing import eight_bit
 from .paths import MINI_DIR, cache_dir
+from .preprocessing import eight_bit
 
 SPLITS = ("train", "test")
 DIGIT_CLASSES = tuple(str(d) for d in range(10))

@@ -8,7 +8,7 @@
   ``||x - y||^2 = ||x||^2 + ||y||^2 - 2 x.y`` (one matrix product), clipped at 0 because rounding
   can make that expansion slightly negative for (near-)identical points.
 * :func:`standard_scaler` - sklearn's per-column z-scorer fit at any global scale of the features
-  (1e-200 or 1e200): each column is divided by a power of two near its largest value first, which
+  (1e-200 or 1e200): each column is divided by the power of two just above its largest value first, which
   is exact in floating point, so that the squares inside the variance neither underflow nor overflow.
 * :func:`stratified_groups` - a seeded, per-class split of sample indices into groups of given
   sizes (subsets, fine-tuning / validation splits, fractions of a target).
@@ -78,7 +78,7 @@ def euclidean(X, Y) -> np.ndarray:
 def standard_scaler(Z):
     """A ``sklearn`` ``StandardScaler`` fit on finite features ``Z`` (N, d), exact at any scale.
 
-    Each column is divided by the power of two nearest its largest absolute value before the
+    Each column is divided by the power of two just above its largest absolute value before the
     mean and variance are taken, and the statistics are scaled back after: dividing by a power of
     two changes no bit of a float64 (barring under- or overflow), so ordinary features get
     sklearn's numbers to the bit, while features scaled by 1e-200 or 1e200 (whose squares under-

@@ -164,8 +164,8 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
             executed = time.perf_counter()
         rendered = time.perf_counter()  # every report is written
     wrap_up = {"renders": rendered - executed, "scheduler": time.perf_counter() - rendered}
-    run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings,
-                                 "peak_memory_mb": peaks, "render_seconds": reports.seconds, "scheduler": scheduler_address(scheduler),
+    run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings, "peak_memory_mb": peaks,
+                                 "render_seconds": reports.seconds, "scheduler": scheduler_address(scheduler),
                                  "wrap_up_seconds": {k: round(v, 1) for k, v in wrap_up.items()},
                                  "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # vs. index.html's mtime, the exit
     if render:  # report/index.html: every report, figure and table of the run directory
