@@ -9,6 +9,8 @@ STAMP := $(VENV)/.taskrel-installed
 PROFILE ?= mini
 # laptops without a GPU: make setup REQUIREMENTS=requirements-cpu.txt (the CPU build of torch, docs/workshop.md)
 REQUIREMENTS ?= requirements.txt
+# as root (Docker, many cloud notebooks) JupyterLab refuses to start without --allow-root: given then, and only then
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: setup reproduce test test-unit test-notebooks test-paper test-browser lab warm report bench gpu-check build-mini clean-runs student
 
@@ -46,8 +48,8 @@ $(VENV)/.taskrel-browser: requirements-browser.txt $(STAMP)  # playwright (165 M
 student: setup  ## the notebooks without their solution cells, into student/ (gitignored)
 	$(PY) -m taskrel_utils student --out student
 
-lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+lab: setup  ## JupyterLab on the notebooks (as root with --allow-root)
+	$(VENV)/bin/jupyter lab notebooks/ $(ALLOW_ROOT)
 
 warm: setup  ## before a workshop: every notebook once on $(PROFILE) (fills the cache), then the cache's place and size
 	$(PY) -m taskrel_utils run --profile $(PROFILE)

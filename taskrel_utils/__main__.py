@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
             g.add_argument("--seeds", type=int, default=None, help="seeds per main-zoo pair (default 6)")
             g.add_argument("--contrast-seeds", type=int, default=None, help="seeds per contrast pair (default: --seeds)")
             g.add_argument("--selection-seeds", type=int, default=None, help="seeds per protocol on validation (default 1)")
-            g.add_argument("--jobs", type=int, default=None, help="worker processes (default: TASKREL_JOBS or the CPUs)")
+            g.add_argument("--jobs", type=int, default=None,
+                           help="worker processes (default: TASKREL_JOBS, else as many as the CPUs and the memory allow)")
         else:
             g.add_argument("--verify", type=int, default=0, metavar="N", help="recompute N runs and compare")
 
@@ -97,6 +98,15 @@ def _parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list valid names")
     lst.add_argument("what", choices=["tasks", "encoders", "profiles"])
     return p
+
+
+def _parameter_value(name: str, text: str):
+    """The value of ``-p NAME TEXT``: TEXT read as YAML (``3``, ``0.5``, ``[a, b]``, ``true``, ``null``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise TaskrelError(f"-p {name} {text!r}: not a YAML value ({getattr(e, 'problem', None) or e}); write a list "
+                           f"as '[a, b]' (brackets closed), text with : or # in quotes") from None
 
 
 def _notebook_paths(selection):
@@ -183,7 +193,7 @@ def main(argv=None) -> int:
         if args.command == "run":
             from .pipeline import run_notebooks
 
-            params = {name: yaml.safe_load(value) for name, value in args.parameter}
+            params = {name: _parameter_value(name, value) for name, value in args.parameter}
             run = run_notebooks(args.profile, run_dir=args.run_dir, parameters=params,
                                 notebooks=_notebook_paths(args.notebooks), render=not args.no_report,
                                 scheduler=args.scheduler)

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorruptedFileError, TaskrelError
-from .io import atomic_path, jsonable
+from .io import atomic_path, jsonable, writing
 from .paths import cache_dir
 
 __all__ = ["Namespace", "digest", "code_digest", "modules_of", "check_entry", "MISSING"]
@@ -328,17 +328,18 @@ def _locked(path: Path):
     except ImportError:  # no flock (Windows): atomic writes still keep every entry whole
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(f".{path.name}.lock")
-    while True:
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
-                break  # still the lock file (not one a previous holder removed)
-        except FileNotFoundError:
-            pass
-        os.close(fd)
+    with writing(lock):  # a read-only cache: say where, not a raw PermissionError
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                    break  # still the lock file (not one a previous holder removed)
+            except FileNotFoundError:
+                pass
+            os.close(fd)
     try:
         yield
     finally:

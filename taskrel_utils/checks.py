@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import TaskrelError
 
-__all__ = ["as_features", "as_labels", "as_pair", "check_classes"]
+__all__ = ["as_features", "as_labels", "as_pair", "check_classes", "as_seed"]
 
 
 def as_features(Z, what: str, d: int | None = None) -> np.ndarray:
@@ -20,6 +20,9 @@ def as_features(Z, what: str, d: int | None = None) -> np.ndarray:
         raise TaskrelError(f"{what}: features must be a numeric array ({e})") from None
     if Z.ndim != 2:
         raise TaskrelError(f"{what}: features must be a 2-D array (N, d), got shape {Z.shape}")
+    if Z.shape[1] == 0:
+        raise TaskrelError(f"{what}: features have no columns (shape {Z.shape}); extract them again with an encoder "
+                           "that gives at least one feature per image")
     if d is not None and Z.shape[1] != d:
         raise TaskrelError(f"{what}: features have dimension {Z.shape[1]}, expected {d} "
                            "(reference and target features must come from the same encoder)")
@@ -65,3 +68,11 @@ def check_classes(y, K: int, what: str, require_all: bool) -> None:
         if len(missing):
             raise TaskrelError(f"{what}: class(es) {missing.tolist()} have no samples; relabel the classes "
                                "to 0..K-1 without gaps or add samples")
+
+
+def as_seed(seed, what: str = "seed") -> int:
+    """``seed`` as an int >= 0, the seeds numpy's and torch's generators take."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TaskrelError(f"{what} must be an integer >= 0 (it seeds numpy's random generator), got {seed!r}; "
+                           "pass 0, 1, 2, ...")
+    return int(seed)

@@ -2,7 +2,7 @@
 
 A *scheduler address* chooses the cluster: ``tcp://host:8786`` (any running scheduler: a SLURM
 cluster of ``dask-jobqueue``, ``dask scheduler`` started by hand, ...) or ``local`` (a
-``LocalCluster`` of this machine, started on first use: ``TASKREL_JOBS`` or the CPU count worker
+``LocalCluster`` of this machine, started on first use: :func:`jobs.n_jobs_default` worker
 processes, one thread each). ``TASKREL_SCHEDULER`` gives the address to every
 :func:`jobs.run_jobs` of the process (the tables, the zoo's pre-training, the fine-tuning grid);
 ``python -m taskrel_utils run --scheduler ADDRESS`` sets it for the notebooks' kernels.
@@ -53,7 +53,7 @@ def _require_distributed():
 
 
 def start_local_cluster(n_workers: int | None = None):
-    """A ``LocalCluster`` of ``n_workers`` processes (None: ``TASKREL_JOBS`` or the CPU count), one
+    """A ``LocalCluster`` of ``n_workers`` processes (None: :func:`jobs.n_jobs_default`), one
     thread each, its HTTP server (dashboard) on a free port of this machine. The caller closes it."""
     from .jobs import n_jobs_default
 

@@ -86,6 +86,24 @@ def list_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
+def read_yaml(path, what: str) -> dict:
+    """The mapping in the YAML file ``path`` (``what`` it is, for the message); a syntax error or
+    another top-level value raises a :class:`TaskrelError` that names the file and the line."""
+    try:
+        value = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise TaskrelError(f"{what} {path} is not valid YAML{line} ({getattr(e, 'problem', None) or e}); fix that line "
+                           "(a list is [a, b], a mapping {key: value}; quote text with : or #)") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TaskrelError(f"{what} {path} must be a mapping of names to values (name: value, one a line), "
+                           f"got a {type(value).__name__}")
+    return value
+
+
 def load_profile(name: str = "mini", **overrides) -> Profile:
     """Read profile ``name`` and apply ``overrides`` (a value of ``None`` keeps the profile's own).
 
@@ -93,7 +111,7 @@ def load_profile(name: str = "mini", **overrides) -> Profile:
     """
     if name not in list_profiles():
         raise UnknownNameError("profile", name, list_profiles())
-    raw = yaml.safe_load((PROFILES_DIR / f"{name}.yaml").read_text())
+    raw = read_yaml(PROFILES_DIR / f"{name}.yaml", "profile")
     for key in list(raw) + list(overrides):
         if key not in FIELDS:
             raise UnknownNameError("profile parameter", key, [f for f in FIELDS if f != "name"])
@@ -107,12 +125,14 @@ def load_profile(name: str = "mini", **overrides) -> Profile:
 
 
 def _validated(raw: dict) -> Profile:
-    def names(key):
-        value = raw.get(key)
+    def names(key, empty_ok=False):
+        value = raw.get(key) or ([] if empty_ok else None)
         if isinstance(value, str):
             value = [value]
-        if not value or not all(isinstance(v, str) and v for v in value):
-            raise TaskrelError(f"profile {raw['name']!r}: {key} must be a non-empty list of names, got {value!r}")
+        if (not isinstance(value, (list, tuple)) or not (value or empty_ok)
+                or not all(isinstance(v, str) and v for v in value)):
+            raise TaskrelError(f"profile {raw['name']!r}: {key} must be a {'' if empty_ok else 'non-empty '}list of "
+                               f"names such as [a, b], got {value!r}")
         return tuple(value)
 
     def positive_or_none(key):
@@ -135,7 +155,7 @@ def _validated(raw: dict) -> Profile:
         premise = check_premise_settings(premise, where=f"profile {raw['name']!r}")
     if not isinstance(raw.get("finetune", {}), dict):
         raise TaskrelError("finetune must be a dict: {recipe: <name>, <recipe field>: <value>, ...}")
-    contrasts = tuple(raw.get("contrasts") or ())
+    contrasts = names("contrasts", empty_ok=True)
     encoders = names("encoders")
     if not set(contrasts) <= set(encoders):
         raise TaskrelError(f"profile {raw['name']!r}: contrasts {sorted(set(contrasts) - set(encoders))} are not "
@@ -149,8 +169,8 @@ def _validated(raw: dict) -> Profile:
         raise TaskrelError(f"profile {raw['name']!r}: device must be auto (the GPU when there is one), cpu, cuda "
                            f"or cuda:N, got {device!r}")
     seed = raw.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TaskrelError(f"seed must be an integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise TaskrelError(f"profile {raw['name']!r}: seed must be an integer >= 0, got {seed!r}")
     return Profile(
         name=raw["name"],
         description=str(raw.get("description", "")),

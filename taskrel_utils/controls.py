@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import as_seed
 from .errors import TaskrelError
 from .numerics import stratified_groups
 
 
 def shuffled_target(pair_kwargs: dict, seed: int = 0) -> dict:
     """The unrelated control: the same target features with their labels shuffled (train and test)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(as_seed(seed))
     out = dict(pair_kwargs)
     for key in ("target_train", "target_test"):
         Z, y = pair_kwargs[key]
@@ -35,6 +36,7 @@ def target_fraction(pair_kwargs: dict, fraction: float, seed: int = 0) -> dict:
     if fraction == 1:
         keep = np.arange(len(y))
     else:
-        (keep,) = stratified_groups(y, lambda n: [max(1, int(round(fraction * n)))], np.random.default_rng(seed))
+        rng = np.random.default_rng(as_seed(seed))
+        (keep,) = stratified_groups(y, lambda n: [max(1, int(round(fraction * n)))], rng)
     subset = (Z[keep], y[keep])
     return dict(pair_kwargs, target_train=subset, target_test=subset)

@@ -14,6 +14,7 @@ from itertools import combinations
 import numpy as np
 from scipy import stats
 
+from .checks import as_seed
 from .errors import TaskrelError, UnknownNameError
 
 # A bootstrap whose resamples are constant (in x or y) more often than this fraction is refused.
@@ -157,7 +158,7 @@ def bootstrap_distribution(x, y, method: str = "pearson", n_boot: int = 2000, se
     if int(n_boot) != n_boot or n_boot < 1:
         raise TaskrelError(f"n_boot must be a positive integer, got {n_boot!r}")
     x, y = _check(x, y)
-    idx = np.random.default_rng(seed).integers(0, x.size, size=(int(n_boot), x.size))
+    idx = np.random.default_rng(as_seed(seed)).integers(0, x.size, size=(int(n_boot), x.size))
     xb, yb = x[idx], y[idx]
     keep = (np.ptp(xb, axis=1) > 0) & (np.ptp(yb, axis=1) > 0)
     n_skipped = int(n_boot - keep.sum())

@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from . import bundle
+from .checks import as_seed
 from .errors import CorruptedFileError, MissingDataError, OfflineError, TaskrelError, UnknownNameError
 from .io import atomic_path, sha256_bytes, sha256_file
 from .numerics import stratified_groups
 from .paths import MINI_DIR, cache_dir
+from .preprocessing import eight_bit
 
 SPLITS = ("train", "test")
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
@@ -157,7 +159,7 @@ class Task:
     def stratified_subset(self, per_class: int, seed: int = 0) -> "Task":
         """At most ``per_class`` samples of every class, drawn with ``seed`` (all of a smaller class)."""
         per_class = _check_int("per_class", per_class, 1)
-        (picked,) = stratified_groups(self.labels, lambda n: [per_class], np.random.default_rng(seed))
+        (picked,) = stratified_groups(self.labels, lambda n: [per_class], np.random.default_rng(as_seed(seed)))
         return self.subset(picked)
 
 
@@ -217,7 +219,8 @@ class _Concat:
 
 
 class FileDataset:
-    """Image files with labels: ``dataset[i] -> (RGB PIL image, label)``, decoded on access."""
+    """Image files with labels: ``dataset[i] -> (RGB PIL image, label)``, decoded on access
+    (:func:`read_image`)."""
 
     def __init__(self, files, labels):
         self.files = [str(f) for f in files]
@@ -227,10 +230,25 @@ class FileDataset:
         return len(self.files)
 
     def __getitem__(self, i):
-        from PIL import Image
+        return read_image(self.files[i]), self.labels[i]
 
-        with Image.open(self.files[i]) as im:
-            return im.convert("RGB"), self.labels[i]
+
+def read_image(path):
+    """The image file ``path`` as an RGB PIL image (16-bit grey scaled to 8 bits:
+    :func:`~taskrel_utils.preprocessing.eight_bit`). A file Pillow cannot decode (truncated,
+    corrupt, not an image, unreadable) or refuses (more than twice ``PIL.Image.MAX_IMAGE_PIXELS``)
+    raises a :class:`TaskrelError` that names it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return eight_bit(im).convert("RGB")
+    except Image.DecompressionBombError as e:
+        raise TaskrelError(f"image {path} is too large to decode safely ({e}); shrink it or remove it from the "
+                           "folder") from None
+    except (OSError, SyntaxError, ValueError) as e:  # truncated, corrupt, not an image, unreadable
+        raise TaskrelError(f"image {path} cannot be read ({type(e).__name__}: {e}); replace it or remove it from "
+                           "the folder") from None
 
 
 # --------------------------------------------------------------------------- registry
@@ -453,7 +471,7 @@ def stratified_pool(labels, size: int, seed: int = 0) -> np.ndarray:
     labels = np.asarray(labels)
     size = _check_int("size", size, 1)
     present = np.unique(labels)
-    rng = np.random.default_rng([seed, size])
+    rng = np.random.default_rng([as_seed(seed), size])
     extra = set(rng.choice(len(present), size % len(present), replace=False).tolist())
     quotas = iter([size // len(present) + (i in extra) for i in range(len(present))])
     (picked,) = stratified_groups(labels, lambda n: [next(quotas)], rng)
@@ -481,7 +499,7 @@ def _load_imagenet(split: str, root, n_classes=None, max_images=None, seed: int 
     wnids = _class_dirs(root / "train")
     if not wnids:
         raise MissingDataError(f"task 'imagenet': no class folders under {root / 'train'}. {hint}")
-    seed = _check_int("seed", seed, 0)
+    seed = as_seed(seed)
     if n_classes is not None:
         n_classes = _check_int("n_classes", n_classes, 1, len(wnids))
         chosen = np.sort(np.random.default_rng(seed).choice(len(wnids), n_classes, replace=False))
@@ -518,6 +536,8 @@ def _imagenet_names(root: Path, wnids) -> list[str]:
 
 
 def _load_folder(split: str, root, seed: int = 0, test_fraction: float = 0.2) -> Task:
+    """A user's image folder (:func:`_folder_splits`). A class without training images is dropped
+    and a class without test images kept, each with a warning that names them."""
     hint = ("task 'folder' needs root=DIR with your images as DIR/<class>/*.jpg (split 80/20 "
             "by the kit) or DIR/train/<class>/* and DIR/test/<class>/*")
     if root is None:
@@ -525,38 +545,49 @@ def _load_folder(split: str, root, seed: int = 0, test_fraction: float = 0.2) ->
     root = Path(root)
     if not root.is_dir():
         raise MissingDataError(f"folder {root} not found. {hint}")
-    seed = _check_int("seed", seed, 0)
-    if not 0.0 < float(test_fraction) < 1.0:
+    seed = as_seed(seed)
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
         raise TaskrelError(f"test_fraction must lie strictly between 0 and 1 (the share of images held out for "
                            f"testing), got {test_fraction!r}")
-    test_dir = "test" if (root / "test").is_dir() else "val"
-    if (root / "train").is_dir() and (root / test_dir).is_dir():
-        split_dirs = {"train": root / "train", "test": root / test_dir}
-        classes = sorted(set(_class_dirs(split_dirs["train"])) | set(_class_dirs(split_dirs["test"])))
-        files, labels = [], []
-        for k, c in enumerate(classes):
-            d = split_dirs[split] / c
-            fs = _image_files(d) if d.is_dir() else []
-            files += fs
-            labels += [k] * len(fs)
-    else:
-        classes = _class_dirs(root)
-        rng = np.random.default_rng(seed)
-        files, labels = [], []
-        for k, c in enumerate(classes):
-            fs = _image_files(root / c)
-            n_test = int(round(float(test_fraction) * len(fs)))
-            if len(fs) >= 2:
-                n_test = min(max(n_test, 1), len(fs) - 1)
-            perm = rng.permutation(len(fs))
-            pick = np.sort(perm[:n_test] if split == "test" else perm[n_test:])
-            files += [fs[i] for i in pick]
-            labels += [k] * len(pick)
+    parts = _folder_splits(root, seed, float(test_fraction))
+    empty = [c for c, p in parts.items() if not p["train"]]
+    if empty:
+        warnings.warn(f"task 'folder' under {root}: no training image in class folder(s) {', '.join(empty)}; dropped "
+                      f"them (the task has {len(parts) - len(empty)} classes). Add images to them or remove them",
+                      stacklevel=3)
+    classes = [c for c, p in parts.items() if p["train"]]
+    untested = [c for c in classes if not parts[c]["test"]]
+    if untested:
+        warnings.warn(f"task 'folder' under {root}: class(es) {', '.join(untested)} have no image in the test split, "
+                      f"so the test split says nothing about them. Add images (a class split by the kit needs 2 or "
+                      f"more)", stacklevel=3)
+    files = [f for c in classes for f in parts[c][split]]
+    labels = [k for k, c in enumerate(classes) for _ in parts[c][split]]
     if not classes or not files:
         raise MissingDataError(f"no images found for split {split!r} under {root}. {hint}")
     cid = _files_content_id("folder", root, files, labels, classes, stat=True)
     return Task("folder", split, np.asarray(labels), tuple(classes), dataset=FileDataset(files, labels),
                 content_id=cid, info={"source": str(root)})
+
+
+def _folder_splits(root: Path, seed: int, test_fraction: float) -> dict:
+    """``{class: {"train": files, "test": files}}`` of a folder task, classes sorted: from
+    ``root/train/<class>`` and ``root/test/<class>`` (or ``val``) when both exist, else each
+    ``root/<class>`` split by a seeded permutation, ``test_fraction`` of it (at least one image,
+    never all) to the test split; a class of one image keeps it for training."""
+    test_dir = "test" if (root / "test").is_dir() else "val"
+    if (root / "train").is_dir() and (root / test_dir).is_dir():
+        dirs = {"train": root / "train", "test": root / test_dir}
+        names = sorted(set(_class_dirs(dirs["train"])) | set(_class_dirs(dirs["test"])))
+        return {c: {s: _image_files(d / c) if (d / c).is_dir() else [] for s, d in dirs.items()} for c in names}
+    rng = np.random.default_rng(seed)
+    parts = {}
+    for c in _class_dirs(root):
+        fs = _image_files(root / c)
+        n_test = min(max(int(round(test_fraction * len(fs))), 1), len(fs) - 1) if len(fs) >= 2 else 0
+        perm = rng.permutation(len(fs))
+        parts[c] = {"test": [fs[i] for i in np.sort(perm[:n_test])], "train": [fs[i] for i in np.sort(perm[n_test:])]}
+    return parts
 
 
 # --------------------------------------------------------------------------- pre-training corpora

@@ -31,7 +31,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .cache import Namespace
+from .checks import as_seed
 from .errors import CorruptedFileError, TaskrelError, UnknownNameError
+from .numerics import standard_scaler
 from .reference_classifier import ReferenceClassifier, train_reference_classifier
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "finetune", "FinetuneResult", "linear_probe", "ProbeResult",
@@ -203,8 +205,7 @@ def finetune(encoder, train_task, test_task, recipe="mini", *, seed: int = 0, ca
     reductions differ between thread counts); ``None`` uses torch's current setting.
     """
     recipe = get_recipe(recipe, **overrides)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TaskrelError(f"seed must be an integer, got {seed!r}")
+    seed = as_seed(seed)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
                                 or threads < 1):
         raise TaskrelError(f"threads must be a positive integer or None, got {threads!r}")
@@ -416,7 +417,7 @@ def linear_probe(train, test, n_classes: int | None = None, *, scale: str = "sma
     :func:`~taskrel_utils.reference_classifier.train_reference_classifier` (tau0, iterations, ...).
     """
     (Z, y), (Z_te, y_te) = train, test
-    scaler = StandardScaler().fit(np.asarray(Z, dtype=np.float64))
+    scaler = standard_scaler(Z)
     X, X_te = scaler.transform(Z), scaler.transform(Z_te)
     clf = train_reference_classifier(X, y, n_classes, scale=scale, seed=seed, **options)
     y_te = np.asarray(y_te)
@@ -466,7 +467,7 @@ def logistic_probe(train, test, validation=None, *, Cs=PROBE_CS, max_iter: int =
         raise TaskrelError("logistic_probe: train, test and validation features have different dimensions")
     if np.unique(arrays["train"][1]).size < 2:
         raise TaskrelError("logistic_probe: the training labels have a single class")
-    scaler = StandardScaler().fit(arrays["train"][0])
+    scaler = standard_scaler(arrays["train"][0])
     X = {name: scaler.transform(Z) for name, (Z, _) in arrays.items()}
 
     def fit(C):

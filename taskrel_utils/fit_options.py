@@ -114,10 +114,16 @@ _CHOICES = dict(
     stop=("converged", "fixed"), update=("closed_form", "adam"), reweighted_loss=("pool", "batch"),
 )
 _CHOICE_HINTS = dict(stop=" ('converged': stopping rule, `steps` is the cap; 'fixed': exactly `steps`)")
-#: integer options and their smallest value
-_INTEGERS = dict(steps=1, window=1, min_steps=0, ot_every=1)
-#: number options and the interval they must lie in, ``(low, low_included, high)``
-_NUMBERS = dict(tol=(0.0, True, np.inf), closed_form_rate=(0.0, False, 1.0))
+#: integer options and their smallest value (an int: not a bool, a float or a string)
+_INTEGERS = dict(steps=1, window=1, min_steps=0, ot_every=1, batch_size=1)
+#: integer options that may also be None (what None means: the option's comment above)
+_OPTIONAL_INTEGERS = dict(num_threads=1, pseudo_warmup_steps=0, pseudo_refresh=0, log_every=0)
+#: number options and the interval they must lie in, ``(low, low_included, high)``; every one finite
+_NUMBERS = dict(tol=(0.0, True, np.inf), closed_form_rate=(0.0, False, 1.0), lr=(0.0, False, np.inf),
+                lr_delta=(0.0, False, np.inf), Lambda=(0.0, True, np.inf), lambda_wd=(0.0, True, np.inf),
+                lambda_pm=(0.0, True, np.inf), lambda_ic=(0.0, True, np.inf), b_init_eps=(0.0, False, np.inf),
+                adam_eps=(0.0, False, np.inf))
+_BOOLEANS = ("theorem_wasserstein", "track_target_accuracy")
 
 
 def _is_integer(v) -> bool:
@@ -128,6 +134,39 @@ def _is_number(v) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
 
 
+def _check_values(opts: dict) -> None:
+    """Every option of fixed kind has a value of that kind: a clear error naming the option."""
+    for key, valid in _CHOICES.items():
+        if opts[key] not in valid:
+            raise TaskrelError(f"{key} must be {' or '.join(map(repr, valid))}{_CHOICE_HINTS.get(key, '')}, "
+                               f"got {opts[key]!r}")
+    for key, low in {**_INTEGERS, **_OPTIONAL_INTEGERS}.items():
+        v = opts[key]
+        if not (v is None and key in _OPTIONAL_INTEGERS) and not (_is_integer(v) and v >= low):
+            none = " or None" if key in _OPTIONAL_INTEGERS else ""
+            raise TaskrelError(f"{key} must be an integer >= {low}{none}, got {v!r} ({type(v).__name__}); "
+                               "pass a whole number as an int")
+    for key, (low, closed, high) in _NUMBERS.items():
+        v = opts[key]
+        if not _is_number(v) or not np.isfinite(v) or not (v >= low if closed else v > low) or not v <= high:
+            raise TaskrelError(f"{key} must be a finite number in {'[' if closed else '('}{low:g}, {high:g}"
+                               f"{']' if np.isfinite(high) else ')'}, got {v!r}; pass a number in that range")
+    betas = opts["adam_betas"]
+    if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+            or not all(_is_number(b) and 0 <= b < 1 for b in betas)):
+        raise TaskrelError(f"adam_betas must be two numbers in [0, 1), e.g. (0.9, 0.999), got {betas!r}")
+    for key in _BOOLEANS:
+        if not isinstance(opts[key], (bool, np.bool_)):
+            raise TaskrelError(f"{key} must be True or False, got {opts[key]!r}")
+    steps = opts["eval_steps"]
+    if isinstance(steps, (str, bytes)) or not hasattr(steps, "__iter__") or not all(
+            _is_integer(s) and s >= 0 for s in steps):
+        raise TaskrelError(f"eval_steps must be a list of step numbers (integers >= 0), got {steps!r}")
+    if opts["reference_classifier_options"] is not None and not isinstance(opts["reference_classifier_options"], dict):
+        raise TaskrelError(f"reference_classifier_options must be a dict (e.g. dict(tau0=0.5)) or None, "
+                           f"got {opts['reference_classifier_options']!r}")
+
+
 def resolve_options(scale: str, schedule: str, options: dict) -> dict:
     """:func:`default_options` (``scale``, ``schedule``) updated with ``options``, validated."""
     opts = default_options(scale, schedule)
@@ -135,17 +174,7 @@ def resolve_options(scale: str, schedule: str, options: dict) -> dict:
     if unknown:
         raise UnknownNameError("option", sorted(unknown)[0], opts)
     opts.update(options)
-    for key, valid in _CHOICES.items():
-        if opts[key] not in valid:
-            raise TaskrelError(f"{key} must be {' or '.join(map(repr, valid))}{_CHOICE_HINTS.get(key, '')}, "
-                               f"got {opts[key]!r}")
-    for key, low in _INTEGERS.items():
-        if not _is_integer(opts[key]) or opts[key] < low:
-            raise TaskrelError(f"{key} must be an integer >= {low}, got {opts[key]!r}")
-    for key, (low, closed, high) in _NUMBERS.items():
-        v = opts[key]
-        if not _is_number(v) or not (v >= low if closed else v > low) or not v <= high:
-            raise TaskrelError(f"{key} must be a number in {'[' if closed else '('}{low}, {high}], got {v!r}")
+    _check_values(opts)
     if schedule == "reference" and opts["update"] != "adam":
         raise TaskrelError("the reference schedule is the original step (update='adam'); "
                            "update='closed_form' needs schedule='fast'")

@@ -32,12 +32,12 @@ import torch
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from .checks import as_pair, check_classes
+from .checks import as_pair, as_seed, check_classes
 from .errors import TaskrelError, UnknownNameError
 from .fit_engine import _ClosedFormStep, _FastStep, _Params, _ReferenceStep, device_for
 from .fit_options import MODES, resolve_options
 from .reference_classifier import ReferenceClassifier, fit_reference_model
-from .numerics import euclidean
+from .numerics import euclidean, standard_scaler
 from .transport import emd_plan
 
 __all__ = ["FitState", "Start", "Transformations", "TransportPlan", "prepare", "initial_transformations",
@@ -200,6 +200,11 @@ def _check_inputs(ref_train, ref_test, target_train, target_test, n_target_class
         raise TaskrelError("the test sets must not be empty")
     if mode != "learned_all" and K_R != K_T:
         raise TaskrelError(f"mode {mode!r} needs as many reference as target classes (got {K_R} and {K_T})")
+    if not pseudo and K_T > K_R:
+        raise TaskrelError(f"the target has {K_T} classes, the reference only {K_R}: the bound's W (as the original "
+                           f"code computes it) sends each reference class to one target class, so target classes "
+                           f"beyond {K_R} get no reference points and W fails. Use a reference task with at least "
+                           f"{K_T} classes, or merge target classes")
     return (Zr, yr), (Zr_te, yr_te), (Zt, yt), (Zt_te, yt_te), K_R, K_T, pseudo
 
 
@@ -210,6 +215,7 @@ def prepare(ref_train, ref_test, target_train, target_test, n_target_classes=Non
     :func:`~taskrel_utils.relatedness.task_relatedness` (raw ``(features, labels)`` pairs)."""
     if mode not in MODES:
         raise UnknownNameError("mode", mode, MODES)
+    seed = as_seed(seed)
     opts = resolve_options(scale, schedule, options)  # checks scale, schedule and the options
     (Zr, yr), (Zr_te, yr_te), (Zt, yt), (Zt_te, yt_te), K_R, K_T, pseudo = _check_inputs(
         ref_train, ref_test, target_train, target_test, n_target_classes, mode)
@@ -217,7 +223,7 @@ def prepare(ref_train, ref_test, target_train, target_test, n_target_classes=Non
     s_R, h_R = fit_reference_model((Zr, yr), (Zr_te, yr_te), seed=seed, scale=scale, schedule=schedule,
                                    options=opts["reference_classifier_options"], classifier=opts["reference_classifier"])
     t_href = time.perf_counter() - t0
-    s_T = StandardScaler().fit(Zt)
+    s_T = standard_scaler(Zt)
     Xr, Xr_te = s_R.transform(Zr), s_R.transform(Zr_te)
     ce_tr, ce_te = h_R.cross_entropy(Xr, yr), h_R.cross_entropy(Xr_te, yr_te)
     state = FitState(

@@ -1,10 +1,14 @@
-"""Atomic writes and checksums: an interrupted run never leaves a half-written file behind."""
+"""Atomic writes and checksums: an interrupted run never leaves a half-written file behind, and a
+write that fails because of where it goes (a full disk, a read-only folder) says where and what to do."""
+import errno
 import hashlib
 import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import TaskrelError
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
@@ -26,6 +30,24 @@ def sha256_bytes(*parts) -> str:
 
 #: how the temporary files of :func:`atomic_path` are named: ``.<name>.<random>.tmp<suffix>``
 TEMPORARY_GLOB = ".*.tmp*"
+#: the errors of a write that fail because of the place written to, and what to do about each
+PLACE_ERRORS = {errno.ENOSPC: "free space on that disk", errno.EDQUOT: "free space within your quota",
+                errno.EROFS: "make that folder writable", errno.EACCES: "make that folder writable",
+                errno.EPERM: "make that folder writable"}
+
+
+@contextmanager
+def writing(path):
+    """Let the enclosed code write to ``path``: an ``OSError`` of :data:`PLACE_ERRORS` (no space,
+    read-only, no permission) becomes a :class:`TaskrelError` that names the path and what to do."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in PLACE_ERRORS:
+            raise
+        other = f" ({e.filename})" if e.filename and str(e.filename) != str(path) else ""
+        raise TaskrelError(f"cannot write {path}: {e.strerror}{other}; {PLACE_ERRORS[e.errno]}, or write elsewhere: "
+                           "TASKREL_CACHE=DIR for the cache, --run-dir DIR (run_dir=) for a run") from e
 
 
 @contextmanager
@@ -33,19 +55,21 @@ def atomic_path(path):
     """Yield a temporary path beside ``path``; on success rename it onto ``path``, on error delete it.
 
     A process killed meanwhile (SIGKILL) leaves the temporary file, never a partial ``path``;
-    :func:`remove_temporaries` clears such leftovers.
+    :func:`remove_temporaries` clears such leftovers. A full disk or a read-only folder raises
+    :func:`writing`'s error.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file ordinary permissions
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def temporaries(folder) -> list[Path]:

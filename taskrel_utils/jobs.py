@@ -13,10 +13,15 @@ from typing import Callable, Iterable, Sequence
 
 from tqdm.auto import tqdm
 
+from .errors import TaskrelError
+from .memory import available_bytes
 from .paths import cache_dir
 
-#: The variable that sets the default number of worker processes (else: the CPU count).
+#: The variable that sets the default number of worker processes (else: the CPUs and the memory).
 JOBS_VARIABLE = "TASKREL_JOBS"
+#: The memory one worker process is assumed to take: about 650 MB once it has imported the kit
+#: (torch), plus its own copy of the features and its fits.
+WORKER_MEMORY_BYTES = 2 ** 30
 
 #: Environment variables every job sees as the caller has them *now*. joblib keeps its worker
 #: processes from one call to the next and a worker keeps the environment it started with, so a
@@ -26,10 +31,21 @@ WORKER_ENVIRONMENT = ("TASKREL_CACHE",)
 
 
 def n_jobs_default(n_tasks: int) -> int:
-    """Worker processes for ``n_tasks`` independent jobs: ``TASKREL_JOBS`` if set, else the CPU
-    count; at least 1 and at most ``n_tasks``."""
+    """Worker processes for ``n_tasks`` independent jobs, at least 1 and at most ``n_tasks``:
+    ``TASKREL_JOBS`` if set, else as many as both the CPUs and the memory allow,
+    ``min(CPU count, available memory // WORKER_MEMORY_BYTES)`` (every worker holds its own copy
+    of the features; the CPU count alone where the available memory is unknown)."""
     env = os.environ.get(JOBS_VARIABLE, "").strip()
-    n = int(env) if env else (os.cpu_count() or 1)
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise TaskrelError(f"{JOBS_VARIABLE}={env!r}: it must be a positive integer (the number of worker "
+                               f"processes); set e.g. {JOBS_VARIABLE}=1, or unset it for the default")
+        n = int(env)
+    else:
+        n = os.cpu_count() or 1
+        memory = available_bytes()
+        if memory is not None:
+            n = min(n, memory // WORKER_MEMORY_BYTES)
     return max(1, min(n, n_tasks))
 
 
@@ -47,7 +63,7 @@ def run_jobs(fn: Callable, jobs: Iterable[Sequence], *, n_jobs: int | None = Non
     ``scheduler``: a Dask scheduler address, or ``"local"`` for a ``LocalCluster`` (None:
     ``TASKREL_SCHEDULER``; unset or empty: none); with one, every job runs on the cluster's
     workers and ``n_jobs`` does not apply (:func:`cluster.map_jobs`). Otherwise ``n_jobs``: local
-    worker processes (None: ``TASKREL_JOBS`` or the CPU count; capped by :func:`worker_count`);
+    worker processes (None: :func:`n_jobs_default`; capped by :func:`worker_count`);
     with one, the jobs run in this process. ``desc``, ``progress``: the progress bar (one tick per
     finished job).
     """

@@ -7,6 +7,9 @@
   rows of ``X`` (N x d) and ``Y`` (M x d), as an N x M matrix, by the expansion
   ``||x - y||^2 = ||x||^2 + ||y||^2 - 2 x.y`` (one matrix product), clipped at 0 because rounding
   can make that expansion slightly negative for (near-)identical points.
+* :func:`standard_scaler` - sklearn's per-column z-scorer fit at any global scale of the features
+  (1e-200 or 1e200): each column is divided by the power of two just above its largest value first, which
+  is exact in floating point, so that the squares inside the variance neither underflow nor overflow.
 * :func:`stratified_groups` - a seeded, per-class split of sample indices into groups of given
   sizes (subsets, fine-tuning / validation splits, fractions of a target).
 * :func:`finite_or_none` / :func:`finite_table` - numbers for a JSON metrics file: NaN and
@@ -20,8 +23,8 @@ import numpy as np
 
 from .errors import TaskrelError
 
-__all__ = ["softmax", "log_softmax", "logsumexp", "sq_euclidean", "euclidean", "stratified_groups", "finite_or_none",
-           "finite_table"]
+__all__ = ["softmax", "log_softmax", "logsumexp", "sq_euclidean", "euclidean", "standard_scaler", "stratified_groups",
+           "finite_or_none", "finite_table"]
 
 
 def softmax(logits, axis: int = -1) -> np.ndarray:
@@ -70,6 +73,30 @@ def euclidean(X, Y) -> np.ndarray:
     (the root of :func:`sq_euclidean`)."""
     sq = sq_euclidean(X, Y)
     return np.sqrt(sq, out=sq)
+
+
+def standard_scaler(Z):
+    """A ``sklearn`` ``StandardScaler`` fit on finite features ``Z`` (N, d), exact at any scale.
+
+    Each column is divided by the power of two just above its largest absolute value before the
+    mean and variance are taken, and the statistics are scaled back after: dividing by a power of
+    two changes no bit of a float64 (barring under- or overflow), so ordinary features get
+    sklearn's numbers to the bit, while features scaled by 1e-200 or 1e200 (whose squares under-
+    or overflow) standardise to the same z-scores as unscaled ones. A constant column keeps scale
+    1, as in sklearn. ``var_`` may be 0 or inf at extreme scales; ``transform`` reads only
+    ``mean_`` and ``scale_``.
+    """
+    from sklearn.preprocessing import StandardScaler
+
+    Z = np.asarray(Z, dtype=np.float64)
+    unit = np.ldexp(1.0, np.frexp(np.abs(Z).max(axis=0, initial=0.0))[1])  # 2**e with max |Z| = m 2**e, m in [0.5, 1)
+    scaler = StandardScaler().fit(Z / unit)
+    constant = scaler.scale_ != np.sqrt(scaler.var_)  # sklearn gave these columns scale 1
+    scaler.mean_ *= unit
+    scaler.scale_ *= np.where(constant, 1.0, unit)
+    with np.errstate(over="ignore", under="ignore"):
+        scaler.var_ *= unit * unit
+    return scaler
 
 
 def stratified_groups(labels, group_sizes, rng: np.random.Generator) -> list[np.ndarray]:

@@ -5,6 +5,8 @@
 import os
 from pathlib import Path
 
+from .io import writing
+
 KIT_ROOT = Path(__file__).resolve().parent.parent
 MINI_DIR = KIT_ROOT / "data" / "mini"
 ZOO_DIR = KIT_ROOT / "data" / "zoo"
@@ -17,5 +19,6 @@ def cache_dir(sub: str = "") -> Path:
     """The cache folder (created on demand), optionally a named sub-folder of it."""
     root = Path(os.environ.get("TASKREL_CACHE", KIT_ROOT / "data" / "cache"))
     path = root / sub if sub else root
-    path.mkdir(parents=True, exist_ok=True)
+    with writing(path):
+        path.mkdir(parents=True, exist_ok=True)
     return path

@@ -16,17 +16,18 @@ temporaries; run it again: it removes those, and the caches give back what was c
 """
 from __future__ import annotations
 
+import ast
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
-
 from . import config, report, report_index
 from .errors import TaskrelError, UnknownNameError
 from .io import atomic_path
+from .memory import PeakMemory
 from .paths import KIT_ROOT, NOTEBOOKS_DIR
 from .runs import Run
 
@@ -39,7 +40,8 @@ def list_notebooks() -> list[Path]:
 
 
 def notebook_parameters(path) -> dict:
-    """The names and defaults declared in a notebook's ``parameters`` cell."""
+    """The names and defaults (their source text, e.g. ``'[1, 2]'``) declared in a notebook's
+    ``parameters`` cell."""
     import papermill as pm
 
     return {name: spec["default"] for name, spec in pm.inspect_notebook(str(path)).items()}
@@ -50,7 +52,7 @@ def profile_parameters(profile: str) -> dict:
     if profile not in config.list_profiles():
         raise UnknownNameError("profile", profile, config.list_profiles())
     path = NOTEBOOKS_DIR / "params" / f"{profile}.yaml"
-    params = yaml.safe_load(path.read_text()) if path.exists() else {}
+    params = config.read_yaml(path, "parameters file") if path.exists() else {}
     params["profile"] = profile
     return params
 
@@ -67,6 +69,40 @@ def check_parameters(notebooks, parameters: dict) -> dict:
         if name not in known:
             raise UnknownNameError("parameter", name, known, of=where)
     return declared
+
+
+def check_parameter_values(profile: str, declared: dict, parameters: dict) -> None:
+    """Refuse a parameter value of the wrong kind before any notebook starts: the profile's fields
+    (``targets``, ``encoders``, ``seed``, ...) as :func:`config.load_profile` checks them, any other
+    against the kind of its default in the notebooks that ``declared`` it (a list for a list, a
+    number for a number; a default of None takes anything)."""
+    config.load_profile(profile, **{k: v for k, v in parameters.items() if k in config.FIELDS and k != "name"})
+    for path, defaults in declared.items():
+        for name, source in defaults.items():
+            kind = _kind(source)
+            if name in parameters and name not in config.FIELDS and kind and not _fits(parameters[name], kind[0]):
+                raise TaskrelError(f"parameter {name} = {parameters[name]!r} does not fit {Path(path).name}, whose "
+                                   f"default is {source}: pass {kind[1]} (python -m taskrel_utils run -p {name} VALUE "
+                                   f"reads VALUE as YAML)")
+
+
+#: the kinds of notebook defaults: ``(kind of the default, types a value may have, name)``; bool first
+_KINDS = ((bool, (bool,), "true or false"), (int, (int,), "an integer"), (float, (int, float), "a number"),
+          (str, (str,), "text"), ((list, tuple), (list, tuple), "a list"), (dict, (dict,), "a mapping"))
+
+
+def _kind(source: str):
+    """``(types, name)`` of :data:`_KINDS` for a default's source text; None for None or an expression."""
+    try:
+        default = ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return None
+    return next(((types, name) for kind, types, name in _KINDS if isinstance(default, kind)), None)
+
+
+def _fits(value, types) -> bool:
+    """``value`` has one of ``types``, and is a bool only where a bool is expected."""
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
 
 
 def parameters_for(declared: dict, parameters: dict) -> dict:
@@ -87,14 +123,18 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
     ``parameters`` override the profile's parameters file (``notebooks/params/<profile>.yaml``).
     Each notebook receives the names its ``parameters`` cell declares. Before anything executes,
     the file's names are checked against all the numbered notebooks and ``parameters`` against
-    ``notebooks``: a name that none of them declares is refused. ``scheduler``: a Dask
+    ``notebooks``: a name that none of them declares is refused, and so is a value of the wrong
+    kind (:func:`check_parameter_values`). ``scheduler``: a Dask
     scheduler address for every job of the notebooks' tables (None: ``TASKREL_SCHEDULER``, if
     set); ``local`` starts one ``LocalCluster`` that all the notebooks share (:mod:`cluster`).
 
     The report of each notebook renders while the next one executes (:class:`_Reports`); a failed
     render stops the run at the next notebook boundary, at the latest before ``params/pipeline.json``
     is written. ``pipeline.json`` records the seconds of each notebook's execution (``seconds``) and
-    of each report (``render_seconds``), and of what follows the last notebook (``wrap_up_seconds``).
+    of each report (``render_seconds``), and of what follows the last notebook (``wrap_up_seconds``),
+    and each notebook's peak resident memory in MiB (``peak_memory_mb``: ``kernel``, the kernel
+    process's, and ``all_processes``, the kernel's and its worker processes' together; :class:`PeakMemory`;
+    the workers of a ``local`` scheduler start before the notebooks and do not count).
     """
     from .cluster import SCHEDULER_VARIABLE, scheduler_address, scheduler_session
     from .widgets import HEADLESS_VARIABLE
@@ -106,22 +146,25 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
     check_parameters(list_notebooks(), params)  # a typo in the profile's file
     declared = check_parameters(paths, parameters or {})  # a typo on the command line
     params.update(parameters or {})
+    check_parameter_values(profile, declared, params)  # a value of the wrong kind, before anything runs
     run = Run(run_dir or params.get("run_dir") or f"runs/{profile}")
     params["run_dir"] = str(run.root)
     run.remove_temporaries()  # what a killed run was writing (its complete files stay)
     kernel = _kernel_name()
-    timings = {}
+    timings, peaks = {}, {}
     with scheduler_session(scheduler) as address:
         # the kernels inherit these: explorers draw and create no widget; the jobs go to the scheduler
         with _environment({HEADLESS_VARIABLE: "1", SCHEDULER_VARIABLE: address or ""}), \
                 _Reports(run.path("report") if render else None) as reports:
             for path in paths:
-                _execute(path, run, parameters_for(declared[path], params), kernel, timings, progress)
+                with PeakMemory() as peak:
+                    _execute(path, run, parameters_for(declared[path], params), kernel, timings, progress)
+                peaks[path.stem] = peak.megabytes()
                 reports.submit(run.path("executed", path.name))
             executed = time.perf_counter()
         rendered = time.perf_counter()  # every report is written
     wrap_up = {"renders": rendered - executed, "scheduler": time.perf_counter() - rendered}
-    run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings,
+    run.save_params("pipeline", {"profile": profile, "parameters": params, "seconds": timings, "peak_memory_mb": peaks,
                                  "render_seconds": reports.seconds, "scheduler": scheduler_address(scheduler),
                                  "wrap_up_seconds": {k: round(v, 1) for k, v in wrap_up.items()},
                                  "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # vs. index.html's mtime, the exit
@@ -131,7 +174,8 @@ def run_notebooks(profile: str = "mini", run_dir=None, parameters: dict | None =
 
 
 def _execute(path: Path, run: Run, params: dict, kernel: str, timings: dict, progress: bool) -> None:
-    """Execute one notebook into ``run`` (atomically; a failed run is kept as ``*.failed.ipynb``);
+    """Execute one notebook into ``run`` (atomically; a failed run is kept as ``*.failed.ipynb``
+    when papermill wrote it whole: a full disk leaves it cut short, and then nothing is kept);
     ``timings[stem]``: the seconds of its execution."""
     import papermill as pm
 
@@ -145,11 +189,20 @@ def _execute(path: Path, run: Run, params: dict, kernel: str, timings: dict, pro
                 pm.execute_notebook(str(path), str(tmp), parameters=params, kernel_name=kernel,
                                     cwd=str(KIT_ROOT), progress_bar=progress, log_output=False)
             except BaseException:
-                if tmp.exists():
+                if _whole_json(tmp):
                     tmp.replace(failed)
                 raise
     finally:
         timings[path.stem] = round(time.perf_counter() - start, 1)
+
+
+def _whole_json(path: Path) -> bool:
+    """Whether the file at ``path`` exists and holds whole JSON (a notebook not cut short)."""
+    try:
+        json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 class _Reports:

@@ -12,7 +12,8 @@ encoder expects, ``(B, channels, size, size)``:
 
 Accepted input: a uint8 (or float) ndarray / tensor batch ``(B, H, W)`` (grey) or ``(B, H, W, 3)``
 (RGB), or a list of PIL images / ``(H, W)`` / ``(H, W, 3)`` arrays (sizes may differ). ndarray
-batches are processed with batched tensor operations.
+batches are processed with batched tensor operations. A 16-bit grey PIL image is scaled to 8 bits
+first (:func:`eight_bit`).
 
 ``description`` is a stable string of every parameter; the feature cache keys on it.
 """
@@ -28,6 +29,21 @@ from .errors import TaskrelError
 
 LUMA = (0.299, 0.587, 0.114)
 INTERPOLATIONS = ("bilinear", "bicubic")
+#: Pillow's modes of integer grey images wider than 8 bits: 16-bit (``I;16``, ``I;16B``, ...) and
+#: ``I``, which holds 16-bit PNGs in some Pillow versions
+WIDE_GREY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def eight_bit(im):
+    """A PIL image with 8-bit pixels: a 16-bit grey image (:data:`WIDE_GREY_MODES`) scaled by
+    255 / 65535 to mode ``L`` (Pillow's own conversion clips it at 255: nearly all white); any
+    other image unchanged."""
+    if im.mode not in WIDE_GREY_MODES:
+        return im
+    from PIL import Image
+
+    pixels = np.clip(np.asarray(im, dtype=np.float64), 0, 65535)
+    return Image.fromarray(np.round(pixels * (255 / 65535)).astype(np.uint8), mode="L")
 
 
 def _floats(name, value, channels):
@@ -151,6 +167,7 @@ def _to_array(im, i: int) -> np.ndarray:
     elif isinstance(im, torch.Tensor):
         a = im.numpy()
     elif hasattr(im, "mode") and hasattr(im, "convert"):  # PIL image
+        im = eight_bit(im)
         if im.mode not in ("L", "RGB"):
             im = im.convert("RGB")
         a = np.asarray(im)

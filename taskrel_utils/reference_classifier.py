@@ -40,7 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from .checks import as_features, as_labels, as_pair, check_classes
 from .errors import TaskrelError, UnknownNameError
-from .numerics import logsumexp, softmax
+from .numerics import logsumexp, softmax, standard_scaler
 
 __all__ = ["ReferenceClassifier", "train_reference_classifier", "train_plain_probe", "fit_reference_model",
            "REFERENCE_CLASSIFIER_PRESETS", "ORIGINAL_OPTIMISER"]
@@ -246,7 +246,7 @@ def fit_reference_model(ref_train, ref_test, *, seed: int = 0, scale: str = "sma
     Zr_te, yr_te = as_pair(ref_test, "ref_test", Zr.shape[1])
     if yr is None or yr_te is None:
         raise TaskrelError("reference labels are required (ref_train and ref_test)")
-    s_R = StandardScaler().fit(Zr)
+    s_R = standard_scaler(Zr)
     if classifier is not None:
         K_R, d = int(yr.max()) + 1, Zr.shape[1]
         if not isinstance(classifier, ReferenceClassifier) or classifier.W.shape != (K_R, d):

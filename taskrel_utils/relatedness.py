@@ -72,6 +72,7 @@ from .fit_steps import (FitState, Transformations, TransportPlan, balanced_label
                         initial_transformations, objective_terms, prepare, prior_sample, start_fit, thread_limit,
                         transport_plan)
 from .reference_classifier import ReferenceClassifier
+from .transport import W_FAILURE
 
 __all__ = ["task_relatedness", "TaskRelatedness", "SCALE_PRESETS", "MODES", "SCHEDULES", "prior_sample",
            "default_options", "ORIGINAL_FIT", "KIT_FIT", "METHOD_OPTIONS", "RUN_OPTIONS",
@@ -125,8 +126,13 @@ class TaskRelatedness:
         return self.predict_proba(Z).argmax(1)
 
     def summary(self) -> str:
+        """One line: the value, its terms, the transferred accuracy; says so when W failed."""
         t = self.terms
-        return (f"task-relatedness {self.value:.4f} = reweighted loss {t['reweighted_reference_loss']:.4f}"
+        warning = ""
+        if t["wasserstein_failed"] and t["value_wasserstein"] == "code":
+            warning = (f"NOT A BOUND (W failed: a target class got no mapped reference points, the value is tau x "
+                       f"{W_FAILURE:g}): ")
+        return (warning + f"task-relatedness {self.value:.4f} = reweighted loss {t['reweighted_reference_loss']:.4f}"
                 f" + label mismatch {t['label_mismatch']:.4f} + tau x W {t['distribution_mismatch']:.4f}"
                 f" (tau {t['tau']:.4f}, W {t['wasserstein']:.4f}); transferred acc {self.target_accuracy:.3f},"
                 f" CE {self.target_cross_entropy:.4f}")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 
+from .errors import TaskrelError
 from .io import atomic_path
 from .paths import TEMPLATES_DIR
 from .tables_display import RUN_FILE_ATTRIBUTE
@@ -41,7 +42,7 @@ def _exporter():
 def render_html(notebook_path, out_dir) -> Path:
     """Render ``notebook_path`` to ``out_dir/<stem>.html``; returns the HTML path."""
     notebook_path = Path(notebook_path)
-    nb = _without_widgets(nbformat.read(notebook_path, as_version=4))
+    nb = _without_widgets(read_notebook(notebook_path))
     exporter = _exporter()
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": notebook_path.stem}})
     out = Path(out_dir) / f"{notebook_path.stem}.html"
@@ -49,6 +50,19 @@ def render_html(notebook_path, out_dir) -> Path:
     with atomic_path(out) as tmp:
         tmp.write_text(body, encoding="utf-8")
     return out
+
+
+def read_notebook(path):
+    """The notebook at ``path`` (nbformat 4); a file that is not a whole notebook (cut short by a
+    full disk or a killed writer) raises a :class:`TaskrelError` that names it and says how to
+    get it again."""
+    path = Path(path)
+    try:
+        return nbformat.read(path, as_version=4)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # nbformat's errors on broken JSON
+        raise TaskrelError(f"{path} is not a whole notebook ({type(e).__name__}: {str(e)[:80]}); it was cut short "
+                           f"or edited: execute it again (python -m taskrel_utils run --notebooks {path.name[:2]} "
+                           f"--run-dir {path.parent.parent}) or open it to repair it") from None
 
 
 #: the output type of a Jupyter widget (a progress bar of ``tqdm.auto``, an explorer)
@@ -87,7 +101,7 @@ def point_run_links(html: str, run_root, report_dir) -> str:
 def stderr_outputs(notebook_path) -> list[tuple[int, str]]:
     """``(cell index, text)`` of every stderr stream in an executed notebook: warnings and messages
     that a report would show to its reader. A clean run has none."""
-    nb = nbformat.read(Path(notebook_path), as_version=4)
+    nb = read_notebook(notebook_path)
     return [(index, output.get("text", "")) for index, cell in enumerate(nb.cells)
             for output in cell.get("outputs", [])
             if output.get("output_type") == "stream" and output.get("name") == "stderr"]

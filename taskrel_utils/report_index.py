@@ -12,9 +12,8 @@ import os
 import re
 from pathlib import Path
 
-import nbformat
-
 from .io import atomic_path
+from .report import read_notebook
 
 INDEX_NAME = "index.html"
 _STYLE = """
@@ -33,7 +32,7 @@ ul.tables { columns: 2; font-size: 0.9em; }
 def _title(executed: Path, fallback: str) -> str:
     """The first markdown heading of an executed notebook (``fallback`` when there is none)."""
     if executed.exists():
-        for cell in nbformat.read(executed, as_version=4).cells:
+        for cell in read_notebook(executed).cells:
             if cell.cell_type == "markdown":
                 m = re.search(r"^#+\s+(.+)$", cell.source, re.M)
                 if m:

@@ -30,8 +30,9 @@ class Run:
     def __init__(self, root):
         root = Path(root)
         self.root = root if root.is_absolute() else KIT_ROOT / root
-        for sub in SUBDIRS:
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        with io.writing(self.root):
+            for sub in SUBDIRS:
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     def __repr__(self):
         return f"Run({str(self.root)!r})"

@@ -1,5 +1,7 @@
 """The one cache layer: content keys, code versions, checksums, corruption, two processes at once."""
+import errno
 import multiprocessing
+import os
 import random
 import warnings
 
@@ -38,6 +40,44 @@ def test_hit_after_miss_and_the_value_round_trips(ns, tmp_path):
     assert second["Z"].dtype == np.float32 and second["tau0"] == 0.5 and second["history"] == [1, 2]
     (path,) = tmp_path.glob("pair__*.npz")
     assert key in path.name and not io.temporaries(tmp_path) and not list(tmp_path.glob(".*.lock"))
+
+
+def test_a_full_cache_disk_names_the_entry_and_leaves_nothing_half_written(ns, tmp_path, monkeypatch):
+    class FullDisk:  # open() of an entry on a full disk: the header lands, the payload does not
+        def __init__(self, path, mode):
+            self.file = open(path, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            if self.file.tell():
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.file.write(data)
+
+    monkeypatch.setattr(cache, "open", FullDisk, raising=False)
+    key = ns.key(x=1)
+    with pytest.raises(TaskrelError, match=f"cannot write {ns.path(key, 'full')}: No space left on device; free "
+                                           "space on that disk, or write elsewhere: TASKREL_CACHE=DIR"):
+        ns.get_or_compute(key, lambda: {"Z": np.zeros(3)}, label="full")
+    assert not list(tmp_path.iterdir()), "no entry, no temporary, no lock file"
+
+
+def test_a_read_only_cache_names_the_folder(ns, tmp_path, monkeypatch):
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(TaskrelError, match=f"cannot write .*{tmp_path}.*Read-only file system.*make that folder "
+                                           "writable, or write elsewhere: TASKREL_CACHE=DIR"):
+        ns.get_or_compute(ns.key(x=2), lambda: {"Z": np.zeros(3)})
 
 
 def test_the_key_follows_content_options_and_seed(ns):

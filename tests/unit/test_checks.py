@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from taskrel_utils.checks import as_features, as_labels, as_pair, check_classes
+from taskrel_utils.checks import as_features, as_labels, as_pair, as_seed, check_classes
 from taskrel_utils.errors import TaskrelError
 
 
@@ -17,6 +17,7 @@ def test_as_features_returns_float64_2d():
     (np.zeros((3, 2)), 5, "dimension 2, expected 5"),
     (np.array([[0.0, np.nan]]), None, "NaN or infinite"),
     (np.array([[np.inf, 0.0]]), None, "NaN or infinite"),
+    (np.zeros((3, 0)), None, r"no columns \(shape \(3, 0\)\); extract them again"),
 ])
 def test_as_features_refuses(Z, d, match):
     with pytest.raises(TaskrelError, match=match):
@@ -66,3 +67,10 @@ def test_check_classes():
         check_classes(np.array([0, 1]), 3, "y", require_all=True)
     with pytest.raises(TaskrelError, match=r"class\(es\) \[1\] have no samples"):
         check_classes(np.array([0, 2, 2]), 3, "y", require_all=True)
+
+
+def test_as_seed_takes_integers_from_zero():
+    assert as_seed(0) == 0 and as_seed(np.int64(7)) == 7 and type(as_seed(np.int64(7))) is int
+    for bad in (-1, 1.5, "3", True, None):
+        with pytest.raises(TaskrelError, match=r"seed must be an integer >= 0 .* pass 0, 1, 2"):
+            as_seed(bad)

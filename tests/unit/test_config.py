@@ -60,7 +60,8 @@ def test_unknown_override_lists_fields():
 
 @pytest.mark.parametrize("override", [{"targets": []}, {"max_train_per_class": 0},
                                       {"max_test_per_class": -2}, {"seed": "zero"}, {"batch_size": 1.5},
-                                      {"use_published": "yes"}, {"device": "gpu"}, {"device": 0}])
+                                      {"use_published": "yes"}, {"device": "gpu"}, {"device": 0},
+                                      {"targets": 3}, {"encoders": ["lenet", 3]}, {"contrasts": 3}, {"seed": -1}])
 def test_bad_values_are_refused(override):
     with pytest.raises(TaskrelError):
         config.load_profile("mini", **override)
@@ -86,3 +87,14 @@ def test_device_cpu_for_mini_auto_for_the_paper_profiles(monkeypatch):
     assert paper.torch_device == "cpu"
     with pytest.raises(TaskrelError, match="no GPU.*auto"):
         config.load_profile("mini", device="cuda:1").torch_device
+
+
+@pytest.mark.parametrize("text, message", [
+    ("reference: fashion-ref\ntargets: [fashion\nencoders: [lenet]\n", r"is not valid YAML at line 3, column 9"),
+    ("- a list\n- not a mapping\n", "must be a mapping of names to values"),
+])
+def test_a_broken_profile_file_is_named(tmp_path, monkeypatch, text, message):
+    (tmp_path / "broken.yaml").write_text(text)
+    monkeypatch.setattr(config, "PROFILES_DIR", tmp_path)
+    with pytest.raises(TaskrelError, match=f"profile {tmp_path / 'broken.yaml'} {message}"):
+        config.load_profile("broken")

@@ -140,6 +140,8 @@ def test_task_validation():
         data.Task("x", "train", np.array([0, 1]), ("a", "b"), images=images.astype(np.float32))
     with pytest.raises(TaskrelError, match="content_id"):
         data.Task("x", "train", np.array([0, 1]), ("a", "b"), dataset=[None, None])
+    with pytest.raises(TaskrelError, match="seed must be an integer >= 0"):
+        data.Task("x", "train", np.array([0, 1]), ("a", "b"), images=images).stratified_subset(1, seed=-1)
 
 
 def test_mini_task_from_corrupted_bundle(tmp_path):
@@ -445,12 +447,57 @@ def test_folder_with_split_folders(tmp_path):
         for c in ("cat", "dog"):
             for j in range(n):
                 _write_image(tmp_path / split / c / f"{c}{j}.png", seed=j)
-    _write_image(tmp_path / "test" / "zebra" / "z.png")
-    tr = data.load_task("folder", "train", root=tmp_path)
-    te = data.load_task("folder", "test", root=tmp_path)
-    assert tr.class_names == te.class_names == ("cat", "dog", "zebra")
-    assert list(tr.labels) == [0, 0, 0, 1, 1, 1] and list(te.labels) == [0, 0, 1, 1, 2]
+    _write_image(tmp_path / "test" / "zebra" / "z.png")  # a class without training images is dropped
+    with pytest.warns(UserWarning, match="no training image in class folder.s. zebra; dropped them"):
+        tr = data.load_task("folder", "train", root=tmp_path)
+    with pytest.warns(UserWarning, match="zebra"):
+        te = data.load_task("folder", "test", root=tmp_path)
+    assert tr.class_names == te.class_names == ("cat", "dog")
+    assert list(tr.labels) == [0, 0, 0, 1, 1, 1] and list(te.labels) == [0, 0, 1, 1]
     assert tr.image(0).mode == "RGB" and tr.image(0).size == (12, 10)
+
+
+def test_folder_drops_an_empty_class_folder_with_a_warning_that_names_it(tmp_path):
+    """3 class folders with [10, 10, 0] images: a task of 2 classes, said so (it was 3 class names
+    with labels of 2, which the fit quietly took for 2 classes)."""
+    for c, n in (("a", 10), ("b", 10)):
+        for j in range(n):
+            _write_image(tmp_path / c / f"{j}.png", seed=j)
+    (tmp_path / "empty").mkdir()
+    with pytest.warns(UserWarning, match=r"no training image in class folder\(s\) empty; dropped them \(the task has 2 "
+                                         r"classes\)\. Add images"):
+        tr = data.load_task("folder", "train", root=tmp_path)
+    assert tr.class_names == ("a", "b") and np.bincount(tr.labels).tolist() == [8, 8]
+
+
+def test_folder_warns_about_a_class_left_without_test_images(tmp_path):
+    for c, n in (("a", 5), ("b", 5), ("single", 1)):
+        for j in range(n):
+            _write_image(tmp_path / c / f"{j}.png", seed=j)
+    for split in ("train", "test"):
+        with pytest.warns(UserWarning, match=r"class\(es\) single have no image in the test split.*Add images"):
+            task = data.load_task("folder", split, root=tmp_path, test_fraction=0.6)
+        assert task.class_names == ("a", "b", "single")
+        assert np.bincount(task.labels, minlength=3).tolist() == ([2, 2, 1] if split == "train" else [3, 3, 0])
+
+
+def test_folder_images_are_decoded_correctly_or_named_when_they_cannot_be(tmp_path, monkeypatch):
+    wide = tmp_path / "grey16.png"  # a 16-bit greyscale PNG: 0..65535, not clipped at 255 (99.6 % white before)
+    Image.fromarray((np.arange(64).reshape(8, 8) * 1040).astype(np.uint16)).save(wide)
+    truncated = tmp_path / "truncated.jpg"
+    _write_image(truncated.with_suffix(".png"), size=(64, 64))
+    Image.open(truncated.with_suffix(".png")).save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:400])
+    dataset = data.FileDataset([wide, truncated, tmp_path / "big.png"], [0, 0, 0])
+    grey = np.asarray(dataset[0][0])
+    assert grey.shape == (8, 8, 3) and (grey[..., 0] == grey[..., 2]).all()
+    np.testing.assert_array_equal(grey[..., 0], np.round(np.arange(64).reshape(8, 8) * 1040 * 255 / 65535))
+    with pytest.raises(TaskrelError, match=f"image {truncated} cannot be read .*Truncated.*replace it or remove it"):
+        dataset[1]
+    _write_image(tmp_path / "big.png", size=(40, 40))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1600 pixels: over twice the limit, a decompression bomb
+    with pytest.raises(TaskrelError, match=f"image {tmp_path / 'big.png'} is too large to decode safely.*shrink it"):
+        dataset[2]
 
 
 def test_folder_options_are_checked(tmp_path):
@@ -463,6 +510,7 @@ def test_folder_options_are_checked(tmp_path):
             data.load_task("folder", "train", root=tmp_path, seed=bad)
 
 
+@pytest.mark.filterwarnings("ignore:task 'folder' under:UserWarning")  # class c: one image, no test image
 def test_folder_without_split_folders(tmp_path):
     for c, n in (("a", 10), ("b", 5), ("c", 1)):
         for j in range(n):

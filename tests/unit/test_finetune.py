@@ -45,6 +45,11 @@ def test_same_seed_same_numbers_and_encoder_untouched(enc, tasks, tmp_path):
     assert [h["epoch"] for h in a.history] == [1, 2] and all("test_accuracy" in h for h in a.history)
 
 
+def test_a_negative_seed_is_refused_before_training(enc, tasks):
+    with pytest.raises(TaskrelError, match=r"seed must be an integer >= 0 .*got -1"):
+        finetune.finetune(enc, *tasks, "smoke", seed=-1, cache=False, progress=False, **FAST)
+
+
 def test_evaluating_less_often_changes_nothing_but_the_history(enc, tasks):
     every = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, **dict(FAST, epochs=3))
     last = finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, **dict(FAST, epochs=3, eval_every=3))

@@ -116,10 +116,30 @@ def test_options_split_into_method_and_run():
     (dict(closed_form_rate=1.5), "closed_form_rate"), (dict(reweighted_loss="mean"), "reweighted_loss"),
     (dict(pseudo_assign="greedy"), "pseudo_assign"), (dict(pseudo_wasserstein="w2"), "pseudo_wasserstein"),
     (dict(bogus=1), "unknown option"),
+    # every numeric option: negative or non-finite rates and weights, non-integer counts
+    (dict(lr=-0.01), r"lr must be a finite number in \(0, inf\), got -0.01"), (dict(lr=0.0), "lr must"),
+    (dict(lr_delta=float("nan")), "lr_delta"), (dict(lambda_wd=-2), r"lambda_wd must be a finite number in \[0, inf\)"),
+    (dict(Lambda=float("inf")), "Lambda"), (dict(lambda_pm=-1.0), "lambda_pm"), (dict(lambda_ic="1"), "lambda_ic"),
+    (dict(tol=float("inf")), "tol"), (dict(b_init_eps=0.0), "b_init_eps"), (dict(adam_eps=-1e-7), "adam_eps"),
+    (dict(adam_betas=(0.9, 1.0)), "adam_betas"), (dict(adam_betas=0.9), "adam_betas"),
+    (dict(batch_size="100"), r"batch_size must be an integer >= 1, got '100' \(str\)"),
+    (dict(batch_size=99.5), "batch_size must be an integer"), (dict(batch_size=True), "batch_size"),
+    (dict(batch_size=0), "batch_size"), (dict(num_threads=0), "num_threads must be an integer >= 1 or None"),
+    (dict(log_every=-1), "log_every"), (dict(pseudo_refresh=2.0), "pseudo_refresh"),
+    (dict(pseudo_warmup_steps="10"), "pseudo_warmup_steps"), (dict(eval_steps=5), "eval_steps"),
+    (dict(eval_steps=[1.5]), "eval_steps"), (dict(track_target_accuracy="yes"), "track_target_accuracy"),
+    (dict(theorem_wasserstein=None), "theorem_wasserstein"),
+    (dict(reference_classifier_options=0.5), "reference_classifier_options must be a dict"),
 ])
 def test_resolve_options_refuses_bad_values(kw, match):
     with pytest.raises(TaskrelError, match=match):
         resolve_options("small", "fast", kw)
+
+
+def test_resolve_options_accepts_numpy_numbers_and_none_where_allowed():
+    opts = resolve_options("small", "fast", dict(lr=np.float32(0.02), batch_size=np.int64(64), log_every=None,
+                                                 num_threads=None, pseudo_refresh=0, eval_steps=(0, 10), Lambda=0))
+    assert opts["batch_size"] == 64 and opts["lr"] == pytest.approx(0.02)
 
 
 def test_unknown_names_list_the_valid_ones():

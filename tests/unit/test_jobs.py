@@ -6,7 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from taskrel_utils import jobs
+from taskrel_utils import jobs, memory
+from taskrel_utils.errors import TaskrelError
 
 
 def _slow_identity(i, delay):
@@ -54,7 +55,39 @@ def test_taskrel_jobs_sets_the_default(monkeypatch):
     out = jobs.run_jobs(_slow_identity, [(i, 0.0) for i in range(3)], progress=False)
     assert {pid for _, pid in out} == {os.getpid()}
     monkeypatch.delenv("TASKREL_JOBS")
+    monkeypatch.setattr(jobs, "available_bytes", lambda: None)  # memory unknown: the CPUs
     assert jobs.n_jobs_default(10 ** 6) == (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("cpus, available_gib, expected", [
+    (8, 3.5, 3),     # an 8-core laptop with 3.5 GB free: 3 workers, not 8
+    (8, 100, 8),     # plenty of memory: the CPUs
+    (8, 0.5, 1),     # less than one worker's share: still one
+    (None, 4, 1),    # the CPU count unknown: one
+    (8, None, 8),    # the memory unknown: the CPUs
+])
+def test_the_default_respects_the_available_memory_as_well_as_the_cores(monkeypatch, cpus, available_gib, expected):
+    monkeypatch.delenv("TASKREL_JOBS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    memory = None if available_gib is None else int(available_gib * jobs.WORKER_MEMORY_BYTES)
+    monkeypatch.setattr(jobs, "available_bytes", lambda: memory)
+    assert jobs.n_jobs_default(100) == expected and jobs.worker_count(100) == expected
+    assert jobs.n_jobs_default(2) == min(expected, 2)
+    monkeypatch.setenv("TASKREL_JOBS", "5")  # the explicit setting wins over both
+    assert jobs.n_jobs_default(100) == 5
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_a_bad_taskrel_jobs_is_named(monkeypatch, value):
+    monkeypatch.setenv("TASKREL_JOBS", value)
+    with pytest.raises(TaskrelError, match=f"TASKREL_JOBS='{value}': it must be a positive integer .* set e.g. "
+                                           "TASKREL_JOBS=1, or unset it"):
+        jobs.n_jobs_default(10)
+
+
+def test_available_memory_is_read_from_the_system():
+    available = memory.available_bytes()
+    assert available is None or 0 < available <= __import__("psutil").virtual_memory().total
 
 
 def test_workers_see_the_callers_cache_folder_now(monkeypatch, tmp_path):

@@ -131,3 +131,28 @@ def test_stratified_groups_split_every_class_into_seeded_groups():
     expected = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:1] for c in range(3)]))
     (got,) = numerics.stratified_groups(labels, lambda n: [1], np.random.default_rng(3))
     assert np.array_equal(got, expected)
+
+
+def test_standard_scaler_gives_sklearns_numbers_to_the_bit():
+    from sklearn.preprocessing import StandardScaler
+    rng = np.random.default_rng(0)
+    for scale in (1.0, 3.7e3, 1e-3):
+        Z = rng.normal(size=(300, 6)) * scale + rng.normal(size=6) * 5 * scale
+        Z[:, 2] = 7.0  # a constant column keeps scale 1
+        ours, theirs = numerics.standard_scaler(Z), StandardScaler().fit(Z)
+        for name in ("mean_", "scale_", "var_"):
+            assert np.array_equal(getattr(ours, name), getattr(theirs, name)), name
+
+
+def test_standard_scaler_is_exact_at_any_global_scale():
+    """Features scaled by 1e-200 (squares underflow) or 1e200 (squares overflow) standardise as
+    unscaled ones: exactly for powers of two, to rounding otherwise; no warning."""
+    import warnings
+    Z = np.random.default_rng(1).normal(size=(50, 4)) + 3.0
+    X = numerics.standard_scaler(Z).transform(Z)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for s in (2.0 ** -660, 2.0 ** 660):
+            assert np.array_equal(numerics.standard_scaler(Z * s).transform(Z * s), X)
+        for s in (1e-200, 1e200):
+            np.testing.assert_allclose(numerics.standard_scaler(Z * s).transform(Z * s), X, atol=1e-12)

@@ -1,5 +1,8 @@
 """The runner renders each notebook's report while the next notebook executes: papermill and the
 renderer are replaced by fakes, so no kernel starts."""
+import errno
+import subprocess
+import sys
 import threading
 import time
 
@@ -122,3 +125,67 @@ def test_without_reports_nothing_renders(fakes, tmp_path):
     run = _run(tmp_path, render=False)
     assert [kind for kind, _ in events] == ["execute"] * 3 and not list(run.path("report").glob("*.html"))
     assert run.load_params("pipeline")["render_seconds"] == {}
+
+
+def test_a_broken_parameters_file_is_named(tmp_path, monkeypatch):
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "smoke.yaml").write_text("run_dir: runs/smoke\nreference_epochs: [1, 2\n")
+    monkeypatch.setattr(pipeline, "NOTEBOOKS_DIR", tmp_path)
+    with pytest.raises(TaskrelError, match=f"parameters file {tmp_path / 'params' / 'smoke.yaml'} is not valid YAML "
+                                           "at line 3"):
+        pipeline.profile_parameters("smoke")
+
+
+def test_parameter_values_are_checked_against_the_profile_and_the_notebooks_defaults():
+    declared = {NOTEBOOKS[1]: pipeline.notebook_parameters(NOTEBOOKS[1])}  # 02: hand_steps = 5, tau0_grid = [...]
+    ok = dict(targets=["uci-digits"], seed=2, hand_steps=3, tau0_grid=(0.1, 1), max_penalty_price=1, encoder="lenet")
+    pipeline.check_parameter_values("smoke", declared, ok)  # an int where the default is a float, a tuple for a list
+    for bad, message in ((dict(targets=3), "targets must be a non-empty list"), (dict(seed=1.5), "seed"),
+                         (dict(hand_steps=True), "pass an integer"), (dict(tau0_grid=0.2), "pass a list"),
+                         (dict(max_penalty_price="0.1"), "pass a number")):
+        with pytest.raises(TaskrelError, match=message):
+            pipeline.check_parameter_values("smoke", declared, dict(ok, **bad))
+
+
+def test_a_full_run_disk_names_the_notebook_and_leaves_no_half_written_failed_notebook(fakes, tmp_path):
+    """papermill fills the temporary notebook when the disk fills: the error names the executed
+    notebook and says what to do; neither it nor a cut-short ``.failed.ipynb`` is left (an invalid-JSON
+    one was before)."""
+    hooks, _, _ = fakes
+
+    def disk_full_midway():
+        executed = next((tmp_path / "run" / "executed").glob(f".{STEMS[0]}.ipynb.*"))
+        executed.write_text(executed.read_text()[:30])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    hooks[("execute", STEMS[0])] = disk_full_midway
+    executed = tmp_path / "run" / "executed" / f"{STEMS[0]}.ipynb"
+    with pytest.raises(TaskrelError, match=f"cannot write {executed}: No space left on device; free space on that "):
+        _run(tmp_path)
+    assert not list((tmp_path / "run" / "executed").iterdir()), "no notebook, failed or temporary"
+
+
+def _holding(megabytes: int, seconds: float, child: str = "") -> str:
+    """Python code that holds ``megabytes`` of resident memory for ``seconds`` (and runs ``child``,
+    code of the same kind, in a process of its own meanwhile)."""
+    spawn = f"c = subprocess.Popen([sys.executable, '-c', {child!r}]); " if child else ""
+    return (f"import subprocess, sys, time; b = b'x' * ({megabytes} << 20); {spawn}time.sleep({seconds}); "
+            + ("c.wait()" if child else ""))
+
+
+def test_pipeline_json_records_each_notebooks_peak_memory(fakes, tmp_path):
+    """A fake kernel holding 200 MB with a worker of 100 MB: the kernel's peak and that of both;
+    a notebook that starts no process has none, and a process started before the run never counts."""
+    hooks, _, _ = fakes
+    kernel = _holding(200, 1.5, child=_holding(100, 1.0))
+    hooks[("execute", STEMS[0])] = lambda: subprocess.run([sys.executable, "-c", kernel], check=True)
+    before = subprocess.Popen([sys.executable, "-c", _holding(150, 30)])
+    try:
+        peaks = _run(tmp_path).load_params("pipeline")["peak_memory_mb"]
+    finally:
+        before.kill()
+        before.wait()
+    assert list(peaks) == STEMS
+    assert 200 <= peaks[STEMS[0]]["kernel"] < 300, peaks
+    assert 300 <= peaks[STEMS[0]]["all_processes"] < 450, peaks
+    assert peaks[STEMS[1]] == peaks[STEMS[2]] == {"kernel": None, "all_processes": None}

@@ -121,3 +121,12 @@ def test_bad_input_raises_taskrel_error(bad):
 def test_bad_parameters_raise_taskrel_error(kwargs):
     with pytest.raises(TaskrelError):
         Preprocess(**kwargs)
+
+
+def test_a_16_bit_grey_pil_image_is_scaled_to_8_bits():
+    """Pillow's convert('RGB') clips 16-bit values at 255 (nearly all white); the kit scales them."""
+    wide = Image.fromarray((np.arange(16).reshape(4, 4) * 4369).astype(np.uint16))  # 0 .. 65535
+    assert wide.mode.startswith("I")
+    out = Preprocess(4, channels=1)([wide])
+    expected = Preprocess(4, channels=1)([Image.fromarray((np.arange(16).reshape(4, 4) * 17).astype(np.uint8))])
+    assert torch.equal(out, expected)

@@ -4,6 +4,8 @@ Reference: Gaussian classes; related target: the same classes pushed through a p
 map, labels permuted, prior shifted; unrelated target: the same target features, labels shuffled.
 B need not equal the planted permutation: the tests check what the bound guarantees.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -345,6 +347,39 @@ def test_bad_input_raises_clear_errors(mutate, match):
     mutate(args)
     with pytest.raises(TaskrelError, match=match):
         task_relatedness(**args, steps=1)
+
+
+def test_zero_width_features_and_negative_seeds_are_refused():
+    args = _ok()
+    with pytest.raises(TaskrelError, match="ref_train: features have no columns"):
+        task_relatedness(**{k: (Z[:, :0], y) for k, (Z, y) in args.items()}, steps=1)
+    with pytest.raises(TaskrelError, match="seed must be an integer >= 0"):
+        task_relatedness(**args, seed=-1, steps=1)
+
+
+def test_a_target_with_more_classes_than_the_reference_is_refused():
+    args = _ok()  # K = 4 classes; the reference's classes merged into 2
+    args.update(ref_train=(args["ref_train"][0], args["ref_train"][1] % 2),
+                ref_test=(args["ref_test"][0], args["ref_test"][1] % 2))
+    with pytest.raises(TaskrelError, match="the target has 4 classes, the reference only 2.*at least 4 classes"):
+        task_relatedness(**args, steps=1)
+
+
+def test_summary_says_when_the_value_is_the_failure_flag(related):
+    assert not related.summary().startswith("NOT A BOUND")
+    failed = dataclasses.replace(related, terms=dict(related.terms, wasserstein_failed=True))
+    assert failed.summary().startswith("NOT A BOUND (W failed")
+
+
+@pytest.mark.parametrize("scale, exact", [(2.0 ** -660, True), (2.0 ** 660, True), (1e-200, False), (1e200, False)])
+def test_the_value_does_not_depend_on_the_features_global_scale(scale, exact):
+    """Each domain is standardised: features scaled by 1e-200 or 1e200 give the value of unscaled
+    ones (exactly for a power of two; else within the fit's sensitivity to rounding)."""
+    args = _ok()
+    kw = dict(steps=30, log_every=0, stop="fixed")
+    base = task_relatedness(**args, **kw).value
+    value = task_relatedness(**{k: (Z * scale, y) for k, (Z, y) in args.items()}, **kw).value
+    assert value == base if exact else value == pytest.approx(base, rel=0.02)
 
 
 def test_bad_options_raise():

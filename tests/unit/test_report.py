@@ -117,6 +117,18 @@ def test_cli_report_renders_a_whole_run_and_its_index(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_cli_report_names_a_truncated_notebook_and_how_to_execute_it_again(tmp_path, capsys):
+    from taskrel_utils.__main__ import main
+
+    run, path = _run_with_executed(tmp_path)
+    path.write_text(path.read_text()[:200])  # cut short: nbformat's NotJSONError before
+    assert main(["report", str(run.root)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path} is not a whole notebook (NotJSONError" in err
+    assert f"python -m taskrel_utils run --notebooks 01 --run-dir {run.root}" in err
+    assert not run.path("report", "01_demo.html").exists()
+
+
 def test_widget_outputs_and_state_leave_the_report(tmp_path):
     """Progress bars (widget views) and the saved widget state would be scripts and a stale
     "0%" bar in the static page: the report drops them, and keeps every other output."""

@@ -1,3 +1,4 @@
+import errno
 from pathlib import Path
 
 import matplotlib
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 
 from taskrel_utils import config, io, runs
-from taskrel_utils.errors import MissingDataError
+from taskrel_utils.errors import MissingDataError, TaskrelError
 
 
 def test_open_run_creates_layout_and_records_profile(tmp_path):
@@ -44,6 +45,39 @@ def test_failed_write_leaves_nothing_behind(tmp_path):
     with pytest.raises(RuntimeError):
         run.save_metrics("bad", {"x": Unserialisable()})
     assert not list((run.root / "metrics").iterdir()), "neither the file nor a temporary is left"
+
+
+def _half_then_full(path, text, *args, **kwargs):
+    """``Path.write_text`` on a full disk: part of the text lands, then ENOSPC."""
+    with open(path, "w") as f:
+        f.write(text[:len(text) // 2])
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing_half_written(tmp_path, monkeypatch):
+    run = runs.Run(tmp_path / "r")
+    monkeypatch.setattr(Path, "write_text", _half_then_full)
+    with pytest.raises(TaskrelError, match=f"cannot write {run.path('metrics', 'm.json')}: No space left on device; "
+                                           r"free space on that disk, or write elsewhere: .*--run-dir DIR"):
+        run.save_metrics("m", {"x": 1})
+    assert not list((run.root / "metrics").iterdir()), "neither the file nor a temporary is left"
+
+
+@pytest.mark.parametrize("code, hint", [(errno.EROFS, "make that folder writable"),
+                                        (errno.EACCES, "make that folder writable")])
+def test_a_read_only_run_directory_is_named(tmp_path, monkeypatch, code, hint):
+    def refuse(self, *args, **kwargs):
+        raise OSError(code, "Read-only file system" if code == errno.EROFS else "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(TaskrelError, match=f"cannot write {tmp_path / 'r'}: .*; {hint}, or write elsewhere"):
+        runs.Run(tmp_path / "r")
+
+
+def test_other_os_errors_pass_unchanged(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        with io.atomic_path(tmp_path / "x.txt"):
+            open(tmp_path / "missing" / "y")
 
 
 def test_relative_run_dir_resolves_under_the_kit_root(tmp_path, monkeypatch):
