@@ -413,7 +413,7 @@ def _provenance(profile, opts, base, command, overrides, seconds, n_jobs, groups
         "versions": _versions(), "threads_per_job": THREADS, "n_jobs": n_jobs,
         "cpu_count": os.cpu_count(), "seconds": seconds,
         "settings": _jsonable_settings(opts), "base_recipe": base.to_dict(), "split_seed": profile.seed,
-        "seeds": seeds, "encoders": {e: {"group": groups[e], "weights_id": encs[e].weights_id,
+        "seeds": seeds, "encoders": {e: {"group": groups[e], "weights_id": encs[e].weights_id, "spec": _spec(encs[e]),
                                          "preprocess": encs[e].preprocess.description} for e in profile.encoders},
         "targets": {t: {"train": tasks[t]["train"].content_id, "test": tasks[t]["test"].content_id,
                         "finetune": splits[t][0].content_id, "validation": splits[t][1].content_id,
@@ -423,6 +423,20 @@ def _provenance(profile, opts, base, command, overrides, seconds, n_jobs, groups
         "grid": grid_table.drop(columns=["seconds", "cache_hit"]).to_dict("records"),
         "reliability": reliability.to_dict("records"),
     }
+
+
+def _spec(enc):
+    """The spec of an in-kit CNN (its name and options stand for its weights), else None."""
+    return enc.info.get("spec") if isinstance(getattr(enc, "info", None), dict) else None
+
+
+def _same_random_init(record: dict, enc) -> bool:
+    """Whether ``enc`` is the random-init encoder ``record`` was built with: the same spec (seed
+    included). Its weights are drawn at load time, and another CPU's vector kernels give other last
+    bits of the same draw (measured: torch's default kernels against AVX2 and AVX-512), so its
+    weights' hash is no test of it. Ground truths built before the spec was recorded compare none."""
+    spec = _spec(enc)
+    return bool(spec and spec.get("epochs") == 0 and record.get("spec", spec) == spec)
 
 
 def _versions() -> dict:
@@ -580,7 +594,7 @@ def _stale(profile, provenance, encs, tasks, progress) -> list[str]:
     encs, tasks = _tasks_and_encoders(profile, encs, tasks, progress)
     for e in profile.encoders:
         rec = built_enc[e]
-        if rec.get("weights_id") != encs[e].weights_id:
+        if rec.get("weights_id") != encs[e].weights_id and not _same_random_init(rec, encs[e]):
             problems.append(f"encoder {e!r} has other weights ({rec.get('weights_id', '')[:12]} -> "
                             f"{encs[e].weights_id[:12]})")
         if rec.get("preprocess") != encs[e].preprocess.description:

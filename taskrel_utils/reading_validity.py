@@ -79,24 +79,37 @@ def attribution_reading(attribution: pd.DataFrame, related) -> str:
         parts.append(f"`{target}`{' (related)' if target in related else ''}: {TERM_LABELS[top]} "
                      f"{shares[top]:.0%} of the variance; TR's r with fine-tuned accuracy {signed(tr.r_accuracy)}, "
                      f"with the probe's {signed(tr.r_probe_accuracy)}")
+    tr = att.xs("task_relatedness", level="quantity")
+    upside_down = [t for t, r in tr.r_probe_accuracy.items() if r > 0.5]
     return ("**What orders the zoo?** The share of task-relatedness's variance across encoders that each term "
-            "carries (cov(term, TR) / var(TR), which add up to 1), per target: " + "; ".join(parts) + ". A score that "
-            "follows the probe's accuracy with the wrong sign ranks encoders by how well their frozen features "
-            "separate the target, upside down.")
+            "carries (cov(term, TR) / var(TR), which add up to 1), per target: " + "; ".join(parts) + ". "
+            + (f"On {_targets(upside_down)} task-relatedness rises with the probe's accuracy (r > +0.5, the wrong "
+               "sign for a lower-is-better score): there it ranks encoders by how well their frozen features "
+               "separate the target, upside down." if upside_down else
+               "On no target does task-relatedness rise strongly with the probe's accuracy (r > +0.5)."))
 
 
 def mechanism_reading(mechanism: pd.DataFrame) -> str:
     """Per target, the Pearson r of the Wasserstein term with the features' spread and with the
     probe's accuracy (``mechanism``: rows targets, columns ``w_vs_spread``, ``w_vs_probe``,
-    ``spread_vs_probe``)."""
+    ``spread_vs_probe``), and what they say about where the distribution mismatch misleads."""
     parts = "; ".join(f"`{t}` W vs spread {signed(r.w_vs_spread)}, W vs probe {signed(r.w_vs_probe)}, "
                       f"spread vs probe {signed(r.spread_vs_probe)}" for t, r in mechanism.iterrows())
     collapse = [t for t, r in mechanism.iterrows() if r.w_vs_spread > 0.5]
-    return ("**A mechanism: do collapsed features look close?** Across the main zoo (spread: the participation "
+    farther = [t for t, r in mechanism.iterrows() if r.w_vs_probe > 0.4]
+    nearer = [t for t, r in mechanism.iterrows() if r.w_vs_probe < -0.3]
+    text = ("**A mechanism: do collapsed features look close?** Across the main zoo (spread: the participation "
             f"ratio of the target features' correlation eigenvalues): {parts}. "
             + (f"On {_targets(collapse)} encoders whose target features spread over fewer directions get a smaller "
-               "Wasserstein term: the distribution mismatch rewards collapse, not transferability."
-               if collapse else "No target shows a strong positive link between the spread of the features and W."))
+               "Wasserstein term: the distribution mismatch rewards collapse. " if collapse else
+               "No target shows a strong link between the spread of the features and W (r > +0.5): collapse does not "
+               "explain it. "))
+    if farther:
+        text += (f"On {_targets(farther)} W *grows* with the probe's accuracy (r > +0.4): the encoders whose features "
+                 "separate the target best are the farthest from the mapped reference, so the distribution "
+                 "mismatch ranks them last")
+        text += (f"; on {_targets(nearer)} it shrinks as it should (r < -0.3)." if nearer else ".")
+    return text
 
 
 def stability_reading(stability: pd.DataFrame, summary: pd.DataFrame, score: str = "Ours (TR)") -> str:

@@ -25,8 +25,12 @@ from .paths import KIT_ROOT
 __all__ = ["TOLERANCE", "key_metrics", "record", "compare", "reference_path"]
 
 #: ``|run - reference| <= atol + rtol * |reference|`` per kind of number: ``value`` (task-relatedness
-#: and its terms per pair, nats), ``correlation`` (Pearson r). Measured: see README ("Same numbers?").
-TOLERANCE = {"value": {"atol": 0.02, "rtol": 0.02}, "correlation": {"atol": 0.1, "rtol": 0.0}}
+#: and its terms per pair, nats), ``correlation`` (Pearson r). Measured on the smoke profile with
+#: torch's AVX2 and default kernels against AVX-512 (one machine, separate caches): values within
+#: 0.0008 nats (relative 0.0002), correlations within 0.006; across two real machines (an
+#: AVX-512 Xeon and the machine that built the shipped numbers) the mini profile's main-zoo
+#: correlations moved by at most 0.003. The bounds leave a margin of about ten.
+TOLERANCE = {"value": {"atol": 0.01, "rtol": 0.01}, "correlation": {"atol": 0.05, "rtol": 0.0}}
 
 
 def reference_path(profile: str) -> Path:

@@ -169,3 +169,19 @@ def test_05_pseudo_labels(smoke_run):
     for name in ("05_true_vs_pseudo", "05_true_vs_pseudo_pearson", "05_fraction_pearson", "05_fraction_values"):
         assert smoke_run.path("tables", f"{name}.csv").exists()
     assert smoke_run.path("figures", "05_fraction_curve.png").exists()
+
+
+def test_the_run_gives_the_recorded_result_within_the_cross_machine_tolerance(smoke_run):
+    """A newcomer's `make test` tells "same result" from "broken": the smoke run's task-relatedness
+    values and correlations against the reference run shipped in data/reference_runs/smoke.json
+    (recorded on another CPU kind: the tolerance is what crossing CPUs was measured to move), and
+    the accuracies it correlates with are exactly the shipped ground truth's."""
+    import pandas as pd
+
+    from taskrel_utils import ground_truth, reference_run
+
+    table = reference_run.compare(smoke_run.root)
+    assert len(table) > 40 and table.ok.all(), table[~table.ok]
+    shipped = pd.read_csv(ground_truth.default_path("smoke")).set_index(["encoder", "target"]).accuracy
+    used = {(r["encoder"], r["target"]): r["accuracy"] for r in smoke_run.load_metrics("04_finetune_correlation")["finetune"]}
+    assert used == {k: shipped[k] for k in used} and len(used) == len(shipped)

@@ -243,6 +243,23 @@ def test_missing_edited_and_stale_files_say_how_to_rebuild(built, encs, tasks, t
         ground_truth.load(make_profile(), csv, encs=encs, tasks=tasks)
 
 
+def test_a_random_init_encoder_with_other_last_bits_is_not_stale(built, encs, tasks, tmp_path):
+    """Another CPU draws the same random init with other last bits: the spec (seed included), not the
+    weights' hash, identifies a random-init encoder; a trained one's hash still counts."""
+    import copy
+
+    gt, path = built
+    assert gt.provenance["encoders"]["b"]["spec"]["seed"] == 1
+    other_cpu = copy.copy(encs["b"])
+    other_cpu.weights_id = "0" * 64
+    loaded = ground_truth.load(make_profile(), path, encs=dict(encs, b=other_cpu), tasks=tasks)
+    assert list(loaded.table.encoder) == ["a", "b", "c"]
+    trained = copy.copy(other_cpu)
+    trained.info = {**other_cpu.info, "spec": {**other_cpu.info["spec"], "epochs": 1}}
+    with pytest.raises(TaskrelError, match="encoder 'b' has other weights"):
+        ground_truth.load(make_profile(), path, encs=dict(encs, b=trained), tasks=tasks)
+
+
 def test_bad_input(built, encs, tasks):
     gt, _ = built
     with pytest.raises(TaskrelError, match=r"no \('z', 'squares'\) row"):
