@@ -25,12 +25,13 @@ from .paths import KIT_ROOT
 __all__ = ["TOLERANCE", "key_metrics", "record", "compare", "reference_path"]
 
 #: ``|run - reference| <= atol + rtol * |reference|`` per kind of number: ``value`` (task-relatedness
-#: and its terms per pair, nats), ``correlation`` (Pearson r). Measured on the smoke profile with
-#: torch's AVX2 and default kernels against AVX-512 (one machine, separate caches): values within
-#: 0.0008 nats (relative 0.0002), correlations within 0.006; across two real machines (an
-#: AVX-512 Xeon and the machine that built the shipped numbers) the mini profile's main-zoo
-#: correlations moved by at most 0.003. The bounds leave a margin of about ten.
-TOLERANCE = {"value": {"atol": 0.01, "rtol": 0.01}, "correlation": {"atol": 0.05, "rtol": 0.0}}
+#: and its terms per pair, nats), ``correlation`` (Pearson r). Measured with torch's AVX2 (and, on
+#: smoke, default) kernels against AVX-512 on one machine, separate caches: smoke values within
+#: 0.0008 nats, correlations within 0.006; mini values within 0.12 nats (relative 0.044: a
+#: 1,000-step fit stops a few steps apart), its correlations within 0.010. Across two real machines
+#: the mini profile's main-zoo correlations moved by at most 0.003. The bounds are about twice the
+#: largest value change and five times the largest correlation change.
+TOLERANCE = {"value": {"atol": 0.05, "rtol": 0.05}, "correlation": {"atol": 0.05, "rtol": 0.0}}
 
 
 def reference_path(profile: str) -> Path:
