@@ -372,7 +372,7 @@ def provenance_text(manifest: dict) -> str:
         "| `fashion-source` (the main zoo's pre-training corpus; the reference task's train pool) "
         "| Fashion-MNIST train files (H. Xiao, K. Rasul, R. Vollgraf, Zalando Research) | Debian "
         "`dataset-fashion-mnist` 0.0~git20200523.55506a9-1 | MIT (Expat), Copyright 2017 Zalando SE |",
-        "| `fashion-eval` (the reference task's test split; the `fashion`, `fashion-coarse` targets) "
+        "| `fashion-eval` (the reference task's test split; the `fashion`, `fashion-coarse` targets, and `fashion-upper`, `fashion-noisy`, made at load time) "
         "| Fashion-MNIST t10k (test) files | same | same |",
         "| `mnist5k` (target) | OpenCV sample `digits.png`: 5,000 handwritten digits "
         "(20x20, 500 per class), derived from MNIST (Y. LeCun, C. Cortes, C. J. C. Burges) | "
