@@ -125,7 +125,8 @@ class Recipe:
 #: the named recipes. ``mini``: 40 training images per class, 50 test images per class, tested
 #: after the last epoch only (evaluation never changes the training: a test), translations only
 #: (digits must not be flipped); the base of the mini ground truth, which chooses the learning
-#: rate and the epochs per target on a validation split (``ground_truth``).
+#: rate, the augmentation, the head's start and the stopping epoch per (encoder, target) pair on a
+#: validation split (``ground_truth``).
 #: ``paper``: the standard transfer recipe of Salman et al. (robust-models-transfer): SGD momentum 0.9,
 #: lr 0.01, weight decay 5e-4, batch 64, 150 epochs, lr x 0.1 every 50 epochs, random-resized
 #: crop + flip. ``smoke``: one epoch on a handful of images (tests).
