@@ -452,6 +452,9 @@ def build_machine() -> dict:
 #: comparison: tensors 1.7 to 1.9, features 0.97 to 1.14, accuracies up to 0.07 apart. The bounds
 #: sit about 1.7 times above the first and 2.5 to 3 times below the second.
 REBUILD_TOLERANCE = {"weights": 0.6, "features": 0.4, "accuracy": 0.01}
+#: what MANIFEST.json says a rebuild promises
+BYTE_PROMISE = ("a rebuild reproduces a file's bytes only on its build_machine (null: not recorded); elsewhere it "
+                "agrees within cnn_zoo.REBUILD_TOLERANCE (python -m taskrel_utils zoo check)")
 
 
 def rebuild_agreement(key: str, payload: dict) -> dict:
@@ -586,6 +589,7 @@ def build_shipped(names=None, folder=None, n_jobs: int = 2) -> dict:
     kept = {k: {"name": k, "options": {}, **e} for k, e in _shipped_manifest(folder).items()}
     manifest = {"encoders": {**kept, **dict(zip(keys, entries))}}
     manifest.update(build_command=BUILD_COMMAND, torch=torch.__version__, code_version=CODE_VERSION,
+                    byte_promise=BYTE_PROMISE,
                     last_build_seconds=round(time.perf_counter() - t0, 1), last_build_jobs=n_jobs)
     manifest["total_bytes"] = sum(e["bytes"] for e in manifest["encoders"].values())
     with atomic_path(folder / MANIFEST_NAME) as tmp:

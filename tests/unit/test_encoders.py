@@ -309,6 +309,12 @@ def test_provenance_names_the_build_machines():
     assert "not recorded" in text and "REBUILD_TOLERANCE" in text
 
 
+def test_the_manifest_says_where_bytes_are_promised():
+    manifest = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())
+    assert manifest["byte_promise"] == cnn_zoo.BYTE_PROMISE
+    assert all("build_machine" in e for e in manifest["encoders"].values())
+
+
 def test_build_machine_names_what_the_bytes_depend_on():
     m = cnn_zoo.build_machine()
     assert m["torch"] == torch.__version__ and m["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
