@@ -10,14 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .reading import signed
+from .reading import _names, signed
 
 TERM_LABELS = {"reweighted_reference_loss": "re-weighted reference loss", "label_mismatch": "label mismatch",
                "distribution_mismatch": "distribution mismatch (tau W)", "task_relatedness": "task-relatedness"}
 
 
 def _targets(names) -> str:
-    return ", ".join(f"`{t}`" for t in names) or "none"
+    """Every name, quoted (``reading._names`` without its cut), or "none"."""
+    names = list(names)
+    return _names(names, limit=len(names)) or "none"
 
 
 def premise_reading(premise: pd.DataFrame) -> str:
