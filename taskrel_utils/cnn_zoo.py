@@ -462,8 +462,9 @@ def rebuild_agreement(key: str, payload: dict) -> dict:
 
     Returns ``weights``: the max over tensors of ||w - w_shipped|| / ||w_shipped||; ``features``:
     ||Z - Z_shipped||_F / ||Z_shipped||_F on the reference task's 1,000 test images; the head's
-    accuracy on them (``accuracy_rebuilt``, ``accuracy_shipped``); ``same_bytes``; and
-    ``within_tolerance`` (all three within :data:`REBUILD_TOLERANCE`)."""
+    accuracy on them (``accuracy_rebuilt``, ``accuracy_shipped``); ``same_bytes``;
+    ``on_build_machine`` (this machine is the file's recorded ``build_machine``: bytes are promised);
+    and ``within_tolerance`` (all three within :data:`REBUILD_TOLERANCE`)."""
     from . import data  # the test images; imported lazily like the corpora
 
     entry = _shipped_manifest().get(key)
@@ -493,7 +494,8 @@ def rebuild_agreement(key: str, payload: dict) -> dict:
     out = {"weights": max(relative(payload[part][k], v) for part in ("state_dict", "head")
                           for k, v in shipped[part].items() if v.dtype.is_floating_point),
            "features": relative(z, z0), "accuracy_rebuilt": acc, "accuracy_shipped": acc0,
-           "same_bytes": payload["sha256"] == entry["state_sha256"]}
+           "same_bytes": payload["sha256"] == entry["state_sha256"],
+           "on_build_machine": entry.get("build_machine") == build_machine()}
     tol = REBUILD_TOLERANCE
     out["within_tolerance"] = (out["weights"] <= tol["weights"] and out["features"] <= tol["features"]
                                and abs(acc - acc0) <= tol["accuracy"])

@@ -251,6 +251,8 @@ def test_retraining_a_shipped_encoder_agrees_with_it_on_any_cpu(retrained_lenet_
     assert a["weights"] <= tol["weights"] and a["features"] <= tol["features"], a
     assert abs(a["accuracy_rebuilt"] - a["accuracy_shipped"]) <= tol["accuracy"] and a["within_tolerance"], a
     assert 0.6 < a["accuracy_shipped"] < 0.8  # a trained 10-way head on the reference test images, not chance
+    manifest = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())["encoders"]["lenet-1k"]
+    assert a["on_build_machine"] == (manifest["build_machine"] == cnn_zoo.build_machine())
 
 
 def test_rebuild_agreement_sees_a_wrong_rebuild(retrained_lenet_1k):
