@@ -217,6 +217,12 @@ def spec_key(spec: dict) -> str:
     return ENCODERS.key(spec=spec)
 
 
+def random_init_id(spec: dict) -> str:
+    """The ``weights_id`` of a random-init encoder (``spec["epochs"] == 0``): its spec's key, seed
+    included, not its tensors' hash (the same seeded draw differs in its last bits between CPUs)."""
+    return "random-init:" + spec_key(spec)
+
+
 def cache_path(name: str, spec: dict) -> Path:
     """The cache entry of zoo entry ``name`` pre-trained per ``spec``."""
     return ENCODERS.path(spec_key(spec), name)
@@ -392,9 +398,9 @@ def load_zoo_encoder(name: str, *, progress: bool = True, **options):
     when the spec is the shipped one, else the cache, else pre-trained now (and cached)."""
     spec = resolve_spec(name, **options)
     model = build(spec["arch"], spec["width"], spec["depth"]).to(memory_format=torch.channels_last)  # oneDNN's faster CPU convolutions
-    if spec["epochs"] == 0:
+    if spec["epochs"] == 0:  # drawn now; another CPU's vector kernels draw other last bits, so the spec names it
         model, _, stats = pretrain(spec)
-        return model, spec, state_hash(model.state_dict()), {**stats, "cache": None}
+        return model, spec, random_init_id(spec), {**stats, "cache": None}
     shipped = _shipped_path(name, spec)
     loaded = _load_checkpoint_file(model, shipped, spec, name) if shipped is not None else None
     if loaded is not None:

@@ -36,19 +36,25 @@ from .errors import CorruptedFileError, TaskrelError, UnknownNameError
 from .numerics import standard_scaler
 from .reference_classifier import ReferenceClassifier, train_reference_classifier
 
-__all__ = ["Recipe", "RECIPES", "get_recipe", "finetune", "FinetuneResult", "linear_probe", "ProbeResult",
+__all__ = ["Recipe", "RECIPES", "get_recipe", "finetune", "FinetuneResult", "FinetuneDiverged", "linear_probe",
+           "ProbeResult",
            "logistic_probe", "LogisticProbeResult", "PROBE_CS", "AUGMENTATIONS", "SCHEDULES"]
 
 #: the fine-tuning loop's version recorded in a shipped ground truth's provenance (``finetune_format``,
 #: ``data/ground_truth/*.json``): bump it when the loop changes meaning, so that those files read as
 #: stale and are rebuilt. The result cache does not use it: :data:`RESULTS` folds the code in itself.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: fine-tuning results: the code of the loop and of the encoders (forward pass, preprocessing) is in every key
 RESULTS = Namespace("finetune", code=("finetune", "encoders"), kind="json")
 AUGMENTATIONS = ("none", "shift", "flip_shift", "random_resized_crop_flip")
 SCHEDULES = ("constant", "cosine", "step")
 HEAD_INITS = ("random", "probe")
+ENCODER_MODES = ("train", "eval")
 OPTIMIZERS = ("sgd", "adam")
+
+
+class FinetuneDiverged(TaskrelError):
+    """A fine-tuning's training loss became NaN or infinite."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,11 @@ class Recipe:
     epoch chosen on a validation split; ``None``: all of them). ``head_init``: "random" (PyTorch's
     default initialisation) or "probe" (LP-FT, Kumar et al., ICLR 2022: the head starts as a
     logistic-regression probe with inverse L2 strength ``probe_C`` fitted on the frozen features of
-    the training images). Weight decay acts on weight matrices and convolution kernels only, never on
-    biases or normalisation parameters.
+    the training images). ``encoder_mode``: the encoder's mode while its weights train: "train"
+    (dropout on, BatchNorm normalises with each batch's statistics and updates its running ones) or
+    "eval" (dropout off, BatchNorm keeps the pre-trained statistics: the features the probe saw, so an
+    LP-FT head starts where its probe ended). Weight decay acts on weight matrices and convolution
+    kernels only, never on biases or normalisation parameters.
     """
 
     name: str = "custom"
@@ -89,6 +98,7 @@ class Recipe:
     stop_epoch: int | None = None
     head_init: str = "random"
     probe_C: float = 1.0
+    encoder_mode: str = "train"
 
     def __post_init__(self):
         def positive_int(key, allow_none=False):
@@ -114,7 +124,7 @@ class Recipe:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise TaskrelError(f"recipe {self.name!r}: {key} must be a finite number >= 0, got {v!r}")
         for key, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("augmentation", AUGMENTATIONS),
-                           ("head_init", HEAD_INITS)):
+                           ("head_init", HEAD_INITS), ("encoder_mode", ENCODER_MODES)):
             if getattr(self, key) not in valid:
                 raise UnknownNameError(f"recipe {key}", getattr(self, key), valid)
 
@@ -321,7 +331,7 @@ def _train(encoder, train_task, test_task, recipe: Recipe, seed: int, key: str, 
         bar = tqdm(total=last_epoch * steps_per_epoch, disable=not progress, leave=False, unit="step",
                    desc=f"fine-tuning {encoder.name} on {train_task.name}")
         for epoch in range(last_epoch):
-            model.train(), head.train()
+            model.train(recipe.encoder_mode == "train"), head.train()
             perm = torch.randperm(len(x_train), generator=gen)
             loss_sum = correct = 0.0
             for s in range(steps_per_epoch):
@@ -334,7 +344,7 @@ def _train(encoder, train_task, test_task, recipe: Recipe, seed: int, key: str, 
                 logits = head(model(xb))
                 loss = nn.functional.cross_entropy(logits, yb)
                 if not torch.isfinite(loss):
-                    raise TaskrelError(f"fine-tuning {encoder.name} on {train_task.name} diverged at epoch "
+                    raise FinetuneDiverged(f"fine-tuning {encoder.name} on {train_task.name} diverged at epoch "
                                        f"{epoch + 1} (loss {loss.item()}); lower lr/head_lr in the recipe")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -439,11 +449,13 @@ class LogisticProbeResult:
     validation_accuracy: dict
 
 
-def logistic_probe(train, test, validation=None, *, Cs=PROBE_CS, max_iter: int = 2000) -> LogisticProbeResult:
+def logistic_probe(train, test, validation=None, *, Cs=PROBE_CS, max_iter: int = 2000,
+                   standardise: bool = True) -> LogisticProbeResult:
     """Multinomial logistic regression (scikit-learn, lbfgs, L2 penalty ``1 / C``) on frozen features.
 
     ``train``, ``test``, ``validation``: ``(Z, y)`` pairs; features are standardised with the train
-    statistics. ``C`` is the one of ``Cs`` with the best ``validation`` accuracy (the first on ties);
+    statistics (``standardise=False``: used as they are, as LP-FT's head sees them). ``C`` is the one
+    of ``Cs`` with the best ``validation`` accuracy (the first on ties);
     with a single C, ``validation`` may be None. Deterministic (one BLAS thread).
     """
     from sklearn.exceptions import ConvergenceWarning
@@ -468,8 +480,8 @@ def logistic_probe(train, test, validation=None, *, Cs=PROBE_CS, max_iter: int =
         raise TaskrelError("logistic_probe: train, test and validation features have different dimensions")
     if np.unique(arrays["train"][1]).size < 2:
         raise TaskrelError("logistic_probe: the training labels have a single class")
-    scaler = standard_scaler(arrays["train"][0])
-    X = {name: scaler.transform(Z) for name, (Z, _) in arrays.items()}
+    scaler = standard_scaler(arrays["train"][0]) if standardise else None
+    X = {name: Z if scaler is None else scaler.transform(Z) for name, (Z, _) in arrays.items()}
 
     def fit(C):
         with threadpool_limits(1), warnings.catch_warnings():

@@ -7,12 +7,15 @@ For each target:
    (the recipe's ``max_train_per_class`` images per class: few, so that pre-training matters) and a
    **validation set** (up to ``validation_per_class`` other train images per class);
 2. the **protocol** of each (encoder, target) pair is chosen on the validation set alone: every
-   protocol of a small grid (encoder learning rate x augmentation x head start: a random head at
-   ten times the encoder's learning rate, or LP-FT, a head fitted first as a logistic probe on the
-   frozen features, trained at the encoder's rate) runs an ``epochs``-long cosine schedule with the
-   validation accuracy after every epoch (``selection_seeds`` seeds); the (protocol, epoch) with the
-   best mean validation accuracy wins, the earliest on ties (early stopping on validation). The
-   target's test split is never read for this;
+   protocol of a small grid runs an ``epochs``-long cosine schedule with the validation accuracy
+   after every epoch (``selection_seeds`` seeds); the (protocol, epoch) with the best mean
+   validation accuracy wins, the earliest on ties (early stopping on validation); a protocol whose
+   loss diverges scores 0. The grid is a list of families (``protocols``), each crossing encoder
+   learning rates with augmentations for one head start and encoder mode: a random head at ten
+   times the encoder's rate, or LP-FT (Kumar et al., ICLR 2022: the head first fitted as a logistic
+   probe on the frozen features, its L2 strength chosen on the validation set from ``lp_cs``, then
+   trained with the encoder at the encoder's rate), with the encoder's dropout and BatchNorm in
+   training mode or frozen in evaluation mode. The target's test split is never read for this;
 3. every encoder is fine-tuned with its pair's protocol, stopped at the chosen epoch, under ``seeds``
    seeds on the fine-tuning set and evaluated on the test split: mean +- std per pair;
 4. the zoo's **reliability** per target: ``correlation.split_half_kendall`` of the main zoo's
@@ -59,24 +62,30 @@ __all__ = ["DEFAULTS", "THREADS", "GroundTruth", "settings", "encoder_groups", "
            "select_protocols", "build", "load", "recompute_runs", "default_path"]
 
 #: bump when the procedure changes meaning (a CSV of another format is stale)
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: CPU threads of every fine-tuning and probe (the numbers depend on it; parallelism is by processes)
 THREADS = 1
 #: the build's settings; a profile may override them in a ``ground_truth`` mapping, the caller by keyword.
 #: ``seeds``: fine-tuning seeds per main-zoo pair (>= 3); ``contrast_seeds``: per contrast pair
 #: (None: as ``seeds``); ``selection_seeds``: seeds per protocol on the validation set;
-#: ``validation_per_class``: at most this many validation images per class; ``lrs``: encoder learning
-#: rates of the grid; ``augmentations``: the recipe's augmentations tried (``finetune.AUGMENTATIONS``);
-#: ``head_inits``: "random" (head at the base recipe's head_lr / lr times the encoder's rate) and/or
-#: "probe" (LP-FT: the head fitted as a logistic probe first, then trained at the encoder's rate);
+#: ``validation_per_class``: at most this many validation images per class; ``protocols``: the grid,
+#: a list of families ``{head_init, encoder_mode, augmentations, lrs}`` (:func:`protocol_grid`);
+#: ``lp_cs``: the inverse L2 strengths LP-FT's probe chooses from on the validation set (raw features);
 #: ``epochs``: the length of every protocol's schedule, within which the epoch is chosen;
 #: ``probe_cs``: the probe's C values (chosen on the validation set); ``if_missing``: what :func:`load`
 #: does when the profile has no shipped file: ``"error"`` (say how to build it) or ``"build"`` (build
 #: it into the cache folder, as ``recompute=True``, and reuse it while it is fresh: for profiles whose
 #: data are generated on the user's machine, such as ``paper-dryrun``).
 DEFAULTS = dict(seeds=6, contrast_seeds=None, selection_seeds=1, validation_per_class=50,
-                lrs=(0.0003, 0.003), augmentations=("none", "shift"), head_inits=("random", "probe"), epochs=16,
-                probe_cs=finetune.PROBE_CS, if_missing="error")
+                protocols=({"head_init": "random", "encoder_mode": "train", "augmentations": ("none", "shift"),
+                            "lrs": (0.0003, 0.003)},
+                           {"head_init": "probe", "encoder_mode": "train", "augmentations": ("none",),
+                            "lrs": (0.0003, 0.003)},
+                           {"head_init": "probe", "encoder_mode": "eval", "augmentations": ("none",),
+                            "lrs": (0.0003, 0.003)}),
+                lp_cs=(0.01, 0.1, 1.0, 10.0, 100.0), epochs=16, probe_cs=finetune.PROBE_CS, if_missing="error")
+#: the keys of a family of ``protocols`` and their defaults (None: required)
+FAMILY_KEYS = {"head_init": None, "encoder_mode": "train", "augmentations": ("none",), "lrs": None}
 IF_MISSING = ("error", "build")
 GROUPS = ("main", "contrast")
 
@@ -119,23 +128,50 @@ def settings(profile: Profile, **overrides) -> dict:
                            f"it) or 'build' (build it into the cache), got {out['if_missing']!r}")
     if out["selection_seeds"] > out["seeds"]:
         raise TaskrelError(f"ground truth: selection_seeds ({out['selection_seeds']}) exceeds seeds ({out['seeds']})")
-    for key in ("lrs", "probe_cs"):
-        values = out[key]
-        values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
-        ok = values and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-                            and math.isfinite(v) and v > 0 for v in values) and len(set(values)) == len(values)
-        if not ok:
-            raise TaskrelError(f"ground truth: {key} must be a list of distinct positive numbers, got {out[key]!r}")
-        out[key] = tuple(float(v) for v in values)
-    for key, valid in (("augmentations", finetune.AUGMENTATIONS), ("head_inits", finetune.HEAD_INITS)):
-        values = out[key]
-        values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
-        bad = [v for v in values if v not in valid]
-        if not values or bad or len(set(values)) != len(values):
-            raise TaskrelError(f"ground truth: {key} must be a list of distinct names of {list(valid)}, got "
-                               f"{out[key]!r}")
-        out[key] = values
+    for key in ("probe_cs", "lp_cs"):
+        out[key] = _positive_numbers(key, out[key])
+    out["protocols"] = _families(out["protocols"])
     return out
+
+
+def _positive_numbers(key: str, values) -> tuple:
+    """``values`` as a tuple of distinct positive floats, or an error naming ``key``."""
+    given = values
+    values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+    ok = values and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                        and math.isfinite(v) and v > 0 for v in values) and len(set(values)) == len(values)
+    if not ok:
+        raise TaskrelError(f"ground truth: {key} must be a list of distinct positive numbers, got {given!r}")
+    return tuple(float(v) for v in values)
+
+
+def _families(protocols) -> tuple:
+    """The ``protocols`` setting validated: a tuple of families with every key of :data:`FAMILY_KEYS`."""
+    if isinstance(protocols, dict) or not isinstance(protocols, (list, tuple)) or not protocols:
+        raise TaskrelError(f"ground truth: protocols must be a list of families {{head_init, encoder_mode, "
+                           f"augmentations, lrs}}, got {protocols!r}")
+    out = []
+    for i, family in enumerate(protocols):
+        where = f"ground truth: protocols[{i}]"
+        if not isinstance(family, dict):
+            raise TaskrelError(f"{where} must be a mapping {{head_init, encoder_mode, augmentations, lrs}}, got {family!r}")
+        unknown = sorted(set(family) - set(FAMILY_KEYS))
+        if unknown:
+            raise UnknownNameError(f"key of {where}", unknown[0], list(FAMILY_KEYS))
+        f = {k: family.get(k, default) for k, default in FAMILY_KEYS.items()}
+        for key in ("head_init", "encoder_mode"):
+            valid = finetune.HEAD_INITS if key == "head_init" else finetune.ENCODER_MODES
+            if f[key] not in valid:
+                raise TaskrelError(f"{where}: {key} must be one of {list(valid)}, got {f[key]!r}")
+        augs = tuple(f["augmentations"]) if isinstance(f["augmentations"], (list, tuple)) else (f["augmentations"],)
+        if not augs or any(a not in finetune.AUGMENTATIONS for a in augs) or len(set(augs)) != len(augs):
+            raise TaskrelError(f"{where}: augmentations must be a list of distinct names of "
+                               f"{list(finetune.AUGMENTATIONS)}, got {f['augmentations']!r}")
+        out.append({**f, "augmentations": augs, "lrs": _positive_numbers(f"{where}.lrs", f["lrs"])})
+    keys = [(f["head_init"], f["encoder_mode"], a, lr) for f in out for a in f["augmentations"] for lr in f["lrs"]]
+    if len(set(keys)) != len(keys):
+        raise TaskrelError("ground truth: protocols repeat a (head_init, encoder_mode, augmentation, lr) protocol")
+    return tuple(out)
 
 
 def encoder_groups(profile: Profile, contrasts=None) -> dict[str, str]:
@@ -176,69 +212,105 @@ def split_train(task, finetune_per_class: int, validation_per_class: int, seed: 
     return (dataclasses.replace(ft_task, split="finetune"), dataclasses.replace(val_task, split="validation"))
 
 
-def protocol_grid(base_recipe, lrs, epochs: int, augmentations=("none",), head_inits=("random",)) -> list:
-    """The candidate protocols: ``base_recipe`` with every head start x augmentation x encoder
-    learning rate, each an ``epochs``-long schedule evaluated after every epoch on every image of
-    the evaluation split. A random head learns at ``lr`` times the base's head_lr / lr, a probe-started
-    head (LP-FT) at ``lr``. Ordered by head start, augmentation, then lr (the first wins ties)."""
+def protocol_grid(base_recipe, protocols, epochs: int) -> list:
+    """The candidate protocols: ``base_recipe`` with, for each family of ``protocols`` (dicts with
+    ``head_init``, ``encoder_mode``, ``augmentations``, ``lrs``; see :data:`DEFAULTS`), every
+    augmentation x encoder learning rate, each an ``epochs``-long schedule evaluated after every
+    epoch on every image of the evaluation split. A random head learns at ``lr`` times the base's
+    head_lr / lr, a probe-started head (LP-FT) at ``lr``. Ordered by family, augmentation, then lr
+    (the first wins ties)."""
     base = finetune.get_recipe(base_recipe)
     if base.max_train_per_class is None:
         raise TaskrelError(f"recipe {base.name!r} has max_train_per_class None; the ground truth fine-tunes on a "
                            "few images per class (e.g. 40): set it in the profile's finetune mapping")
     ratio = base.head_lr / base.lr if base.lr > 0 else 1.0
-    return [dataclasses.replace(base, name=f"{base.name}-{init}-{aug}-lr{lr:g}", lr=float(lr),
-                                head_lr=float(lr * ratio if init == "random" else lr), epochs=int(epochs),
-                                eval_every=1, max_test_per_class=None, augmentation=aug, head_init=init,
-                                stop_epoch=None)
-            for init in head_inits for aug in augmentations for lr in sorted(lrs)]
+    return [dataclasses.replace(base, name=f"{base.name}-{f['head_init']}-{f['encoder_mode']}-{aug}-lr{lr:g}",
+                                lr=float(lr), head_lr=float(lr * ratio if f["head_init"] == "random" else lr),
+                                epochs=int(epochs), eval_every=1, max_test_per_class=None, augmentation=aug,
+                                head_init=f["head_init"], encoder_mode=f["encoder_mode"], stop_epoch=None)
+            for f in _families(protocols) for aug in f["augmentations"] for lr in sorted(f["lrs"])]
 
 
-PROTOCOL_FIELDS = ("lr", "head_lr", "augmentation", "head_init", "epochs", "stop_epoch")
+#: the recorded fields of a protocol: recipe fields, with LP-FT's probe strength (the recipe's
+#: ``probe_C``) as ``lp_C`` (a table's ``probe_C`` is the floor probe's)
+PROTOCOL_FIELDS = ("lr", "head_lr", "augmentation", "head_init", "encoder_mode", "lp_C", "epochs", "stop_epoch")
 
 
 def _protocol_fields(recipe) -> dict:
-    return {k: getattr(recipe, k) for k in PROTOCOL_FIELDS}
+    """The fields that tell protocols apart (``lp_C`` None for a random head, which has no probe)."""
+    fields = {k: getattr(recipe, k) for k in PROTOCOL_FIELDS if k != "lp_C"}
+    return {**fields, "lp_C": recipe.probe_C if recipe.head_init == "probe" else None}
 
 
 def recipe_of(base_recipe, fields: dict):
     """The recipe of a protocol recorded by :func:`_protocol_fields` (a table row or provenance entry)."""
-    values = {k: fields[k] for k in PROTOCOL_FIELDS}
+    base = finetune.get_recipe(base_recipe)
+    values = {k: fields[k] for k in PROTOCOL_FIELDS if k != "lp_C"}
     values["epochs"], values["stop_epoch"] = int(values["epochs"]), int(values["stop_epoch"])
     values["lr"], values["head_lr"] = float(values["lr"]), float(values["head_lr"])
-    return dataclasses.replace(finetune.get_recipe(base_recipe), name="chosen", eval_every=values["stop_epoch"],
-                               max_test_per_class=None, **values)
+    C = fields["lp_C"]
+    probe_C = base.probe_C if C is None or (isinstance(C, float) and math.isnan(C)) else float(C)
+    return dataclasses.replace(base, name="chosen", eval_every=values["stop_epoch"], max_test_per_class=None,
+                               probe_C=probe_C, **values)
 
 
 # ---------------------------------------------------------------------------- jobs (worker processes)
-def _finetune_runs(enc, train_task, eval_task, runs, cache) -> list[dict]:
-    """Fine-tune ``enc`` on ``train_task`` for each ``(recipe, seed)`` of ``runs``; accuracies on ``eval_task``."""
+def _finetune_runs(enc, train_task, eval_task, runs, cache, diverged_scores_zero: bool = False) -> list[dict]:
+    """Fine-tune ``enc`` on ``train_task`` for each ``(recipe, seed)`` of ``runs``; accuracies on ``eval_task``.
+    ``diverged_scores_zero``: a run whose loss diverges scores 0 after every epoch (``diverged`` True)
+    instead of raising ``finetune.FinetuneDiverged``."""
     out = []
     for recipe, seed in runs:
-        r = finetune.finetune(enc, train_task, eval_task, recipe, seed=seed, cache=cache, progress=False,
-                              threads=THREADS)
+        try:
+            r = finetune.finetune(enc, train_task, eval_task, recipe, seed=seed, cache=cache, progress=False,
+                                  threads=THREADS)
+        except finetune.FinetuneDiverged:
+            if not diverged_scores_zero:
+                raise
+            out.append({"seed": seed, "accuracy": 0.0, "cross_entropy": float("nan"),
+                        "curve": [0.0] * (recipe.stop_epoch or recipe.epochs), "seconds": 0.0, "cache_hit": False,
+                        "diverged": True, **_protocol_fields(recipe)})
+            continue
         out.append({"seed": seed, "accuracy": r.accuracy, "cross_entropy": r.cross_entropy,
                     "curve": [h.get("test_accuracy") for h in r.history],
-                    "seconds": r.seconds, "cache_hit": r.cache_hit, **_protocol_fields(recipe)})
+                    "seconds": r.seconds, "cache_hit": r.cache_hit, "diverged": False, **_protocol_fields(recipe)})
     return out
 
 
-def _test_job(enc, ft_task, val_task, test_task, recipe, seeds, cache, probe_cs) -> dict:
-    """The chosen protocol under every seed (test accuracy) and the logistic probe of one pair."""
+def _frozen_features(enc, tasks, cache) -> list:
+    """``[(Z, y)]`` of ``enc`` on each of ``tasks``, extracted on :data:`THREADS` thread(s)."""
     import torch
 
     from . import features
 
-    runs = _finetune_runs(enc, ft_task, test_task, [(recipe, s) for s in seeds], cache)
     previous = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
-        t0 = time.perf_counter()
-        parts = [features.extract_features(enc, t, cache=cache, progress=False) for t in (ft_task, test_task, val_task)]
-        probe = finetune.logistic_probe(parts[0], parts[1], parts[2], Cs=probe_cs)
-        probe_seconds = time.perf_counter() - t0
+        return [features.extract_features(enc, t, cache=cache, progress=False) for t in tasks]
     finally:
         torch.set_num_threads(previous)
-    return {"runs": runs, "probe_accuracy": probe.accuracy, "probe_C": probe.C, "probe_seconds": probe_seconds}
+
+
+def _selection_job(enc, ft_task, val_task, grid, seeds, cache, lp_cs) -> tuple:
+    """One pair's protocol selection: ``(C, runs)``. ``C``: LP-FT's probe strength, chosen from
+    ``lp_cs`` on the validation set on the raw frozen features (None without LP-FT protocols);
+    ``runs``: every protocol of ``grid`` (LP-FT ones with that C) under every seed, validation curves."""
+    C = None
+    if any(r.head_init == "probe" for r in grid):
+        ft, val = _frozen_features(enc, (ft_task, val_task), cache)
+        C = finetune.logistic_probe(ft, val, val, Cs=lp_cs, standardise=False).C
+    runs = [(dataclasses.replace(r, probe_C=C) if r.head_init == "probe" else r, s) for r in grid for s in seeds]
+    return C, _finetune_runs(enc, ft_task, val_task, runs, cache, diverged_scores_zero=True)
+
+
+def _test_job(enc, ft_task, val_task, test_task, recipe, seeds, cache, probe_cs) -> dict:
+    """The chosen protocol under every seed (test accuracy) and the logistic probe of one pair."""
+    runs = _finetune_runs(enc, ft_task, test_task, [(recipe, s) for s in seeds], cache)
+    t0 = time.perf_counter()
+    ft, test, val = _frozen_features(enc, (ft_task, test_task, val_task), cache)
+    probe = finetune.logistic_probe(ft, test, val, Cs=probe_cs)
+    return {"runs": runs, "probe_accuracy": probe.accuracy, "probe_C": probe.C,
+            "probe_seconds": time.perf_counter() - t0}
 
 
 def _order_by_size(encs: dict, names) -> list:
@@ -247,29 +319,32 @@ def _order_by_size(encs: dict, names) -> list:
     return sorted(names, key=lambda e: -size[e])
 
 
-def select_protocols(encs: dict, splits: dict, grid: list, *, seeds=(0,), cache: bool = True,
-                     n_jobs: int | None = None, progress: bool = True):
+def select_protocols(encs: dict, splits: dict, grid: list, *, seeds=(0,), lp_cs=DEFAULTS["lp_cs"],
+                     cache: bool = True, n_jobs: int | None = None, progress: bool = True):
     """Choose each (encoder, target) pair's protocol on its validation set: ``(chosen, table)``.
 
     ``splits``: ``{target: (finetune_task, validation_task)}`` (no test split is involved);
-    ``grid``: the candidate recipes (:func:`protocol_grid`), each evaluated after every epoch.
+    ``grid``: the candidate recipes (:func:`protocol_grid`), each evaluated after every epoch;
+    ``lp_cs``: the probe strengths LP-FT chooses from per pair (on the validation set).
     ``chosen``: ``{(encoder, target): recipe}``, the (protocol, stop epoch) with the best validation
     accuracy averaged over ``seeds`` (the first protocol of ``grid``, then the earliest epoch, on
-    ties); ``table``: one row per (target, encoder, protocol, seed) with its validation ``curve``.
+    ties; a diverged run counts 0); ``table``: one row per (target, encoder, protocol, seed) with its
+    validation ``curve``.
     """
     if not grid:
         raise TaskrelError("select_protocols needs at least one protocol in grid")
     jobs, labels = [], []
     for e in _order_by_size(encs, list(encs)):          # the slowest encoders first, over all targets
         for target, (ft_task, val_task) in splits.items():
-            jobs.append((encs[e], ft_task, val_task, [(r, s) for r in grid for s in seeds], cache))
+            jobs.append((encs[e], ft_task, val_task, grid, list(seeds), cache, lp_cs))
             labels.append((target, e))
-    results = run_jobs(_finetune_runs, jobs, n_jobs=n_jobs, desc="protocol selection", progress=progress)
+    results = run_jobs(_selection_job, jobs, n_jobs=n_jobs, desc="protocol selection", progress=progress)
     chosen, rows = {}, []
-    for (target, e), runs in zip(labels, results):
+    for (target, e), (C, runs) in zip(labels, results):
         curves = np.array([r["curve"] for r in runs], dtype=float).reshape(len(grid), len(seeds), -1).mean(1)
         k, epoch = np.unravel_index(int(np.argmax(curves)), curves.shape)  # argmax: the first maximum
-        chosen[e, target] = dataclasses.replace(grid[k], stop_epoch=int(epoch) + 1, eval_every=int(epoch) + 1)
+        recipe = dataclasses.replace(grid[k], probe_C=C) if grid[k].head_init == "probe" else grid[k]
+        chosen[e, target] = dataclasses.replace(recipe, stop_epoch=int(epoch) + 1, eval_every=int(epoch) + 1)
         for r in runs:
             curve = r.pop("curve")
             rows.append({"target": target, "encoder": e, "validation_accuracy": r.pop("accuracy"),
@@ -341,7 +416,7 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
     t_start = time.perf_counter()
     opts = settings(profile, **overrides)
     base = finetune.get_recipe(profile.finetune)
-    grid = protocol_grid(base, opts["lrs"], opts["epochs"], opts["augmentations"], opts["head_inits"])
+    grid = protocol_grid(base, opts["protocols"], opts["epochs"])
     groups = encoder_groups(profile, contrasts)
     encs, tasks = _tasks_and_encoders(profile, encs, tasks, progress)
     main = [e for e, g in groups.items() if g == "main"] or list(groups)
@@ -352,8 +427,8 @@ def build(profile: Profile, *, out=None, encs: dict | None = None, tasks: dict |
 
     t0 = time.perf_counter()
     chosen, grid_table = select_protocols({e: encs[e] for e in profile.encoders}, splits, grid,
-                                          seeds=seeds["main"][:opts["selection_seeds"]], cache=cache, n_jobs=n_jobs,
-                                          progress=progress)
+                                          seeds=seeds["main"][:opts["selection_seeds"]], lp_cs=opts["lp_cs"],
+                                          cache=cache, n_jobs=n_jobs, progress=progress)
     selection_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -430,15 +505,6 @@ def _spec(enc):
     return enc.info.get("spec") if isinstance(getattr(enc, "info", None), dict) else None
 
 
-def _same_random_init(record: dict, enc) -> bool:
-    """Whether ``enc`` is the random-init encoder ``record`` was built with: the same spec (seed
-    included). Its weights are drawn at load time, and another CPU's vector kernels give other last
-    bits of the same draw (measured: torch's default kernels against AVX2 and AVX-512), so its
-    weights' hash is no test of it. Ground truths built before the spec was recorded compare none."""
-    spec = _spec(enc)
-    return bool(spec and spec.get("epochs") == 0 and record.get("spec", spec) == spec)
-
-
 def _versions() -> dict:
     import sklearn
     import torch
@@ -448,7 +514,8 @@ def _versions() -> dict:
 
 
 def _jsonable_settings(opts: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()}
+    """``opts`` as JSON gives it back (tuples as lists, at any depth): comparable with a provenance."""
+    return json.loads(json.dumps(opts))
 
 
 def _reliability(table: pd.DataFrame, targets, seeds, main) -> pd.DataFrame:
@@ -480,12 +547,13 @@ def _reliability(table: pd.DataFrame, targets, seeds, main) -> pd.DataFrame:
 def _grid_summary(grid_table: pd.DataFrame, chosen: dict) -> pd.DataFrame:
     """Per (target, protocol): the mean best validation accuracy over encoders and seeds, and how
     many pairs chose it."""
-    keys = ["target", "head_init", "augmentation", "lr", "head_lr"]
+    keys = ["target", "head_init", "encoder_mode", "augmentation", "lr", "head_lr"]
     s = (grid_table.groupby(keys, sort=False).best_validation_accuracy.agg(["mean", "std", "count"]).reset_index()
          .rename(columns={"mean": "mean_best_validation_accuracy", "std": "std_over_encoders_and_seeds",
                           "count": "n_runs"}))
-    picks = [(t, r.head_init, r.augmentation, r.lr) for (e, t), r in chosen.items()]
-    s["n_pairs_chose_it"] = [picks.count((t, h, a, lr)) for t, h, a, lr in zip(s.target, s.head_init, s.augmentation, s.lr)]
+    s["n_diverged"] = grid_table.groupby(keys, sort=False).diverged.sum().to_numpy()
+    picks = [(t, r.head_init, r.encoder_mode, r.augmentation, r.lr) for (e, t), r in chosen.items()]
+    s["n_pairs_chose_it"] = [picks.count(k) for k in zip(s.target, s.head_init, s.encoder_mode, s.augmentation, s.lr)]
     return s
 
 
@@ -594,7 +662,7 @@ def _stale(profile, provenance, encs, tasks, progress) -> list[str]:
     encs, tasks = _tasks_and_encoders(profile, encs, tasks, progress)
     for e in profile.encoders:
         rec = built_enc[e]
-        if rec.get("weights_id") != encs[e].weights_id and not _same_random_init(rec, encs[e]):
+        if rec.get("weights_id") != encs[e].weights_id:
             problems.append(f"encoder {e!r} has other weights ({rec.get('weights_id', '')[:12]} -> "
                             f"{encs[e].weights_id[:12]})")
         if rec.get("preprocess") != encs[e].preprocess.description:

@@ -191,6 +191,9 @@ def test_random_init_encoder_needs_no_training_or_cache(cache, fake_corpus):
     assert fake_corpus == [] and not list(cache.glob("*.pt"))
     assert a.weights_id == b.weights_id != c.weights_id
     assert a.info["corpus"] is None and a.info["budget_epochs"] == 0
+    # named by its spec, not by its tensors (another CPU draws other last bits of the same seeded draw)
+    assert a.weights_id == cnn_zoo.random_init_id(a.info["spec"]) != cnn_zoo.state_hash(a.model.state_dict())
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
 
 
 @pytest.mark.parametrize("name", [n for n in cnn_zoo.ZOO])

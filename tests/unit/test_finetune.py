@@ -252,6 +252,33 @@ def test_lp_ft_starts_from_the_logistic_probe_on_raw_features(enc, tasks):
         finetune.get_recipe("smoke", probe_C=0)
 
 
+def test_lp_ft_in_eval_mode_at_rate_zero_is_its_probe():
+    """encoder_mode="eval" freezes dropout and BatchNorm statistics: with no step taken (lr 0), LP-FT's
+    test accuracy is its logistic probe's on the raw features; in train mode BatchNorm's running
+    statistics move with each batch, and the accuracy with them."""
+    from sklearn.linear_model import LogisticRegression
+
+    bn_enc = encoders.load_encoder("convnet", progress=False)
+    train, test = squares_task("train"), squares_task("test", n_per_class=30)
+    zero = dict(FAST, head_init="probe", probe_C=0.5, lr=0.0, head_lr=0.0, augmentation="none")
+    frozen = finetune.finetune(bn_enc, train, test, "smoke", cache=False, progress=False, encoder_mode="eval", **zero)
+    moving = finetune.finetune(bn_enc, train, test, "smoke", cache=False, progress=False, **zero)
+    with torch.no_grad():
+        Z, Z_te = (bn_enc.model.eval()(finetune._preprocessed(bn_enc, t)).double().numpy() for t in (train, test))
+    probe = (LogisticRegression(C=0.5, max_iter=2000).fit(Z, train.labels).predict(Z_te) == test.labels).mean()
+    assert frozen.accuracy == pytest.approx(probe, abs=1e-12)
+    assert moving.history[-1]["test_cross_entropy"] != frozen.history[-1]["test_cross_entropy"]
+    assert finetune.logistic_probe((Z, train.labels), (Z_te, test.labels), Cs=(0.5,), standardise=False).accuracy == (
+        pytest.approx(probe, abs=1e-12))
+    with pytest.raises(UnknownNameError, match="encoder_mode"):
+        finetune.get_recipe("smoke", encoder_mode="frozen")
+
+
+def test_a_diverging_run_raises_finetune_diverged(enc, tasks):
+    with pytest.raises(finetune.FinetuneDiverged, match="diverged at epoch 1.*lower lr"):
+        finetune.finetune(enc, *tasks, "smoke", cache=False, progress=False, **dict(FAST, lr=1e30, head_lr=1e30))
+
+
 def test_weight_decay_spares_biases_and_normalisation_parameters():
     """Only weights of two or more dimensions decay: a batch-normalised convnet's BN scales and the
     biases are not pulled to zero."""

@@ -13,9 +13,11 @@ from taskrel_utils import correlation, data, encoders, finetune, ground_truth
 from taskrel_utils.config import Profile
 from taskrel_utils.errors import TaskrelError, UnknownNameError
 
-#: a tiny grid: two learning rates x two head starts, 2-epoch schedules, 3 seeds; seconds with three random LeNets
-TINY = dict(seeds=3, lrs=(0.003, 0.03), epochs=2, augmentations=("none",), head_inits=("random", "probe"),
-            validation_per_class=6, probe_cs=(0.1, 1.0))
+#: a tiny grid: a random head at two learning rates, LP-FT with the encoder in train and in eval mode;
+#: 2-epoch schedules, 3 seeds; seconds with three random LeNets
+TINY = dict(seeds=3, protocols=[{"head_init": "random", "lrs": [0.003, 0.03]}, {"head_init": "probe", "lrs": [0.03]},
+                                {"head_init": "probe", "encoder_mode": "eval", "lrs": [0.03]}],
+            epochs=2, validation_per_class=6, probe_cs=(0.1, 1.0), lp_cs=(0.1, 1.0))
 N_PROTOCOLS = 4
 
 
@@ -77,40 +79,70 @@ def test_split_train_is_stratified_disjoint_and_seeded():
         ground_truth.split_train(task, 0, 6)
 
 
-def test_protocol_grid_crosses_head_starts_augmentations_and_rates_evaluating_every_epoch():
+def test_protocol_grid_crosses_each_familys_augmentations_and_rates_evaluating_every_epoch():
     base = finetune.get_recipe("mini")  # lr 0.01, head_lr 0.1
-    grid = ground_truth.protocol_grid(base, [0.03, 0.003], 8, ["none", "shift"], ["random", "probe"])
-    assert [(r.head_init, r.augmentation, r.lr) for r in grid] == [
-        (h, a, lr) for h in ("random", "probe") for a in ("none", "shift") for lr in (0.003, 0.03)]
+    families = [{"head_init": "random", "augmentations": ["none", "shift"], "lrs": [0.03, 0.003]},
+                {"head_init": "probe", "encoder_mode": "eval", "lrs": [0.003]}]
+    grid = ground_truth.protocol_grid(base, families, 8)
+    assert [(r.head_init, r.encoder_mode, r.augmentation, r.lr) for r in grid] == [
+        ("random", "train", a, lr) for a in ("none", "shift") for lr in (0.003, 0.03)] + [("probe", "eval", "none", 0.003)]
     assert all(r.head_lr == pytest.approx(10 * r.lr if r.head_init == "random" else r.lr) for r in grid)
     assert all(r.epochs == 8 and r.eval_every == 1 and r.stop_epoch is None and r.max_test_per_class is None
                for r in grid)
     assert all(r.max_train_per_class == base.max_train_per_class and r.batch_size == base.batch_size for r in grid)
     with pytest.raises(TaskrelError, match="max_train_per_class None"):
-        ground_truth.protocol_grid("paper", [0.01], 4)
-    chosen = dataclasses.replace(grid[5], stop_epoch=3)
-    again = ground_truth.recipe_of(base, ground_truth._protocol_fields(chosen))
-    assert (again.lr, again.head_lr, again.head_init, again.augmentation, again.epochs, again.stop_epoch) == (
-        chosen.lr, chosen.head_lr, chosen.head_init, chosen.augmentation, 8, 3) and again.eval_every == 3
+        ground_truth.protocol_grid("paper", families, 4)
+    # a chosen protocol's recorded fields give it back (LP-FT's C included; a random head records no C)
+    chosen = dataclasses.replace(grid[4], stop_epoch=3, probe_C=10.0)
+    fields = ground_truth._protocol_fields(chosen)
+    again = ground_truth.recipe_of(base, fields)
+    assert (again.lr, again.head_lr, again.head_init, again.encoder_mode, again.augmentation, again.probe_C,
+            again.epochs, again.stop_epoch) == (chosen.lr, chosen.head_lr, "probe", "eval", "none", 10.0, 8, 3)
+    assert again.eval_every == 3
+    assert ground_truth._protocol_fields(grid[0])["lp_C"] is None
+    assert ground_truth.recipe_of(base, dict(ground_truth._protocol_fields(grid[0]), stop_epoch=2)).probe_C == base.probe_C
 
 
 def test_settings_defaults_overrides_and_bad_values():
     s = ground_truth.settings(make_profile())
-    assert s["seeds"] == 6 and s["contrast_seeds"] == 6 and s["lrs"] == (0.0003, 0.003) and s["epochs"] == 16
-    assert s["augmentations"] == ("none", "shift") and s["head_inits"] == ("random", "probe")
-    s = ground_truth.settings(make_profile(), seeds=5, contrast_seeds=3, epochs=8, lrs=None, head_inits=["probe"])
-    assert (s["seeds"], s["contrast_seeds"], s["epochs"], s["lrs"], s["head_inits"]) == (
-        5, 3, 8, ground_truth.DEFAULTS["lrs"], ("probe",))
+    assert s["seeds"] == 6 and s["contrast_seeds"] == 6 and s["epochs"] == 16 and s["lp_cs"][-1] == 100.0
+    assert [(f["head_init"], f["encoder_mode"], f["augmentations"], f["lrs"]) for f in s["protocols"]] == [
+        ("random", "train", ("none", "shift"), (0.0003, 0.003)), ("probe", "train", ("none",), (0.0003, 0.003)),
+        ("probe", "eval", ("none",), (0.0003, 0.003))]
+    s = ground_truth.settings(make_profile(), seeds=5, contrast_seeds=3, epochs=8, lp_cs=None,
+                              protocols=[{"head_init": "probe", "lrs": 0.01}])
+    assert (s["seeds"], s["contrast_seeds"], s["epochs"], s["lp_cs"]) == (5, 3, 8, ground_truth.DEFAULTS["lp_cs"])
+    assert s["protocols"] == ({"head_init": "probe", "encoder_mode": "train", "augmentations": ("none",),
+                               "lrs": (0.01,)},)
+    random = {"head_init": "random", "lrs": [0.01]}
     for bad, msg in [(dict(seeds=1), "seeds must be an integer >= 2"), (dict(seeds=2.5), "seeds must be"),
                      (dict(contrast_seeds=1), "contrast_seeds must be"), (dict(selection_seeds=7), "exceeds seeds"),
-                     (dict(lrs=[0.01, -1]), "lrs must be"), (dict(epochs=2.5), "epochs must be an integer"),
-                     (dict(epochs=[8, 16]), "epochs must be an integer"), (dict(lrs=[0.01, 0.01]), "distinct"),
-                     (dict(probe_cs=[]), "probe_cs"), (dict(augmentations=["mixup"]), "augmentations must be"),
-                     (dict(head_inits=[]), "head_inits must be")]:
+                     (dict(protocols=[dict(random, lrs=[0.01, -1])]), r"protocols\[0\].lrs must be"),
+                     (dict(epochs=2.5), "epochs must be an integer"),
+                     (dict(epochs=[8, 16]), "epochs must be an integer"),
+                     (dict(protocols=[dict(random, lrs=[0.01, 0.01])]), "distinct"),
+                     (dict(probe_cs=[]), "probe_cs"), (dict(lp_cs=[0]), "lp_cs"),
+                     (dict(protocols=[dict(random, augmentations=["mixup"])]), "augmentations must be"),
+                     (dict(protocols=[]), "protocols must be a list"), (dict(protocols=random), "protocols must be a list"),
+                     (dict(protocols=[{"lrs": [0.01]}]), "head_init must be one of"),
+                     (dict(protocols=[dict(random, encoder_mode="frozen")]), "encoder_mode must be one of"),
+                     (dict(protocols=[random, random]), "repeat"), (dict(protocols=[0.01]), "must be a mapping")]:
         with pytest.raises(TaskrelError, match=msg):
             ground_truth.settings(make_profile(), **bad)
     with pytest.raises(UnknownNameError, match="seeds"):
         ground_truth.settings(make_profile(), n_seeds=3)
+    with pytest.raises(UnknownNameError, match="head_lr"):
+        ground_truth.settings(make_profile(), protocols=[dict(random, head_lr=0.1)])
+
+
+def test_a_diverging_protocol_scores_zero_and_is_never_chosen(encs, tasks):
+    base = finetune.get_recipe(make_profile().finetune)
+    grid = ground_truth.protocol_grid(base, [{"head_init": "random", "lrs": [1e30, 0.01]}], 2)
+    splits = {"squares": ground_truth.split_train(tasks["squares"]["train"], 4, 6)}
+    chosen, table = ground_truth.select_protocols({"a": encs["a"]}, splits, grid, cache=False, n_jobs=1, progress=False)
+    blown = table[table.lr == 1e30]
+    assert blown.diverged.all() and (blown.best_validation_accuracy == 0).all() and not table[table.lr == 0.01].diverged.any()
+    assert chosen["a", "squares"].lr == 0.01
 
 
 def test_encoder_groups():
@@ -133,8 +165,10 @@ def test_build_table_is_consistent_with_its_seeds_and_probe(built, tasks):
     chosen = gt.provenance["chosen_protocols"]["squares"]
     for row in t.itertuples():
         mine = chosen[row.encoder]
-        assert (row.lr, row.head_init, row.augmentation, row.stop_epoch) == (
-            mine["lr"], mine["head_init"], mine["augmentation"], mine["stop_epoch"])
+        assert (row.lr, row.head_init, row.encoder_mode, row.augmentation, row.stop_epoch) == (
+            mine["lr"], mine["head_init"], mine["encoder_mode"], mine["augmentation"], mine["stop_epoch"])
+        # LP-FT's probe strength is the pair's choice from lp_cs; a random head has none
+        assert row.lp_C in TINY["lp_cs"] if row.head_init == "probe" else np.isnan(row.lp_C)
         # the pair's own best (protocol, epoch) on its validation curves, the first on ties
         g = gt.grid[gt.grid.encoder == row.encoder]
         curves = np.array([[float(a) for a in c.split()] for c in g.curve])
@@ -243,21 +277,14 @@ def test_missing_edited_and_stale_files_say_how_to_rebuild(built, encs, tasks, t
         ground_truth.load(make_profile(), csv, encs=encs, tasks=tasks)
 
 
-def test_a_random_init_encoder_with_other_last_bits_is_not_stale(built, encs, tasks, tmp_path):
-    """Another CPU draws the same random init with other last bits: the spec (seed included), not the
-    weights' hash, identifies a random-init encoder; a trained one's hash still counts."""
+def test_an_encoder_with_other_weights_makes_it_stale(built, encs, tasks):
     import copy
 
-    gt, path = built
-    assert gt.provenance["encoders"]["b"]["spec"]["seed"] == 1
-    other_cpu = copy.copy(encs["b"])
-    other_cpu.weights_id = "0" * 64
-    loaded = ground_truth.load(make_profile(), path, encs=dict(encs, b=other_cpu), tasks=tasks)
-    assert list(loaded.table.encoder) == ["a", "b", "c"]
-    trained = copy.copy(other_cpu)
-    trained.info = {**other_cpu.info, "spec": {**other_cpu.info["spec"], "epochs": 1}}
+    _, path = built
+    other = copy.copy(encs["b"])
+    other.weights_id = "0" * 64
     with pytest.raises(TaskrelError, match="encoder 'b' has other weights"):
-        ground_truth.load(make_profile(), path, encs=dict(encs, b=trained), tasks=tasks)
+        ground_truth.load(make_profile(), path, encs=dict(encs, b=other), tasks=tasks)
 
 
 def test_bad_input(built, encs, tasks):
