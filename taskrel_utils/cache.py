@@ -55,6 +55,8 @@ __all__ = ["Namespace", "digest", "code_digest", "modules_of", "check_entry", "M
 MAGIC = b"taskrel-cache 1 "
 KINDS = {"arrays": ".npz", "json": ".json", "torch": ".pt"}
 PACKAGE = __name__.rpartition(".")[0]
+#: the package's folder: its modules' imports are followed (:func:`modules_of`)
+PACKAGE_DIR = Path(__file__).resolve().parent
 #: modules of the package that move files and report errors but compute nothing a value depends on
 NOT_NUMERICAL = frozenset({"cache", "errors", "io", "paths"})
 
@@ -122,7 +124,9 @@ def code_digest(*modules: str) -> str:
 
 def modules_of(*names: str) -> tuple:
     """``names`` and every module of the package they import, at any depth (imports inside
-    functions included), except :data:`NOT_NUMERICAL`; sorted. Other modules count only themselves."""
+    functions included; relative and absolute, across the package's subpackages), except
+    :data:`NOT_NUMERICAL`; sorted. A module of the package is named by its dotted path inside it
+    (``"transport"``, or ``"method.transport"`` in a subpackage). Other modules count only themselves."""
     seen, todo = set(), list(names)
     while todo:
         name = todo.pop()
@@ -134,22 +138,69 @@ def modules_of(*names: str) -> tuple:
 
 def _package_imports(name: str) -> set:
     path = _module_file(name)
-    return _module_info(path)[1] if path.parent == Path(__file__).parent else set()
+    return _module_info(path)[1] if _in_package(path) else set()
+
+
+def _in_package(path: Path) -> bool:
+    return PACKAGE_DIR == path.parent or PACKAGE_DIR in path.parents
+
+
+def _package_file(dotted: str):
+    """The source file of the package's module ``dotted`` (relative to the package: ``"a.b"``),
+    ``None`` when the package has no such module or subpackage."""
+    if not dotted:
+        return None
+    base = PACKAGE_DIR.joinpath(*dotted.split("."))
+    for candidate in (base.with_name(base.name + ".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _module_name(path: Path) -> str:
+    """The dotted name inside the package of the module at ``path`` (``""`` for the package itself)."""
+    parts = path.relative_to(PACKAGE_DIR).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _module_file(name: str) -> Path:
-    spec = None
-    if "." not in name:
-        spec = importlib.util.find_spec(f"{PACKAGE}.{name}")
-    spec = spec or importlib.util.find_spec(name)
+    path = _package_file(name)
+    if path is not None:
+        return path
+    spec = importlib.util.find_spec(name)
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         raise TaskrelError(f"cache: no Python source for module {name!r} (a namespace's code= names modules "
-                           f"of {PACKAGE}, e.g. 'relatedness')")
+                           f"of {PACKAGE} by their path inside it, e.g. 'relatedness')")
     return Path(spec.origin)
 
 
 def _source_digest(path: Path) -> str:
     return _module_info(path)[0]
+
+
+def _imported(node, current: str, is_package: bool) -> set:
+    """The package's modules that the import ``node`` of module ``current`` names: ``from X import y``
+    counts ``X.y`` where that is a module, else ``X`` itself; ``import taskrel_utils.X`` counts ``X``."""
+    if isinstance(node, ast.Import):
+        return {a.name.split(".", 1)[1] for a in node.names if a.name.startswith(PACKAGE + ".")}
+    if node.level:
+        parts = current.split(".") if current else []
+        parts = parts if is_package else parts[:-1]
+        if node.level - 1 > len(parts):
+            return set()
+        base = ".".join(parts[: len(parts) - (node.level - 1)] + ([node.module] if node.module else []))
+    elif node.module == PACKAGE or (node.module or "").startswith(PACKAGE + "."):
+        base = node.module.partition(".")[2]
+    else:
+        return set()
+    found = set()
+    for alias in node.names:
+        sub = f"{base}.{alias.name}" if base else alias.name
+        if _package_file(sub) is not None:
+            found.add(sub)
+        elif _package_file(base) is not None:
+            found.add(base)
+    return found
 
 
 def _module_info(path: Path):
@@ -160,13 +211,10 @@ def _module_info(path: Path):
     if _MODULES.get(path, (None,))[0] != stamp:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         imports = set()
+        current = _module_name(path) if _in_package(path) else None
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                imports.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PACKAGE + "."):
-                imports.add(node.module.split(".")[1])
-            elif isinstance(node, ast.Import):
-                imports.update(a.name.split(".")[1] for a in node.names if a.name.startswith(PACKAGE + "."))
+            if current is not None and isinstance(node, (ast.Import, ast.ImportFrom)):
+                imports |= _imported(node, current, path.name == "__init__.py")
             body = getattr(node, "body", None)
             if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
                     and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)

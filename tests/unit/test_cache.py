@@ -164,6 +164,43 @@ def test_a_namespace_depends_on_the_modules_its_code_imports():
         assert len(ns.code_version()) == 64
 
 
+LAYERED = {  # a package in subpackages: study.fits -> method.relatedness -> method.transport -> core.numerics
+    "__init__.py": "",
+    "core/__init__.py": "",
+    "core/numerics.py": "def softmax(x):\n    return x\n",
+    "method/__init__.py": "",
+    "method/transport.py": "from ..core import numerics\n\n\ndef plan(x):\n    return numerics.softmax(x)\n",
+    "method/relatedness.py": "def fit(x):\n    from .transport import plan  # inside a function\n    return plan(x)\n",
+    "study/__init__.py": "",
+    "study/fits.py": "import taskrel_utils.method.relatedness\nfrom taskrel_utils.method import relatedness\n",
+    "study/tables.py": "from .. import study\nfrom ..study.fits import relatedness\n",
+}
+
+
+@pytest.fixture
+def layered(tmp_path, monkeypatch):
+    root = tmp_path / "taskrel_utils"
+    for rel, text in LAYERED.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    monkeypatch.setattr(cache, "PACKAGE_DIR", root)
+    return root
+
+
+def test_imports_are_followed_across_subpackages_relative_and_absolute(layered):
+    assert cache.modules_of("study.fits") == ("core.numerics", "method.relatedness", "method.transport", "study.fits")
+    assert cache.modules_of("study.tables") == ("core.numerics", "method.relatedness", "method.transport",
+                                                "study", "study.fits", "study.tables")
+
+
+def test_editing_a_module_two_packages_away_changes_the_key(layered, tmp_path):
+    ns = cache.Namespace("fits", code=("study.fits",), kind="json", root=tmp_path / "c")
+    key = ns.key(seed=0)
+    numerics = layered / "core" / "numerics.py"
+    numerics.write_text(numerics.read_text().replace("return x", "return 2 * x"))
+    assert ns.key(seed=0) != key
+
+
 # ---------------------------------------------------------------------------- corruption
 def _damage(path, how):
     raw = bytearray(path.read_bytes())
