@@ -38,7 +38,7 @@ import scipy.linalg
 import scipy.optimize
 import scipy.special
 
-from taskrel_utils import scores
+from taskrel_utils.study import scores
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import taskrel_utils
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.core.errors import TaskrelError
 
 PACKAGE = Path(taskrel_utils.__file__).parent
 SOURCES = sorted(PACKAGE.rglob("*.py"))
@@ -54,8 +54,9 @@ def test_every_exception_class_of_the_package_is_a_taskrel_error():
     for path in SOURCES:
         if path.name == "__main__.py":
             continue
-        module = importlib.import_module("taskrel_utils." + str(path.relative_to(PACKAGE).with_suffix(""))
-                                         .replace("/", "."))
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        module = importlib.import_module(".".join(("taskrel_utils", *parts)))
         for name, cls in inspect.getmembers(module, inspect.isclass):
             if (cls.__module__ == module.__name__ and issubclass(cls, Exception)
                     and not issubclass(cls, Warning) and not issubclass(cls, TaskrelError)):

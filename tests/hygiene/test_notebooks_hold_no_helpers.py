@@ -5,7 +5,7 @@ import re
 import nbformat
 import pytest
 
-from taskrel_utils import pipeline
+from taskrel_utils.kit import pipeline
 
 NOTEBOOKS = pipeline.list_notebooks()
 FORBIDDEN = {

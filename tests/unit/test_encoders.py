@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from taskrel_utils import cnn_zoo, encoders
-from taskrel_utils.errors import CorruptedFileError, MissingDataError, OfflineError, TaskrelError, UnknownNameError
+from taskrel_utils.inputs import cnn_zoo, encoders
+from taskrel_utils.core.errors import CorruptedFileError, MissingDataError, OfflineError, TaskrelError, UnknownNameError
 
 TINY = dict(epochs=1, n_train=96, batch_size=32)  # a pre-training budget of 3 steps
 
@@ -285,7 +285,7 @@ def test_retraining_on_the_build_machine_reproduces_the_shipped_bytes(retrained_
 
 def test_zoo_check_says_which_promise_the_machine_keeps(monkeypatch, capsys):
     """``zoo check`` retrains, compares, and exits 1 when the rebuild misses the promise."""
-    from taskrel_utils import __main__ as cli
+    from taskrel_utils.kit import cli
 
     entry = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())["encoders"]["mlp-short"]
     shipped = torch.load(cnn_zoo.ZOO_DIR / entry["file"], weights_only=True)
@@ -326,7 +326,7 @@ def test_build_machine_names_what_the_bytes_depend_on():
 def _notebook_03_reference_epochs():
     """The default of notebook 03's ``reference_epochs``, read from its parameters cell (papermill's
     reader would cost seconds of imports)."""
-    from taskrel_utils.paths import NOTEBOOKS_DIR
+    from taskrel_utils.core.paths import NOTEBOOKS_DIR
 
     cells = json.loads((NOTEBOOKS_DIR / "03_bound_decomposition.ipynb").read_text())["cells"]
     source = "".join(next(c for c in cells if "parameters" in c["metadata"].get("tags", ()))["source"])
@@ -337,7 +337,7 @@ def _notebook_03_reference_epochs():
 def test_notebook_03s_reference_epochs_ship_so_nothing_is_pretrained(cache, monkeypatch):
     """Every ``lenet-reference`` spec notebook 03 uses by default loads from data/zoo: the shipped
     variant file of exactly that spec, no training, nothing written to the cache."""
-    from taskrel_utils import experiment
+    from taskrel_utils.study import experiment
 
     def no_training(*args, **kwargs):
         raise AssertionError("a shipped spec was pre-trained")
@@ -551,8 +551,8 @@ def test_timm_random_init_features(digits28):
 def test_encode_and_photo_check_raise_the_kits_error_on_bad_input():
     from types import SimpleNamespace
 
-    from taskrel_utils import photos
-    from taskrel_utils.errors import TaskrelError
+    from taskrel_utils.inputs import photos
+    from taskrel_utils.core.errors import TaskrelError
 
     enc = encoders.load_encoder("lenet")
     with pytest.raises(TaskrelError, match="preprocess"):

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from taskrel_utils import experiment, fits, relatedness
+from taskrel_utils.method import relatedness
+from taskrel_utils.study import cached_fits as fits, experiment
 
 
 def test_example_plan_is_a_coupling_that_keeps_classes(feats):
@@ -44,7 +45,7 @@ def test_cached_relatedness_hits_and_keys(feats, tmp_path, monkeypatch):
 def test_a_pair_that_differs_only_in_its_target_test_split_is_evaluated_not_fitted(feats, tmp_path, monkeypatch):
     """The whole-data fraction (target test := target train) reuses the fit of the pair: its row
     equals a fresh fit's (cache off), and no fit runs for it; another train set fits again."""
-    from taskrel_utils import controls
+    from taskrel_utils.study import controls
 
     monkeypatch.setenv("TASKREL_CACHE", str(tmp_path))
     p = experiment.pair(feats, "e", "ref", "tgt")

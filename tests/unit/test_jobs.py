@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from taskrel_utils import jobs, memory
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.core import jobs, memory
+from taskrel_utils.core.errors import TaskrelError
 
 
 def _slow_identity(i, delay):

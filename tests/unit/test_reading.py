@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from taskrel_utils import reading
+from taskrel_utils.present import reading
 
 
 def test_reading_sentences_follow_the_numbers():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from taskrel_utils.errors import TaskrelError, UnknownNameError
-from taskrel_utils.reference_classifier import (ORIGINAL_OPTIMISER, ReferenceClassifier, _pool_objective_autograd,
+from taskrel_utils.core.errors import TaskrelError, UnknownNameError
+from taskrel_utils.method.reference_classifier import (ORIGINAL_OPTIMISER, ReferenceClassifier, _pool_objective_autograd,
                                                 _pool_objective_closed_form, train_plain_probe,
                                                 train_reference_classifier)
 

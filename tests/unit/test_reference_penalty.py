@@ -1,7 +1,7 @@
 """Choosing h_R's gradient-norm threshold tau0 from a sweep."""
 import pandas as pd
 
-from taskrel_utils import reference_penalty
+from taskrel_utils.study import tau0 as reference_penalty
 
 
 def test_choose_tau0_takes_the_best_separation_among_affordable_thresholds():

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import linalg, optimize, special, stats
 
-from taskrel_utils import scores
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.study import scores
+from taskrel_utils.core.errors import TaskrelError
 
 
 # ------------------------------------------------------------------------------------------

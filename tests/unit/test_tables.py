@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taskrel_utils import config, scores, tables
+from taskrel_utils.study import config, scores, tables
 
 
 def test_score_table_sources(feats):
@@ -69,7 +69,7 @@ def test_tau0_sweep_and_reference_fits_in_parallel_equal_serial(feats, tmp_path,
     """Each run trains its own h_R and fits (an empty cache each): the encoders' jobs in two worker
     processes give the serial numbers exactly (h_R sums on one BLAS thread wherever it trains), in
     the encoders' order."""
-    from taskrel_utils import reference_penalty
+    from taskrel_utils.study import tau0 as reference_penalty
 
     two = {**feats, **{("f",) + k[1:]: (Z * 2.0 + 1.0, y) for k, (Z, y) in feats.items()}}
     cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e", "f"),

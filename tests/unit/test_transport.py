@@ -5,9 +5,9 @@ import numpy as np
 import ot
 import pytest
 
-from taskrel_utils.errors import TaskrelError
-from taskrel_utils.numerics import euclidean
-from taskrel_utils.transport import (W_FAILURE, assignment, class_structured_plan, classwise_w1_code,
+from taskrel_utils.core.errors import TaskrelError
+from taskrel_utils.core.numerics import euclidean
+from taskrel_utils.method.transport import (W_FAILURE, assignment, class_structured_plan, classwise_w1_code,
                                      classwise_w1_theorem, emd_plan, w1)
 
 
@@ -126,7 +126,7 @@ def test_support_components_label_like_scipy():
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from taskrel_utils.transport import _support_components
+    from taskrel_utils.method.transport import _support_components
 
     rng = np.random.default_rng(0)
     for _ in range(300):
