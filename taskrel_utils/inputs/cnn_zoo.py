@@ -43,7 +43,7 @@ from ..core.cache import Namespace
 from ..core.errors import CorruptedFileError, TaskrelError, UnknownNameError
 from ..core.io import atomic_path, sha256_bytes
 from ..core.paths import ZOO_DIR
-from .preprocessing import Preprocess
+from .preprocessing import Preprocess, augment
 
 #: the version of the architectures and the training recorded in ``data/zoo/MANIFEST.json``: the
 #: shipped weights are data, loaded only while it matches, so bump it (and rebuild them with
@@ -254,8 +254,6 @@ def pretrain(spec: dict, images=None, labels=None, n_classes: int | None = None,
 
 
 def _pretrain(spec, images, labels, n_classes, progress, desc):
-    from ..study.finetune import augment  # the fine-tuning recipes' random translations
-
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec["seed"])

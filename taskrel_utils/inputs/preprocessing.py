@@ -16,13 +16,18 @@ batches are processed with batched tensor operations. A 16-bit grey PIL image is
 first (:func:`eight_bit`).
 
 ``description`` is a stable string of every parameter; the feature cache keys on it.
+
+:func:`augment` draws the random training augmentation of a preprocessed batch (translations,
+flips, resized crops), for the in-kit CNNs' pre-training and for fine-tuning alike.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 import torch.nn.functional as F
 
 from ..core.errors import TaskrelError
@@ -182,3 +187,34 @@ def _to_array(im, i: int) -> np.ndarray:
         raise TaskrelError(f"Preprocess: item {i} of the list has shape {a.shape}; expected (H, W) or (H, W, 3)")
     a = np.ascontiguousarray(a)
     return a if a.flags.writeable else a.copy()  # torch.from_numpy warns on read-only arrays
+
+
+def augment(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """A randomly augmented copy of a preprocessed batch ``x`` (B, C, S, S), drawn with ``gen``.
+
+    ``kind``: ``"none"`` (``x`` itself), ``"shift"`` (a random translation by up to S/8 pixels, zero
+    padding), ``"flip_shift"`` (the same, then a horizontal flip with probability 1/2),
+    ``"random_resized_crop_flip"`` (a crop of 8-100 % of the area at an aspect ratio of 3/4-4/3,
+    resized back to S, then the flip). Used by the in-kit CNNs' pre-training and by fine-tuning."""
+    if kind == "none":
+        return x
+    B, _, S, _ = x.shape
+    if kind in ("shift", "flip_shift"):
+        pad = max(1, S // 8)
+        padded = nn.functional.pad(x, (pad, pad, pad, pad))
+        dx, dy = torch.randint(0, 2 * pad + 1, (2, B), generator=gen)
+        x = torch.stack([padded[i, :, dy[i]:dy[i] + S, dx[i]:dx[i] + S] for i in range(B)])
+    elif kind == "random_resized_crop_flip":
+        area = torch.empty(B).uniform_(0.08, 1.0, generator=gen)
+        log_ratio = torch.empty(B).uniform_(math.log(3 / 4), math.log(4 / 3), generator=gen)
+        w = (S * torch.sqrt(area * torch.exp(log_ratio))).clamp(1, S).round().long()
+        h = (S * torch.sqrt(area / torch.exp(log_ratio))).clamp(1, S).round().long()
+        u = torch.rand(2, B, generator=gen)
+        top, left = (u[0] * (S - h + 1)).long(), (u[1] * (S - w + 1)).long()
+        x = torch.cat([nn.functional.interpolate(x[i:i + 1, :, top[i]:top[i] + h[i], left[i]:left[i] + w[i]],
+                                                 size=(S, S), mode="bilinear", align_corners=False, antialias=True)
+                       for i in range(B)])
+    if kind in ("flip_shift", "random_resized_crop_flip"):
+        flip = torch.rand(B, generator=gen) < 0.5
+        x = torch.where(flip.view(B, 1, 1, 1), x.flip(-1), x)
+    return x.contiguous(memory_format=torch.channels_last)

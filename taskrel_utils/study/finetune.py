@@ -34,6 +34,7 @@ from ..core.cache import Namespace
 from ..core.checks import as_seed
 from ..core.errors import CorruptedFileError, TaskrelError, UnknownNameError
 from ..core.numerics import standard_scaler
+from ..inputs.preprocessing import augment
 from ..method.reference_classifier import ReferenceClassifier, train_reference_classifier
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "finetune", "FinetuneResult", "linear_probe", "ProbeResult",
@@ -255,32 +256,6 @@ def _preprocessed(encoder, task, batch_size=256) -> torch.Tensor:
         return torch.cat([encoder.preprocess(task.images[i:i + batch_size]) for i in range(0, len(task), batch_size)])
     return torch.cat([encoder.preprocess([task.image(j) for j in range(i, min(i + batch_size, len(task)))])
                       for i in range(0, len(task), batch_size)])
-
-
-def augment(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
-    """A randomly augmented copy of a preprocessed batch ``x`` (B, C, S, S); see :class:`Recipe`."""
-    if kind == "none":
-        return x
-    B, _, S, _ = x.shape
-    if kind in ("shift", "flip_shift"):
-        pad = max(1, S // 8)
-        padded = nn.functional.pad(x, (pad, pad, pad, pad))
-        dx, dy = torch.randint(0, 2 * pad + 1, (2, B), generator=gen)
-        x = torch.stack([padded[i, :, dy[i]:dy[i] + S, dx[i]:dx[i] + S] for i in range(B)])
-    elif kind == "random_resized_crop_flip":
-        area = torch.empty(B).uniform_(0.08, 1.0, generator=gen)
-        log_ratio = torch.empty(B).uniform_(math.log(3 / 4), math.log(4 / 3), generator=gen)
-        w = (S * torch.sqrt(area * torch.exp(log_ratio))).clamp(1, S).round().long()
-        h = (S * torch.sqrt(area / torch.exp(log_ratio))).clamp(1, S).round().long()
-        u = torch.rand(2, B, generator=gen)
-        top, left = (u[0] * (S - h + 1)).long(), (u[1] * (S - w + 1)).long()
-        x = torch.cat([nn.functional.interpolate(x[i:i + 1, :, top[i]:top[i] + h[i], left[i]:left[i] + w[i]],
-                                                 size=(S, S), mode="bilinear", align_corners=False, antialias=True)
-                       for i in range(B)])
-    if kind in ("flip_shift", "random_resized_crop_flip"):
-        flip = torch.rand(B, generator=gen) < 0.5
-        x = torch.where(flip.view(B, 1, 1, 1), x.flip(-1), x)
-    return x.contiguous(memory_format=torch.channels_last)
 
 
 def _lr_factor(recipe: Recipe, epoch_progress: float) -> float:
