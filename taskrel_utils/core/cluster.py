@@ -2,12 +2,12 @@
 
 A *scheduler address* chooses the cluster: ``tcp://host:8786`` (any running scheduler: a SLURM
 cluster of ``dask-jobqueue``, ``dask scheduler`` started by hand, ...) or ``local`` (a
-``LocalCluster`` of this machine, started on first use: :func:`jobs.n_jobs_default` worker
+``LocalCluster`` of this machine, started on first use: :func:`workers.n_jobs_default` worker
 processes, one thread each). ``TASKREL_SCHEDULER`` gives the address to every
 :func:`jobs.run_jobs` of the process (the tables, the zoo's pre-training, the fine-tuning grid);
 ``python -m taskrel_utils run --scheduler ADDRESS`` sets it for the notebooks' kernels.
 
-Each job is one task; the caller's :data:`jobs.WORKER_ENVIRONMENT` travels with it (the cache
+Each job is one task; the caller's :data:`workers.WORKER_ENVIRONMENT` travels with it (the cache
 folder resolved, so that the workers read and write the caller's cache: on a cluster it must be on
 a file system every worker mounts). Results come back in the order of the jobs; they equal a
 serial run's because every job is deterministic on its own.
@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 from tqdm.auto import tqdm
 
 from .errors import TaskrelError
+from .workers import n_jobs_default, with_environment
 
 #: The variable that sends :func:`jobs.run_jobs` to a Dask scheduler (unset or empty: local processes).
 SCHEDULER_VARIABLE = "TASKREL_SCHEDULER"
@@ -53,10 +54,8 @@ def _require_distributed():
 
 
 def start_local_cluster(n_workers: int | None = None):
-    """A ``LocalCluster`` of ``n_workers`` processes (None: :func:`jobs.n_jobs_default`), one
+    """A ``LocalCluster`` of ``n_workers`` processes (None: :func:`workers.n_jobs_default`), one
     thread each, its HTTP server (dashboard) on a free port of this machine. The caller closes it."""
-    from .jobs import n_jobs_default
-
     distributed = _require_distributed()
     n = n_jobs_default(os.cpu_count() or 1) if n_workers is None else max(1, int(n_workers))
     return distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
@@ -112,7 +111,7 @@ def map_jobs(fn: Callable, jobs: Sequence[Sequence], address: str, environment: 
     """``[fn(*job) for job in jobs]`` computed on the cluster at ``address``, in the order of ``jobs``.
 
     Each job's arguments are scattered to the workers (large arrays travel once per job, not in
-    the task graph); each task sets ``environment`` (:data:`jobs.WORKER_ENVIRONMENT` values, None:
+    the task graph); each task sets ``environment`` (:data:`workers.WORKER_ENVIRONMENT` values, None:
     unset) before calling ``fn``. The first failing job cancels the rest and raises its error here.
     """
     distributed = _require_distributed()
@@ -134,6 +133,4 @@ def map_jobs(fn: Callable, jobs: Sequence[Sequence], address: str, environment: 
 
 def _call_packed(environment: dict, fn: Callable, job: tuple):
     """``fn(*job)`` on a worker, with the caller's environment."""
-    from .jobs import with_environment
-
     return with_environment(environment, fn, *job)

@@ -51,9 +51,10 @@ from . import correlation, finetune
 from .config import Profile
 from ..core.errors import TaskrelError, UnknownNameError
 from ..core.io import atomic_path, sha256_bytes, write_json
-from ..core.jobs import run_jobs, worker_count
+from ..core.jobs import run_jobs
 from ..core.numerics import stratified_groups
 from ..core.paths import KIT_ROOT, cache_dir
+from ..core.workers import worker_count
 
 __all__ = ["DEFAULTS", "THREADS", "GroundTruth", "settings", "encoder_groups", "split_train", "protocol_grid",
            "select_protocols", "build", "load", "recompute_runs", "default_path"]

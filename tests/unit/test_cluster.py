@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dask_worker_jobs import fail_on, pid_after, shared_entry
-from taskrel_utils.core import cluster, jobs
+from taskrel_utils.core import cluster, jobs, workers
 from taskrel_utils.study import config, tables
 from taskrel_utils.kit import pipeline
 from taskrel_utils.core.errors import TaskrelError
@@ -52,11 +52,11 @@ def test_workers_get_the_callers_cache_folder_as_an_absolute_path(monkeypatch, t
     from taskrel_utils.core.paths import cache_dir
 
     monkeypatch.delenv("TASKREL_CACHE", raising=False)
-    assert jobs.caller_environment() == {"TASKREL_CACHE": None}  # local processes share this machine's default
-    assert jobs.caller_environment(resolve_cache=True) == {"TASKREL_CACHE": str(cache_dir().resolve())}
+    assert workers.caller_environment() == {"TASKREL_CACHE": None}  # local processes share this machine's default
+    assert workers.caller_environment(resolve_cache=True) == {"TASKREL_CACHE": str(cache_dir().resolve())}
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TASKREL_CACHE", "relative-cache")  # a worker elsewhere would read another folder
-    assert jobs.caller_environment(resolve_cache=True) == {"TASKREL_CACHE": str(tmp_path.resolve() / "relative-cache")}
+    assert workers.caller_environment(resolve_cache=True) == {"TASKREL_CACHE": str(tmp_path.resolve() / "relative-cache")}
 
 
 def test_relatedness_and_score_tables_on_dask_equal_serial(feats, monkeypatch):
