@@ -22,7 +22,8 @@ Names
   ``timm:<model>:<checkpoint path>``; features = pooled pre-logits.
 * ``torchvision:<model>`` (torchvision's ``IMAGENET1K_V1`` weights), ``torchvision:<model>:random``,
   ``torchvision:<model>:<weights enum member>``; features = the input of the last linear layer
-  (:mod:`taskrel_utils.torchvision_encoders`).
+  (:mod:`taskrel_utils.inputs.torchvision_encoders`); the Encoder record and the
+  offline rule live in :mod:`taskrel_utils.inputs.encoder_base`.
 
 Downloads (real open_clip tags, timm weights) go through the libraries' own caches; when one is
 needed and impossible (``HF_HUB_OFFLINE=1`` or no network) an ``OfflineError`` is raised within
@@ -33,9 +34,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import socket
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +42,9 @@ from torch import nn
 
 from . import cnn_zoo
 from ..core.errors import MissingDataError, OfflineError, TaskrelError, UnknownNameError
+from .encoder_base import Encoder, check_seed, no_options, offline_error, offline_reason, seeded
 from .preprocessing import Preprocess
+from .torchvision_encoders import load_torchvision
 
 __all__ = ["Encoder", "load_encoder", "list_encoders", "imagenet_class_names", "EFFNETS", "PATTERNS"]
 
@@ -54,34 +54,6 @@ EFFNETS = {"effnet-lite0": (0, 224), "effnet-lite1": (1, 240), "effnet-lite2": (
 PATTERNS = ("open_clip:<model>[:<pretrained tag or checkpoint path>]",
             "timm:<model>[:random or :<checkpoint path>]",
             "torchvision:<model>[:random or :<weights, e.g. IMAGENET1K_V2>]")
-_TRUE = ("1", "true", "yes", "on")
-
-
-@dataclass(eq=False)
-class Encoder:
-    """A frozen feature extractor: ``encode(preprocess(images)) -> (B, feature_dim)``."""
-
-    name: str
-    model: nn.Module
-    feature_dim: int
-    preprocess: Preprocess
-    weights_id: str
-    head: nn.Module | None = None
-    info: dict = field(default_factory=dict)
-    device: str = "cpu"
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Features of a preprocessed batch ``(B, C, size, size)`` (no gradient)."""
-        if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            raise TaskrelError(f"{self.name}: encode expects a preprocessed (B, C, H, W) tensor "
-                               f"(use encoder.preprocess(images) first), got "
-                               f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-        with torch.no_grad():
-            return self.model(x.to(self.device, torch.float32))
-
-    def __repr__(self):
-        return (f"Encoder({self.name!r}, feature_dim={self.feature_dim}, "
-                f"preprocess={self.preprocess.description!r}, weights_id={self.weights_id[:12]!r})")
 
 
 def list_encoders() -> list[str]:
@@ -108,14 +80,13 @@ def load_encoder(name: str, *, device: str = "cpu", image_size: int | None = Non
     if name in cnn_zoo.ZOO:
         enc = _load_zoo(name, progress=progress, image_size=image_size, **options)
     elif name in EFFNETS:
-        _no_options(name, options)
+        no_options(name, options)
         enc = _load_effnet(name, image_size)
     elif name.startswith("open_clip:"):
         enc = _load_open_clip(name, image_size, **options)
     elif name.startswith("timm:"):
         enc = _load_timm(name, image_size, **options)
     elif name.startswith("torchvision:"):
-        from .torchvision_encoders import load_torchvision
         enc = load_torchvision(name, image_size, **options)
     else:
         raise UnknownNameError("encoder", name, list_encoders() + list(PATTERNS))
@@ -132,13 +103,6 @@ def load_encoder(name: str, *, device: str = "cpu", image_size: int | None = Non
     return enc
 
 
-def _no_options(name, options, valid=()):
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise UnknownNameError(f"option of encoder {name!r}", unknown[0], valid or ["(none)"])
-
-
-# ---------------------------------------------------------------------------- in-kit CNNs
 def _load_zoo(name, *, progress, image_size, **options) -> Encoder:
     model, spec, weights_id, stats = cnn_zoo.load_zoo_encoder(name, progress=progress, **options)
     info = {"family": "in-kit CNN", "arch": spec["arch"], "width": spec["width"], "corpus": spec["corpus"],
@@ -234,29 +198,6 @@ def _load_effnet(name, image_size) -> Encoder:
                    net.get_classifier(), info)
 
 
-# ---------------------------------------------------------------------------- offline rule
-def offline_reason(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> str | None:
-    """Why downloads are impossible (``HF_HUB_OFFLINE`` set, or no connection within ``timeout``), else None."""
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in _TRUE:
-            return f"{var}={os.environ[var]} is set"
-    result = {}
-
-    def probe():
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            result["ok"] = True
-        except OSError as e:
-            result["error"] = e
-
-    t = threading.Thread(target=probe, daemon=True)  # bounds DNS resolution too
-    t.start()
-    t.join(timeout + 0.5)
-    if result.get("ok"):
-        return None
-    return f"no network connection to {host}:{port} ({result.get('error', 'timed out')})"
-
-
 def _hf_cached(repo_id: str, filenames) -> str | None:
     """The local path of the first of ``filenames`` already in the Hugging Face cache (no network)."""
     from huggingface_hub import try_to_load_from_cache
@@ -270,27 +211,8 @@ def _hf_cached(repo_id: str, filenames) -> str | None:
     return None
 
 
-def _offline_error(what: str, artefact: str, reason: str, path_hint: str, warm_cmd: str) -> OfflineError:
-    return OfflineError(
-        f"{what} needs {artefact}, which is not in the local cache and cannot be downloaded: {reason}. "
-        f"Provide it (a) as a local checkpoint file: {path_hint}; or (b) by pre-populating the Hugging Face "
-        f"cache on a machine with internet (`{warm_cmd}`) and copying the cache folder (HF_HOME, default "
-        f"~/.cache/huggingface) to this machine. Without internet, the mini profile needs no download.")
-
-
 def _looks_like_path(s: str) -> bool:
     return os.sep in s or "/" in s or s.startswith("~") or s.endswith((".pt", ".pth", ".bin", ".safetensors", ".ckpt"))
-
-
-def _seeded(seed, fn):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return fn()
-
-
-def _check_seed(name, seed):
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TaskrelError(f"{name}: seed must be an int, got {seed!r}")
 
 
 # ---------------------------------------------------------------------------- open_clip
@@ -306,8 +228,8 @@ def _register_kit_configs(open_clip) -> None:
 def _load_open_clip(name, image_size, seed: int = 0, **options) -> Encoder:
     import open_clip
     _register_kit_configs(open_clip)
-    _no_options(name, options, ["seed"])
-    _check_seed(name, seed)
+    no_options(name, options, ["seed"])
+    check_seed(name, seed)
     parts = name.split(":", 2)
     model_name, pretrained = parts[1], (parts[2] if len(parts) > 2 and parts[2] else None)
     if model_name not in open_clip.list_models():
@@ -337,7 +259,7 @@ def _load_open_clip(name, image_size, seed: int = 0, **options) -> Encoder:
                 reason = offline_reason()
                 if reason:
                     artefact = (f"Hugging Face hub file {cfg['hf_hub']}" if cfg.get("hf_hub") else f"{cfg.get('url')}")
-                    raise _offline_error(
+                    raise offline_error(
                         f"encoder {name!r}", f"the open_clip weights {model_name}:{pretrained} ({artefact})",
                         reason, f"load_encoder('open_clip:{model_name}:/path/to/checkpoint.bin')",
                         f"python -c \"import open_clip; open_clip.create_model('{model_name}', "
@@ -352,7 +274,7 @@ def _load_open_clip(name, image_size, seed: int = 0, **options) -> Encoder:
                                    open_clip.list_pretrained_tags_by_model(model_name)
                                    + ["<path of a local checkpoint file>"])
     try:
-        clip = _seeded(seed, lambda: open_clip.create_model(model_name, **kwargs))
+        clip = seeded(seed, lambda: open_clip.create_model(model_name, **kwargs))
     except RuntimeError as e:
         if "download" in str(e).lower():
             raise OfflineError(f"encoder {name!r}: downloading the weights failed ({e}); pass a local checkpoint "
@@ -421,8 +343,8 @@ class ImageTower(nn.Module):
 def _load_timm(name, image_size, seed: int = 0, **options) -> Encoder:
     import timm
     from timm.data import resolve_data_config
-    _no_options(name, options, ["seed"])
-    _check_seed(name, seed)
+    no_options(name, options, ["seed"])
+    check_seed(name, seed)
     parts = name.split(":", 2)
     model_name, what = parts[1], (parts[2] if len(parts) > 2 and parts[2] else None)
     if not model_name or not timm.is_model(model_name):
@@ -457,13 +379,13 @@ def _load_timm(name, image_size, seed: int = 0, **options) -> Encoder:
         else:
             reason = offline_reason()
             if reason:
-                raise _offline_error(
+                raise offline_error(
                     f"encoder {name!r}", f"the timm weights of {model_name} "
                     f"({'Hugging Face hub repo ' + pcfg.hf_hub_id if pcfg.hf_hub_id else pcfg.url})", reason,
                     f"load_encoder('timm:{model_name}:/path/to/model.safetensors')",
                     f"python -c \"import timm; timm.create_model('{model_name}', pretrained=True)\"")
             kwargs = dict(pretrained=True)
-    net = _seeded(seed, lambda: timm.create_model(model_name, **kwargs)).eval()
+    net = seeded(seed, lambda: timm.create_model(model_name, **kwargs)).eval()
     cfg = resolve_data_config({}, model=net)
     native = int(cfg["input_size"][-1])
     size = int(image_size or native)

@@ -10,7 +10,7 @@ SFDA benchmark) is torchvision's first model release; three of its models (``mna
 * Features: the input of the last linear layer (the pooled pre-logits), that layer removed;
   ``head`` is that 1000-way layer (pretrained weights only).
 * Preprocessing: the weights' crop size, mean and std, resized by the shorter side and
-  centre-cropped (:class:`~taskrel_utils.preprocessing.Preprocess`).
+  centre-cropped (:class:`~taskrel_utils.inputs.preprocessing.Preprocess`).
 
 Weights come from torch's hub cache (``$TORCH_HOME/hub/checkpoints``); when they are not there and
 cannot be downloaded, an ``OfflineError`` says how to provide them.
@@ -25,6 +25,7 @@ from torch import nn
 
 from . import cnn_zoo
 from ..core.errors import TaskrelError, UnknownNameError
+from .encoder_base import Encoder, check_seed, no_options, offline_error, offline_reason, seeded
 from .preprocessing import Preprocess
 
 #: the weights a plain ``torchvision:<model>`` loads
@@ -67,13 +68,11 @@ def cached_weight_file(weights) -> Path:
 
 
 def load_torchvision(name: str, image_size: int | None, seed: int = 0, **options):
-    """The :class:`~taskrel_utils.encoders.Encoder` of ``torchvision:<model>[:random | :<weights>]``."""
+    """The :class:`~taskrel_utils.inputs.encoder_base.Encoder` of ``torchvision:<model>[:random | :<weights>]``."""
     from torchvision import models
 
-    from .encoders import Encoder, _check_seed, _no_options, _offline_error, _seeded, offline_reason
-
-    _no_options(name, options, ["seed"])
-    _check_seed(name, seed)
+    no_options(name, options, ["seed"])
+    check_seed(name, seed)
     parts = name.split(":", 2)
     model_name, what = parts[1], (parts[2] if len(parts) > 2 and parts[2] else DEFAULT_WEIGHTS)
     if model_name not in models.list_models(module=models):
@@ -81,13 +80,13 @@ def load_torchvision(name: str, image_size: int | None, seed: int = 0, **options
     random = what == "random"
     weights = weights_of(model_name, DEFAULT_WEIGHTS if random else what)
     if random:
-        net = _seeded(seed, lambda: models.get_model(model_name, weights=None, **RANDOM_OPTIONS.get(model_name, {})))
+        net = seeded(seed, lambda: models.get_model(model_name, weights=None, **RANDOM_OPTIONS.get(model_name, {})))
         source, licence = "random initialisation (torchvision, weights=None)", "n/a (random weights)"
     else:
         local = cached_weight_file(weights)
         reason = None if local.is_file() else offline_reason()
         if reason:
-            raise _offline_error(
+            raise offline_error(
                 f"encoder {name!r}", f"the torchvision weights {model_name}.{what} ({weights.url})", reason,
                 f"copy the file to {local}",
                 f"python -c \"import torchvision; torchvision.models.get_model('{model_name}', weights='{what}')\"")
