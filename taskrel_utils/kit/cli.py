@@ -9,6 +9,7 @@
     ground-truth build --profile mini [--seeds 6] [--contrast-seeds N] [--selection-seeds 1] [--jobs N] [--out CSV]
     ground-truth check --profile mini [--out CSV] [--verify N]
     check-run RUN_DIR [--reference JSON] [--record]
+    layers [--modules]
     list tasks|encoders|profiles
 """
 from __future__ import annotations
@@ -95,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("run_dir", help="a run directory, e.g. runs/mini")
     chk.add_argument("--reference", default=None, help="the reference JSON (default: data/reference_runs/<profile>.json)")
     chk.add_argument("--record", action="store_true", help="record this run as the reference instead of comparing")
+    lay = sub.add_parser("layers", help="print the imports between the package's layers (core, method, inputs, "
+                                        "study, present, kit) and whether they point down only, without cycles")
+    lay.add_argument("--modules", action="store_true", help="also every module's imports of the package")
     lst = sub.add_parser("list", help="list valid names")
     lst.add_argument("what", choices=["tasks", "encoders", "profiles"])
     return p
@@ -235,6 +239,11 @@ def main(argv=None) -> int:
             return main_cli(args, command="python -m taskrel_utils " + " ".join(words))
         elif args.command == "check-run":
             return _check_run(args.run_dir, args.reference, args.record)
+        elif args.command == "layers":
+            from .layers import report
+
+            print(report(modules=args.modules))
+            return 0
         elif args.command == "list":
             if args.what == "profiles":
                 from ..study.config import list_profiles as names

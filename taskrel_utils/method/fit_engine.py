@@ -4,13 +4,13 @@
 tensors with their Adam optimiser, and one of three step engines that keep the current batch
 pair's transport plan and take a step of the alternating fit (the paper's algorithm; docs/method.md §4):
 
-* :class:`_ReferenceStep` - the original step: full point-level plan, squared-distance feature
+* :class:`ReferenceStep` - the original step: full point-level plan, squared-distance feature
   term on the n x m cost, every gradient by autograd;
-* :class:`_FastStep` - the same step by exact reformulations: the plan enters only through its
+* :class:`FastStep` - the same step by exact reformulations: the plan enters only through its
   row masses, barycentric sums and class-level block masses, the feature and inverse-consistency
   gradients are written out in closed form (optionally in float32), the plan may be kept for
   ``ot_every`` steps (its moments then give the feature gradient);
-* :class:`_ClosedFormStep` - the fast step, with ``B`` and ``D`` set in closed form from the
+* :class:`ClosedFormStep` - the fast step, with ``B`` and ``D`` set in closed form from the
   recent plans instead of Adam steps (the kit's default).
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ def device_for(name):
     return torch.device(name)
 
 
-class _Params:
+class Params:
     """The learned transformations (float64, on ``device``) and their Adam optimiser.
 
     ``A``, ``A_bar`` (d x d), ``b`` (d); learned: ``beta`` (K_T x K_R), ``delta`` (K_R) with
@@ -121,7 +121,7 @@ def _record(o, feat, lab, H, LC, PM, IC) -> dict:
                 PM=PM.item(), IC=IC if isinstance(IC, float) else IC.item())
 
 
-def _plan_sums(rows, cols, vals, t, n):
+def plan_sums(rows, cols, vals, t, n):
     """What a step needs of the plan ``Pi`` (n x m; non-zeros ``Pi[rows[k], cols[k]] = vals[k]``, at
     most one entry per (row, column)) and target batch ``t`` (m x d): its row masses ``a = Pi 1``
     (n), barycentric sums ``Pt = Pi t`` (n x d) and column masses ``b = Pi^T 1`` (m). The entries
@@ -147,7 +147,7 @@ def _plan_summary(P, yk, sl, K_R, K_T):
     return rows, cols, vals, gamma
 
 
-class _ReferenceStep:
+class ReferenceStep:
     """The original step: full point-level plan, O(nmd) squared-distance term, autograd everywhere."""
 
     def __init__(self, state, par):
@@ -199,7 +199,7 @@ class _ReferenceStep:
         return rec
 
 
-class _FastStep:
+class FastStep:
     """The same step by the exact reformulations of the module doc.
 
     The plan enters only through its row masses ``a`` (n), barycentric sums ``Pt = Pi t`` (n x d)
@@ -234,14 +234,14 @@ class _FastStep:
         else:
             P = emd_plan(None, None, euclidean(u, t) + float(o["Lambda"]) * Lc[np.ix_(yk, sl)])
             rows, cols, vals, gamma = _plan_summary(P, yk, sl, self.K_R, self.K_T)
-        a, Pt, b = _plan_sums(rows, cols, vals, t, n)
+        a, Pt, b = plan_sums(rows, cols, vals, t, n)
         self.a = torch.from_numpy(a).to(dev)
         self.Pt = torch.from_numpy(Pt).to(dev)  # sum_l Pi_kl t_l
         self.gamma = torch.from_numpy(gamma).to(dev)
         self.const = float((b * (t * t).sum(1)).sum())  # sum_l b_l ||t_l||^2
         self.u_fresh = torch.from_numpy(u).to(dev)
         if self.moments_needed:
-            self.moments = _plan_moments(self.z.to(self.alg), self.a.to(self.alg), self.Pt.to(self.alg))
+            self.moments = plan_moments(self.z.to(self.alg), self.a.to(self.alg), self.Pt.to(self.alg))
         return rows, cols, vals, gamma
 
     def _feature_term_now(self, A, b):
@@ -271,7 +271,7 @@ class _FastStep:
                 R = (self.a[:, None] * self.u_fresh - self.Pt).to(self.alg)  # a_k (u_k - t_hat_k)
                 gA, gb = R.T @ self.z.to(self.alg), R.sum(0)
             else:
-                gA, gb = _feature_grads(A, b, self.moments)
+                gA, gb = feature_grads(A, b, self.moments)
             gA *= 2.0 * lwd
             gb *= 2.0 * lwd
             E1 = A @ A_bar - self.I
@@ -297,7 +297,7 @@ class _FastStep:
         return float((self.a * (u * u).sum(1)).sum() - 2.0 * (u * self.Pt).sum()) + self.const
 
 
-class _ClosedFormStep(_FastStep):
+class ClosedFormStep(FastStep):
     """The fast step with ``update="closed_form"`` (the kit's default): A, A_bar and b take the
     usual Adam step; B and D jump to the minimisers of J's dominant term, the label term
     ``Lambda sum_ji gamma_ji ||B e_j - e_i||^2``, given the recent plans.
@@ -330,7 +330,7 @@ class _ClosedFormStep(_FastStep):
         return out
 
     def step(self, v) -> dict:
-        """J and its terms before the update (as :meth:`_FastStep.step`, whose Adam step leaves
+        """J and its terms before the update (as :meth:`FastStep.step`, whose Adam step leaves
         beta and delta out here), then B and D in closed form."""
         rec = super().step(v)
         par = self.par
@@ -357,13 +357,13 @@ def class_matching(gamma) -> np.ndarray:
     return match
 
 
-def _plan_moments(Z, a, Pt):
+def plan_moments(Z, a, Pt):
     """Moments of a fixed plan (barycentric form of the feature term): ``S = Z^T diag(a) Z``, ``T = Pt^T Z`` (d x d),
     ``s = Z^T a``, ``p = Pt^T 1`` (d), ``mass = sum a`` for a batch ``Z`` (n x d)."""
     return dict(S=(Z * a[:, None]).T @ Z, T=Pt.T @ Z, s=Z.T @ a, p=Pt.sum(0), mass=a.sum())
 
 
-def _feature_grads(A, b, mom):
+def feature_grads(A, b, mom):
     """Half-gradients of sum_k a_k ||A z_k + b - t_hat_k||^2 from the plan's moments:
     ``A S + b s^T - T`` (d x d) and ``A s + mass b - p`` (d)."""
     return A @ mom["S"] + torch.outer(b, mom["s"]) - mom["T"], A @ mom["s"] + mom["mass"] * b - mom["p"]

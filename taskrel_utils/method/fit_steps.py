@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 
 from ..core.checks import as_pair, as_seed, check_classes
 from ..core.errors import TaskrelError, UnknownNameError
-from .fit_engine import _ClosedFormStep, _FastStep, _Params, _ReferenceStep, device_for
+from .fit_engine import ClosedFormStep, FastStep, Params, ReferenceStep, device_for
 from .fit_options import MODES, resolve_options
 from .reference_classifier import ReferenceClassifier, fit_reference_model
 from ..core.numerics import euclidean, standard_scaler
@@ -150,8 +150,8 @@ class Transformations:
         closed = not reference and o["update"] == "closed_form"
         device = torch.device("cpu") if reference else device_for(o["device"])
         # fused Adam: one kernel per tensor
-        self.params = _Params(start, o, device, fused=None if reference else True, adam_beta_delta=not closed)
-        engine = _ReferenceStep if reference else (_ClosedFormStep if closed else _FastStep)
+        self.params = Params(start, o, device, fused=None if reference else True, adam_beta_delta=not closed)
+        engine = ReferenceStep if reference else (ClosedFormStep if closed else FastStep)
         self.engine = engine(state, self.params)
         self.plan: TransportPlan | None = None
 

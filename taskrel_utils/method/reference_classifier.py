@@ -293,10 +293,10 @@ class _Pool:
         """``(F, ce, gp_y, gp_random, dF/dW, dF/dc)`` at numpy ``W`` (K x d), ``c`` (K)."""
         W, c = torch.from_numpy(np.asarray(W, dtype=np.float64)), torch.from_numpy(np.asarray(c, dtype=np.float64))
         if self.autograd:
-            out = _pool_objective_autograd(W, c, self.X, self.y, *self.args)
+            out = pool_objective_autograd(W, c, self.X, self.y, *self.args)
         else:
             with torch.no_grad():
-                out = _pool_objective_closed_form(W, c, self.X, self.y, *self.args)
+                out = pool_objective_closed_form(W, c, self.X, self.y, *self.args)
         return tuple(float(v) for v in out[:4]) + tuple(g.numpy() for g in out[4:])
 
 
@@ -394,7 +394,7 @@ def _log(clf, pool, W, c, it, test, batch=None):
     clf.history.append(row)
 
 
-def _pool_objective_closed_form(W, c, X, y, tau0, weight, wd):
+def pool_objective_closed_form(W, c, X, y, tau0, weight, wd):
     """F on a pool (module doc) with the random label's penalty in expectation, and its exact
     gradients, in O(N K^2 + N K d) without back-prop.
 
@@ -430,8 +430,8 @@ def _pool_objective_closed_form(W, c, X, y, tau0, weight, wd):
     return F, ce, gp_y, gp_r, g_logits.T @ X + dG @ W + wd * W, g_logits.sum(0) + wd * c
 
 
-def _pool_objective_autograd(W, c, X, y, tau0, weight, wd):
-    """F of :func:`_pool_objective_closed_form` by double back-prop (input gradients per label)."""
+def pool_objective_autograd(W, c, X, y, tau0, weight, wd):
+    """F of :func:`pool_objective_closed_form` by double back-prop (input gradients per label)."""
     W, c = W.clone().requires_grad_(True), c.clone().requires_grad_(True)
     Xg = X.clone().requires_grad_(True)
     logits = Xg @ W.T + c

@@ -186,7 +186,7 @@ def class_structured_plan(u, y, t, s, label_cost, *, num_itermax: int = NUM_ITER
     gamma = np.zeros((K_R, K_T))
     gamma[np.ix_(rj, ci)] = G
     jj, ii = np.nonzero(gamma > 0)
-    comp = _support_components(jj, ii, K_R, K_T)
+    comp = support_components(jj, ii, K_R, K_T)
     ref_of = [np.flatnonzero(y == j) for j in range(K_R)]
     tgt_of = [np.flatnonzero(s == i) for i in range(K_T)]
     rows, cols, vals = [], [], []
@@ -214,7 +214,7 @@ def class_structured_plan(u, y, t, s, label_cost, *, num_itermax: int = NUM_ITER
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), gamma
 
 
-def _support_components(jj, ii, K_R: int, K_T: int) -> np.ndarray:
+def support_components(jj, ii, K_R: int, K_T: int) -> np.ndarray:
     """Connected components of the bipartite graph with edges ``(jj[e], ii[e])`` between reference
     classes (nodes ``0..K_R-1``) and target classes (nodes ``K_R..K_R+K_T-1``): a label per node,
     numbered by each component's smallest node (as ``scipy.sparse.csgraph.connected_components``).

@@ -89,7 +89,7 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def _names(items, limit: int = 6) -> str:
+def quoted_names(items, limit: int = 6) -> str:
     """```a`, `b`, ... (+3 more)`` for a list of names."""
     items = [f"`{x}`" for x in items]
     return ", ".join(items[:limit]) + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
@@ -119,7 +119,7 @@ def zoo_reading(zoo_table: pd.DataFrame) -> str:
     contrast = zoo_table[zoo_table.group != "main"]
     lo, hi = zoo_table.loc[zoo_table.feature_dim.idxmin()], zoo_table.loc[zoo_table.feature_dim.idxmax()]
     return (f"**This run's zoo.** {_count(len(zoo_table), 'encoder')}: {len(main)} in the main zoo "
-            f"({_names(main.encoder)}) and {_count(len(contrast), 'contrast')} ({_names(contrast.encoder) or 'none'}). "
+            f"({quoted_names(main.encoder)}) and {_count(len(contrast), 'contrast')} ({quoted_names(contrast.encoder) or 'none'}). "
             f"Their features have from "
             f"{lo.feature_dim} (`{lo.encoder}`) to {hi.feature_dim} (`{hi.encoder}`) dimensions; every "
             f"later step works on these vectors and never on the images again.")

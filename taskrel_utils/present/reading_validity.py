@@ -10,16 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .reading import _names, signed
+from .reading import quoted_names, signed
 
 TERM_LABELS = {"reweighted_reference_loss": "re-weighted reference loss", "label_mismatch": "label mismatch",
                "distribution_mismatch": "distribution mismatch (tau W)", "task_relatedness": "task-relatedness"}
 
 
 def _targets(names) -> str:
-    """Every name, quoted (``reading._names`` without its cut), or "none"."""
+    """Every name, quoted (``reading.quoted_names`` without its cut), or "none"."""
     names = list(names)
-    return _names(names, limit=len(names)) or "none"
+    return quoted_names(names, limit=len(names)) or "none"
 
 
 def premise_reading(premise: pd.DataFrame) -> str:

@@ -188,7 +188,7 @@ def test_plan_sums_equal_the_sparse_products_bit_for_bit():
     order) are exactly the row-sorted sparse matrix's sums and product."""
     from scipy.sparse import csr_matrix
 
-    from taskrel_utils.method.fit_engine import _plan_sums
+    from taskrel_utils.method.fit_engine import plan_sums
     from taskrel_utils.method.transport import emd_plan
 
     rng = np.random.default_rng(3)
@@ -198,7 +198,7 @@ def test_plan_sums_equal_the_sparse_products_bit_for_bit():
     order = rng.permutation(len(rows))
     rows, cols, vals = rows[order], cols[order], P[rows, cols][order]
     Pi = csr_matrix((vals, (rows, cols)), shape=P.shape)
-    a, Pt, b = _plan_sums(rows, cols, vals, t, len(u))
+    a, Pt, b = plan_sums(rows, cols, vals, t, len(u))
     assert np.array_equal(a, np.asarray(Pi.sum(1))[:, 0])
     assert np.array_equal(Pt, Pi @ t)
     assert np.array_equal(b, np.asarray(Pi.sum(0))[0])

@@ -410,14 +410,14 @@ def test_fast_with_full_ot_equals_reference_step_by_step(data, h_R):
 
 
 def test_plan_moments_give_the_same_feature_gradient():
-    from taskrel_utils.method.fit_engine import _feature_grads, _plan_moments
+    from taskrel_utils.method.fit_engine import feature_grads, plan_moments
     g = torch.Generator().manual_seed(0)
     n, d = 30, 5
     Z, Pt = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(n, d, generator=g, dtype=torch.float64)
     a = torch.rand(n, generator=g, dtype=torch.float64)
     A, b = torch.randn(d, d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
     R = a[:, None] * (Z @ A.T + b) - Pt
-    gA, gb = _feature_grads(A, b, _plan_moments(Z, a, Pt))
+    gA, gb = feature_grads(A, b, plan_moments(Z, a, Pt))
     torch.testing.assert_close(gA, R.T @ Z)
     torch.testing.assert_close(gb, R.sum(0))
 
