@@ -1,17 +1,21 @@
-"""The numerical engine behind the public steps of :mod:`taskrel_utils.fit_steps`.
+"""The numerical engine of the alternating fit (the paper's algorithm; docs/method.md §4), behind
+the public steps of :mod:`taskrel_utils.method.fit_steps` (whose ``Transformations`` holds one
+:class:`Params` and one step engine):
 
-:class:`Transformations` holds the learned maps ``A``, ``A_inv``, ``b``, ``B``, ``D`` as torch
-tensors with their Adam optimiser, and one of three step engines that keep the current batch
-pair's transport plan and take a step of the alternating fit (the paper's algorithm; docs/method.md §4):
-
+* :class:`Params` - the learned maps ``A``, ``A_inv`` (d x d), ``b`` (d) and the logits of ``B``
+  and ``D`` as float64 torch tensors, with their Adam optimiser;
 * :class:`ReferenceStep` - the original step: full point-level plan, squared-distance feature
   term on the n x m cost, every gradient by autograd;
 * :class:`FastStep` - the same step by exact reformulations: the plan enters only through its
   row masses, barycentric sums and class-level block masses, the feature and inverse-consistency
   gradients are written out in closed form (optionally in float32), the plan may be kept for
-  ``ot_every`` steps (its moments then give the feature gradient);
+  ``ot_every`` steps (its moments then give the feature gradient: :func:`plan_moments`,
+  :func:`feature_grads`);
 * :class:`ClosedFormStep` - the fast step, with ``B`` and ``D`` set in closed form from the
   recent plans instead of Adam steps (the kit's default).
+
+Each engine keeps the current batch pair's transport plan; ``options`` is the fit's resolved
+options (:mod:`taskrel_utils.method.fit_options`).
 """
 from __future__ import annotations
 
@@ -53,31 +57,31 @@ def device_for(name):
 class Params:
     """The learned transformations (float64, on ``device``) and their Adam optimiser.
 
-    ``A``, ``A_bar`` (d x d), ``b`` (d); learned: ``beta`` (K_T x K_R), ``delta`` (K_R) with
+    ``A``, ``A_inv`` (d x d), ``b`` (d); learned: ``beta`` (K_T x K_R), ``delta`` (K_R) with
     ``B = colsoftmax(beta)``, ``D = softmax(delta)``; otherwise ``B``, ``D`` fixed.
     ``adam_beta_delta=False``: beta and delta are not in the optimiser (set in closed form).
     """
 
-    def __init__(self, start, o, device, fused, adam_beta_delta=True):
+    def __init__(self, start, options, device, fused, adam_beta_delta=True):
         f64 = dict(dtype=torch.float64, device=device)
         self.device = device
         self.A = torch.tensor(start.A, **f64).requires_grad_(True)
-        self.A_bar = torch.tensor(start.A_inv, **f64).requires_grad_(True)
+        self.A_inv = torch.tensor(start.A_inv, **f64).requires_grad_(True)
         self.b = torch.tensor(start.b, **f64).requires_grad_(True)
         self.learned = start.B_fixed is None
         self.adam_beta_delta = self.learned and adam_beta_delta  # B and D by Adam: their gradients are needed
         if self.learned:
             self.beta = torch.tensor(start.beta, **f64).requires_grad_(True)
             self.delta = torch.tensor(start.delta, **f64).requires_grad_(True)
-            groups = [dict(params=[self.A, self.A_bar, self.b, self.beta], lr=o["lr"]),
-                      dict(params=[self.delta], lr=o["lr_delta"])]
+            groups = [dict(params=[self.A, self.A_inv, self.b, self.beta], lr=options["lr"]),
+                      dict(params=[self.delta], lr=options["lr_delta"])]
             if not adam_beta_delta:
-                groups = [dict(params=[self.A, self.A_bar, self.b], lr=o["lr"])]
+                groups = [dict(params=[self.A, self.A_inv, self.b], lr=options["lr"])]
         else:
             self.fixed = (start.B_fixed, start.D_fixed)
             self.B_fix, self.D_fix = (torch.tensor(x, **f64) for x in self.fixed)
-            groups = [dict(params=[self.A, self.A_bar, self.b], lr=o["lr"])]
-        self.opt = torch.optim.Adam(groups, betas=tuple(o["adam_betas"]), eps=o["adam_eps"], fused=fused)
+            groups = [dict(params=[self.A, self.A_inv, self.b], lr=options["lr"])]
+        self.opt = torch.optim.Adam(groups, betas=tuple(options["adam_betas"]), eps=options["adam_eps"], fused=fused)
 
     def B(self):
         return colsoftmax(self.beta) if self.learned else self.B_fix
@@ -92,9 +96,9 @@ class Params:
             return self.B().cpu().numpy(), self.D().cpu().numpy()
 
     def numpy_all(self):
-        """Copies of ``(A, A_bar, b, B, D)`` as float64 numpy arrays."""
+        """Copies of ``(A, A_inv, b, B, D)`` as float64 numpy arrays."""
         B, D = self.numpy_B_D()
-        return tuple(x.detach().cpu().numpy().copy() for x in (self.A, self.A_bar, self.b)) + (B.copy(), D.copy())
+        return tuple(x.detach().cpu().numpy().copy() for x in (self.A, self.A_inv, self.b)) + (B.copy(), D.copy())
 
 
 def _label_terms(par, gamma, v, pi_T):
@@ -108,13 +112,13 @@ def _label_terms(par, gamma, v, pi_T):
     return lab, H, LC, PM
 
 
-def _weights(o):
-    return tuple(float(o[k]) for k in ("Lambda", "lambda_wd", "lambda_pm", "lambda_ic"))
+def _weights(options):
+    return tuple(float(options[k]) for k in ("Lambda", "lambda_wd", "lambda_pm", "lambda_ic"))
 
 
-def _record(o, feat, lab, H, LC, PM, IC) -> dict:
+def _record(options, feat, lab, H, LC, PM, IC) -> dict:
     """J = H + L_C + lambda_wd (feature term + Lambda label term) + lambda_pm PM + lambda_ic IC, and its terms."""
-    Lam, lwd, lpm, lic = _weights(o)
+    Lam, lwd, lpm, lic = _weights(options)
     J = H + LC + lwd * (feat + Lam * lab) + lpm * PM + lic * IC
     f = (lambda x: x) if isinstance(feat, float) else (lambda x: x.item())
     return dict(objective=J.item(), feature_term=f(feat), label_term=lab.item(), H=H.item(), LC=LC.item(),
@@ -151,7 +155,7 @@ class ReferenceStep:
     """The original step: full point-level plan, O(nmd) squared-distance term, autograd everywhere."""
 
     def __init__(self, state, par):
-        self.par, self.o, self.K_R, self.K_T = par, state.options, state.K_R, state.K_T
+        self.par, self.options, self.K_R, self.K_T = par, state.options, state.K_R, state.K_T
         self.pi_T = torch.from_numpy(state.pi_T)
         self.I = torch.eye(par.A.shape[0], dtype=torch.float64)
 
@@ -159,7 +163,7 @@ class ReferenceStep:
         """Solve the point-level plan on the cost ``||A z + b - t|| + Lambda ||B e_y - e_s||``."""
         self.z, self.t, self.yk, self.sl = torch.from_numpy(z), torch.from_numpy(t), yk, sl
         self.n, self.m = len(yk), len(sl)
-        par, Lam = self.par, float(self.o["Lambda"])
+        par, Lam = self.par, float(self.options["Lambda"])
         with torch.no_grad():
             u = self.z @ par.A.T + par.b
             q = par.B()[:, torch.from_numpy(yk)].T  # n x K_T soft transformed labels
@@ -170,7 +174,7 @@ class ReferenceStep:
 
     def _terms(self, v):
         par = self.par
-        A, A_bar, b, z, t = par.A, par.A_bar, par.b, self.z, self.t
+        A, A_inv, b, z, t = par.A, par.A_inv, par.b, self.z, self.t
         u = z @ A.T + b
         Bg, Dg = par.B(), par.D()
         q = Bg[:, torch.from_numpy(self.yk)].T
@@ -181,10 +185,10 @@ class ReferenceStep:
         H = label_entropy(Bg, Dg)
         LC = (Dg * v).sum()
         PM = ((self.pi_T - Bg @ Dg) ** 2).sum()
-        IC = ((A @ A_bar - self.I) ** 2).sum() + ((A_bar @ A - self.I) ** 2).sum()
-        Lam, lwd, lpm, lic = _weights(self.o)
+        IC = ((A @ A_inv - self.I) ** 2).sum() + ((A_inv @ A - self.I) ** 2).sum()
+        Lam, lwd, lpm, lic = _weights(self.options)
         J = H + LC + lwd * (feat + Lam * lab) + lpm * PM + lic * IC
-        return J, _record(self.o, feat, lab, H, LC, PM, IC)
+        return J, _record(self.options, feat, lab, H, LC, PM, IC)
 
     def terms(self, v) -> dict:
         with torch.no_grad():
@@ -205,23 +209,23 @@ class FastStep:
     The plan enters only through its row masses ``a`` (n), barycentric sums ``Pt = Pi t`` (n x d)
     and class-level block masses ``gamma`` (K_R x K_T). With ``ot_every = k > 1`` plan and batches
     are kept for k steps and the feature term uses the plan's moments (no O(n d^2) work per step).
-    ``precision="float32"``: the d x d algebra and the gradients of A, A_bar, b in float32 (costs,
+    ``precision="float32"``: the d x d algebra and the gradients of A, A_inv, b in float32 (costs,
     plan and Adam stay float64).
     """
 
     def __init__(self, state, par):
-        o = self.o = state.options
+        options = self.options = state.options
         self.par, self.K_R, self.K_T = par, state.K_R, state.K_T
         self.dev = par.device
-        self.alg = torch.float32 if o["precision"] == "float32" else torch.float64
+        self.alg = torch.float32 if options["precision"] == "float32" else torch.float64
         self.pi_T = torch.from_numpy(state.pi_T).to(self.dev)
         self.I = torch.eye(par.A.shape[0], dtype=self.alg, device=self.dev)
-        self.moments_needed = int(o["ot_every"]) > 1
+        self.moments_needed = int(options["ot_every"]) > 1
         self.u_fresh = None
 
     def new_batches(self, z, yk, t, sl, B_now):
         """Solve the plan for the new batches at the current (A, b, B) and keep what the steps need."""
-        par, o, dev = self.par, self.o, self.dev
+        par, options, dev = self.par, self.options, self.dev
         n = self.n = len(yk)
         self.m = len(sl)
         self.z = torch.from_numpy(z).to(dev)
@@ -229,10 +233,10 @@ class FastStep:
             u = (self.z @ par.A.T + par.b).cpu().numpy()
         Lc = np.sqrt(np.maximum(label_sq_cost(torch.from_numpy(B_now)).numpy(), 0.0))
         # a fixed permutation B has tied label costs (degenerate class-level LP): full OT
-        if o["ot"] == "class" and par.learned:
+        if options["ot"] == "class" and par.learned:
             rows, cols, vals, gamma = class_structured_plan(u, yk, t, sl, Lc)
         else:
-            P = emd_plan(None, None, euclidean(u, t) + float(o["Lambda"]) * Lc[np.ix_(yk, sl)])
+            P = emd_plan(None, None, euclidean(u, t) + float(options["Lambda"]) * Lc[np.ix_(yk, sl)])
             rows, cols, vals, gamma = _plan_summary(P, yk, sl, self.K_R, self.K_T)
         a, Pt, b = plan_sums(rows, cols, vals, t, n)
         self.a = torch.from_numpy(a).to(dev)
@@ -255,18 +259,18 @@ class FastStep:
     def terms(self, v) -> dict:
         """J and its terms at the current parameters, no step."""
         with torch.no_grad():
-            A, A_bar, b = (x.detach().to(self.alg) for x in (self.par.A, self.par.A_bar, self.par.b))
-            E1, E2 = A @ A_bar - self.I, A_bar @ A - self.I
+            A, A_inv, b = (x.detach().to(self.alg) for x in (self.par.A, self.par.A_inv, self.par.b))
+            E1, E2 = A @ A_inv - self.I, A_inv @ A - self.I
             lab, H, LC, PM = _label_terms(self.par, self.gamma, v, self.pi_T)
             feat = self._feature_term_now(A, b)
-            return _record(self.o, feat, lab, H, LC, PM, float((E1 ** 2).sum() + (E2 ** 2).sum()))
+            return _record(self.options, feat, lab, H, LC, PM, float((E1 ** 2).sum() + (E2 ** 2).sum()))
 
     def step(self, v) -> dict:
         """One Adam step; returns J and its terms at the parameters before the step."""
         par = self.par
-        Lam, lwd, lpm, lic = _weights(self.o)
+        Lam, lwd, lpm, lic = _weights(self.options)
         with torch.no_grad():
-            A, A_bar, b = (x.detach().to(self.alg) for x in (par.A, par.A_bar, par.b))
+            A, A_inv, b = (x.detach().to(self.alg) for x in (par.A, par.A_inv, par.b))
             if self.u_fresh is not None:  # the plan was solved at these parameters: use u
                 R = (self.a[:, None] * self.u_fresh - self.Pt).to(self.alg)  # a_k (u_k - t_hat_k)
                 gA, gb = R.T @ self.z.to(self.alg), R.sum(0)
@@ -274,11 +278,11 @@ class FastStep:
                 gA, gb = feature_grads(A, b, self.moments)
             gA *= 2.0 * lwd
             gb *= 2.0 * lwd
-            E1 = A @ A_bar - self.I
-            E2 = A_bar @ A - self.I
-            gA += (2.0 * lic) * (E1 @ A_bar.T + A_bar.T @ E2)
-            gAb = (2.0 * lic) * (A.T @ E1 + E2 @ A.T)
-        par.A.grad, par.A_bar.grad, par.b.grad = (g.to(torch.float64) for g in (gA, gAb, gb))
+            E1 = A @ A_inv - self.I
+            E2 = A_inv @ A - self.I
+            gA += (2.0 * lic) * (E1 @ A_inv.T + A_inv.T @ E2)
+            gA_inv = (2.0 * lic) * (A.T @ E1 + E2 @ A.T)
+        par.A.grad, par.A_inv.grad, par.b.grad = (g.to(torch.float64) for g in (gA, gA_inv, gb))
         if par.adam_beta_delta:  # back-prop the label terms into beta and delta
             par.beta.grad = par.delta.grad = None
             lab, H, LC, PM = _label_terms(par, self.gamma, v, self.pi_T)
@@ -287,7 +291,7 @@ class FastStep:
             with torch.no_grad():
                 lab, H, LC, PM = _label_terms(par, self.gamma, v, self.pi_T)
         feat = self._feature_term_now(A, b)
-        rec = _record(self.o, feat, lab, H, LC, PM, float((E1 ** 2).sum() + (E2 ** 2).sum()))
+        rec = _record(self.options, feat, lab, H, LC, PM, float((E1 ** 2).sum() + (E2 ** 2).sum()))
         par.opt.step()
         self.u_fresh = None
         return rec
@@ -298,7 +302,7 @@ class FastStep:
 
 
 class ClosedFormStep(FastStep):
-    """The fast step with ``update="closed_form"`` (the kit's default): A, A_bar and b take the
+    """The fast step with ``update="closed_form"`` (the kit's default): A, A_inv and b take the
     usual Adam step; B and D jump to the minimisers of J's dominant term, the label term
     ``Lambda sum_ji gamma_ji ||B e_j - e_i||^2``, given the recent plans.
 
@@ -325,7 +329,7 @@ class ClosedFormStep(FastStep):
     def new_batches(self, z, yk, t, sl, B_now):
         out = super().new_batches(z, yk, t, sl, B_now)
         self.t += 1
-        rate = max(1.0 / self.t, float(self.o["closed_form_rate"]))
+        rate = max(1.0 / self.t, float(self.options["closed_form_rate"]))
         self.gamma_avg = self.gamma if self.gamma_avg is None else (1 - rate) * self.gamma_avg + rate * self.gamma
         return out
 

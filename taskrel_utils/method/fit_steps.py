@@ -145,12 +145,12 @@ class Transformations:
     """
 
     def __init__(self, state: FitState, start: Start):
-        o = state.options
+        options = state.options
         reference = state.schedule == "reference"
-        closed = not reference and o["update"] == "closed_form"
-        device = torch.device("cpu") if reference else device_for(o["device"])
+        closed = not reference and options["update"] == "closed_form"
+        device = torch.device("cpu") if reference else device_for(options["device"])
         # fused Adam: one kernel per tensor
-        self.params = Params(start, o, device, fused=None if reference else True, adam_beta_delta=not closed)
+        self.params = Params(start, options, device, fused=None if reference else True, adam_beta_delta=not closed)
         engine = ReferenceStep if reference else (ClosedFormStep if closed else FastStep)
         self.engine = engine(state, self.params)
         self.plan: TransportPlan | None = None
@@ -257,16 +257,16 @@ def initial_transformations(state: FitState) -> Start:
     """
     if state.pseudo:
         raise TaskrelError("without target labels the fit starts from a label-free fit: use fit_without_labels")
-    o, rng, K_R, K_T = state.options, state.rng, state.K_R, state.K_T
+    options, rng, K_R, K_T = state.options, state.rng, state.K_R, state.K_T
     Xr, yr, Xt, yt, pi_R = state.Xr, state.yr, state.Xt, state.yt, state.pi_R
     d = Xr.shape[1]
     start = Start(A=np.eye(d), A_inv=np.eye(d), b=np.zeros(d))
     if state.mode == "learned_all":
-        if o["b_init"] == "random":
+        if options["b_init"] == "random":
             start.beta = rng.uniform(0.0, 1.0, (K_T, K_R))
         else:
             G = emd_plan(pi_R, state.pi_T, euclidean(class_means(Xr, yr, K_R), class_means(Xt, yt, K_T)))
-            start.beta = np.log(G.T / G.T.sum(0, keepdims=True) + o["b_init_eps"])
+            start.beta = np.log(G.T / G.T.sum(0, keepdims=True) + options["b_init_eps"])
         start.delta = pi_R.copy()
     else:
         perm = rng.permutation(K_R)
@@ -274,8 +274,8 @@ def initial_transformations(state: FitState) -> Start:
         start.B_fixed[perm, np.arange(K_R)] = 1.0
         start.D_fixed = pi_R.copy()
         G = (start.B_fixed * start.D_fixed).T  # the class matching of the fixed permutation
-    if o["a_init"] == "class_means" and state.mode != "fixed_all":
-        if state.mode == "learned_all" and o["b_init"] != "class_means":
+    if options["a_init"] == "class_means" and state.mode != "fixed_all":
+        if state.mode == "learned_all" and options["b_init"] != "class_means":
             raise TaskrelError("a_init='class_means' maps the class means matched by b_init='class_means'; "
                                "with b_init='random' use a_init='identity' (the original start)")
         start.A, start.b = class_mean_map(class_means(Xr, yr, K_R), class_means(Xt, yt, K_T), G)
@@ -441,11 +441,11 @@ def fit_transformations(state: FitState, start: Start, relabel_every: int = 0) -
     current transferred classifier (pseudo-label variant, self-training)."""
     from .bound import evaluate_bound
 
-    o = state.options
+    options = state.options
     tr = start_fit(state, start)
-    ot_every = 1 if state.schedule == "reference" else int(o["ot_every"])
-    eval_steps = set(int(s) for s in o["eval_steps"])
-    steps, log_every = int(o["steps"]), int(o["log_every"] or 0)
+    ot_every = 1 if state.schedule == "reference" else int(options["ot_every"])
+    eval_steps = set(int(s) for s in options["eval_steps"])
+    steps, log_every = int(options["steps"]), int(options["log_every"] or 0)
     objectives, converged = [], False
     t_start = time.perf_counter()
     for step in range(steps):
@@ -455,7 +455,7 @@ def fit_transformations(state: FitState, start: Start, relabel_every: int = 0) -
             transport_plan(state, tr, *draw_batches(state, tr))
         rec = gradient_step(state, tr)
         objectives.append(rec["objective"])
-        converged = o["stop"] == "converged" and fit_converged(objectives, o)
+        converged = options["stop"] == "converged" and fit_converged(objectives, options)
         if log_every and (step % log_every == 0 or step == steps - 1 or converged):
             state.history.append(_history_row(state, tr, step, rec, objectives, t_start))
         if step in eval_steps:
@@ -524,23 +524,24 @@ def fit_without_labels(state: FitState) -> tuple:
     """
     from .pseudo_labels import label_map_from_posteriors
 
-    o, K_R, K_T, h_R, Xt = state.options, state.K_R, state.K_T, state.h_R, state.Xt
+    options, K_R, K_T, h_R, Xt = state.options, state.K_R, state.K_T, state.h_R, state.Xt
     d = Xt.shape[1]
-    warm_steps = int(o["steps"]) // 2 if o["pseudo_warmup_steps"] is None else int(o["pseudo_warmup_steps"])
+    warm_steps = (int(options["steps"]) // 2 if options["pseudo_warmup_steps"] is None
+                  else int(options["pseudo_warmup_steps"]))
     # (Adam on every parameter: the closed-form D would put all mass on one class with one target class)
     warm = dataclasses.replace(state, yt=np.zeros(len(Xt), dtype=np.int64), yt_te=None, K_T=1, pi_T=np.ones(1),
                                target_class_index=[np.arange(len(Xt))], history_eval=[],
-                               options=dict(o, steps=warm_steps, eval_steps=(), update="adam"))
+                               options=dict(options, steps=warm_steps, eval_steps=(), update="adam"))
     start = Start(A=np.eye(d), A_inv=np.eye(d), b=np.zeros(d), beta=np.zeros((1, K_R)), delta=state.pi_R.copy())
     A, A_inv, b, _, D = fit_transformations(warm, start).current()
     for row in state.history:
         row["stage"] = "label-free start"
     B0, yt = label_map_from_posteriors(h_R.predict_proba((Xt - b) @ A_inv.T), K_T, seed=state.seed)
     state.set_target_labels(yt, None)
-    state.pseudo_prior = state.pi_T if o["pseudo_assign"] == "balanced" else None
+    state.pseudo_prior = state.pi_T if options["pseudo_assign"] == "balanced" else None
     n_warm = len(state.history)
-    start = Start(A=A, A_inv=A_inv, b=b, beta=np.log(B0 + o["b_init_eps"]), delta=np.log(D))
-    A, A_inv, b, B, D = fit_transformations(state, start, relabel_every=int(o["pseudo_refresh"] or 0)).current()
+    start = Start(A=A, A_inv=A_inv, b=b, beta=np.log(B0 + options["b_init_eps"]), delta=np.log(D))
+    A, A_inv, b, B, D = fit_transformations(state, start, relabel_every=int(options["pseudo_refresh"] or 0)).current()
     for row in state.history[n_warm:]:
         row["stage"] = "self-training"
     state.set_target_labels(transferred_labels(h_R, Xt, A_inv, b, B, state.pseudo_prior), None)

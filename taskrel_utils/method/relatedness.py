@@ -120,9 +120,9 @@ class TaskRelatedness:
         A fit without target labels and ``pseudo_assign="balanced"`` labels as it labelled its own
         target: the balanced assignment that gives class i the share ``target_prior[i]`` of ``Z``.
         """
-        o = self.options
-        if o.get("target_labels") == "pseudo" and o.get("pseudo_assign") == "balanced":
-            return balanced_labels(self.predict_proba(Z), o["target_prior"])
+        options = self.options
+        if options.get("target_labels") == "pseudo" and options.get("pseudo_assign") == "balanced":
+            return balanced_labels(self.predict_proba(Z), options["target_prior"])
         return self.predict_proba(Z).argmax(1)
 
     def summary(self) -> str:
