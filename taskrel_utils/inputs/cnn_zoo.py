@@ -656,7 +656,7 @@ def provenance_text(manifest: dict) -> str:
     lines = [
         "# data/zoo: provenance of the shipped in-kit CNN weights",
         "",
-        "Weights of the in-kit CNNs, pre-trained by `taskrel_utils/cnn_zoo.py` on the CPU, so that a run "
+        "Weights of the in-kit CNNs, pre-trained by `taskrel_utils/inputs/cnn_zoo.py` on the CPU, so that a run "
         "never has to pre-train them. Each file is a `torch.save` checkpoint (encoder and pre-training "
         "head state dicts, the spec, a sha256 of the tensors); loading checks the file sha256 below and "
         "the tensor sha256 stored in the file.",

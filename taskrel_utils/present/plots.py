@@ -148,7 +148,7 @@ def label_map_and_prior(B, D, reference_prior, target_names, reference_names, ta
 
 def transport_plan(plan, target_names, reference_names, target: str, reference: str):
     """Heatmap of an exact transport plan between a few mapped reference points (rows) and target
-    points (columns), labelled with their class names. ``plan``: ``fits.example_plan``'s dict
+    points (columns), labelled with their class names. ``plan``: ``cached_fits.example_plan``'s dict
     (plan, target_labels, reference_labels)."""
     fig, ax = plt.subplots(figsize=(7, 5.5))
     sns.heatmap(plan["plan"], xticklabels=[target_names[s] for s in plan["target_labels"]],

@@ -325,7 +325,7 @@ def label_map_reading(B, D, reference_prior, target_names, reference_names, near
 
 
 def example_plan_reading(plan: dict, B) -> str:
-    """Notebook 02: the plan between a few points at the END of the fit (``fits.example_plan``:
+    """Notebook 02: the plan between a few points at the END of the fit (``cached_fits.example_plan``:
     plan, reference_labels, target_labels) under the learned ``B`` (K_T x K_R)."""
     P = np.asarray(plan["plan"])
     matched = np.asarray(B).argmax(0)[plan["reference_labels"]][:, None] == np.asarray(plan["target_labels"])[None, :]
@@ -349,7 +349,7 @@ def modes_reading(mode_table: pd.DataFrame) -> str:
 
 
 def tau0_reading(choice: dict, n_encoders: int, max_price: float, profile_tau0) -> str:
-    """Notebook 02: the tau0 sweep's choice (``reference_penalty.choose_tau0``) over ``n_encoders``
+    """Notebook 02: the tau0 sweep's choice (``tau0_study.choose_tau0``) over ``n_encoders``
     encoders, against the profile's ``profile_tau0``."""
     best = choice["tau0"]
     separation = choice["means"].set_index("tau0").loc[best, "separation"]

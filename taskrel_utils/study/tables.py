@@ -34,12 +34,12 @@ def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=N
                       cache: bool = True, progress: bool = True, target_labels: bool = True,
                       fraction: float | None = None, fraction_seed: int = 0, n_jobs: int | None = None,
                       **options) -> pd.DataFrame:
-    """Task-relatedness of every (encoder, target) of the profile: one :func:`fits.result_row` per pair.
+    """Task-relatedness of every (encoder, target) of the profile: one :func:`cached_fits.result_row` per pair.
 
     ``options`` override the profile's ``relatedness`` options (the OT batch then set per encoder,
     :func:`fit_options.encoder_fit_options`); each encoder's h_R is trained once
-    (and cached, :func:`fits.reference_model`); results come from the cache when nothing changed.
-    ``target_labels=False``: the pseudo-label variant (see :func:`fits.cached_relatedness`);
+    (and cached, :func:`cached_fits.reference_model`); results come from the cache when nothing changed.
+    ``target_labels=False``: the pseudo-label variant (see :func:`cached_fits.cached_relatedness`);
     ``fraction``: only a stratified fraction of the target data (see :func:`controls.target_fraction`).
     Pairs run in parallel processes (``n_jobs``, see :func:`jobs.run_jobs`), with the numbers of
     a serial run: every fit is deterministic on its own.
