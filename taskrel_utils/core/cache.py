@@ -323,7 +323,7 @@ class Namespace:
     def load(self, path: Path, validate=None):
         """The value at ``path``, or :data:`MISSING` if there is none or it fails a check (then the
         file is reported in one warning and deleted). ``validate(value)`` may raise
-        :class:`~taskrel_utils.errors.CorruptedFileError` for a whole entry whose content is wrong
+        :class:`~taskrel_utils.core.errors.CorruptedFileError` for a whole entry whose content is wrong
         all the same."""
         try:
             raw = path.read_bytes()

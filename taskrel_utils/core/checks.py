@@ -1,6 +1,6 @@
 """Input validation shared by the kit: features, labels, (features, labels) pairs and class ranges.
 
-Every check raises :class:`~taskrel_utils.errors.TaskrelError` with a message that names the
+Every check raises :class:`~taskrel_utils.core.errors.TaskrelError` with a message that names the
 input (``what``), says what is wrong and what to do.
 """
 from __future__ import annotations

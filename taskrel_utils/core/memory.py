@@ -1,8 +1,8 @@
 """Memory: what this machine has available now, and the peak resident memory of the processes a
 block of code starts (papermill's kernel and the kernel's worker processes).
 
-:func:`available_bytes` sizes the default number of worker processes (:mod:`taskrel_utils.jobs`);
-:class:`PeakMemory` records each notebook's peak in ``params/pipeline.json`` (:mod:`taskrel_utils.pipeline`).
+:func:`available_bytes` sizes the default number of worker processes (:mod:`taskrel_utils.core.jobs`);
+:class:`PeakMemory` records each notebook's peak in ``params/pipeline.json`` (:mod:`taskrel_utils.kit.pipeline`).
 Both read psutil (installed with dask.distributed, which the kit pins) and, on Linux, ``/proc``.
 """
 from __future__ import annotations

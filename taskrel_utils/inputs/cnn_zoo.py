@@ -93,7 +93,7 @@ ZOO = {
 }
 
 #: the main zoo (one pre-training source) and the contrasts (another source, or none); the
-#: EfficientNet-Lite encoders (ImageNet weights, :mod:`taskrel_utils.encoders`) are contrasts too
+#: EfficientNet-Lite encoders (ImageNet weights, :mod:`taskrel_utils.inputs.encoders`) are contrasts too
 MAIN_ZOO = tuple(name for name, spec in ZOO.items() if spec["corpus"] == "fashion-source")
 CONTRASTS = ("lenet-random", "lenet-digits", "effnet-lite0", "effnet-lite1", "effnet-lite2")
 

@@ -235,7 +235,7 @@ class FileDataset:
 
 def read_image(path):
     """The image file ``path`` as an RGB PIL image (16-bit grey scaled to 8 bits:
-    :func:`~taskrel_utils.preprocessing.eight_bit`). A file Pillow cannot decode (truncated,
+    :func:`~taskrel_utils.inputs.preprocessing.eight_bit`). A file Pillow cannot decode (truncated,
     corrupt, not an image, unreadable) or refuses (more than twice ``PIL.Image.MAX_IMAGE_PIXELS``)
     raises a :class:`TaskrelError` that names it."""
     from PIL import Image
@@ -467,7 +467,7 @@ def stratified_pool(labels, size: int, seed: int = 0) -> np.ndarray:
     """Sorted indices of a pool of at most ``size`` samples spread evenly over the classes of
     ``labels`` (N,): ``size // K`` per class, one more for ``size % K`` classes drawn with ``seed``;
     a class with fewer samples gives all of them. The samples of each class are drawn by
-    :func:`~taskrel_utils.numerics.stratified_groups` (seeded per-class permutations)."""
+    :func:`~taskrel_utils.core.numerics.stratified_groups` (seeded per-class permutations)."""
     labels = np.asarray(labels)
     size = _check_int("size", size, 1)
     present = np.unique(labels)

@@ -3,7 +3,7 @@
 ``extract_features(encoder, task)`` returns ``(Z, y)``: ``Z`` float32 of shape (N, feature_dim),
 ``y`` int64 of shape (N,). The cache key covers everything that changes the numbers: the encoder's
 name and weights hash, the task's content id (images, labels, split, subset), the preprocessing
-and the code of the extraction (the :data:`FEATURES` namespace of :mod:`taskrel_utils.cache`).
+and the code of the extraction (the :data:`FEATURES` namespace of :mod:`taskrel_utils.core.cache`).
 A rerun with the same parameters is a cache hit; a corrupted cache file is detected by its
 checksum, reported and recomputed, never used.
 """

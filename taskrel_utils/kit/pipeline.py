@@ -2,16 +2,16 @@
 
 ``run_notebooks("mini")`` executes ``notebooks/NN_*.ipynb`` with the profile's parameters file
 (``notebooks/params/<profile>.yaml`` where one exists), writes ``executed/<stem>.ipynb`` and
-``report/<stem>.html`` under the run directory and returns the :class:`~taskrel_utils.runs.Run`.
+``report/<stem>.html`` under the run directory and returns the :class:`~taskrel_utils.kit.runs.Run`.
 Each report renders in a background thread while the next notebook executes.
 Each notebook receives the parameters its ``parameters`` cell declares; a parameter that no
 notebook declares is refused, not silently ignored. A failing notebook is kept as ``executed/<stem>.failed.ipynb`` for inspection.
 The kernels inherit ``TASKREL_SCHEDULER``: with ``scheduler=`` (``run --scheduler``) every job of
-their tables goes to that Dask cluster (:mod:`taskrel_utils.cluster`).
+their tables goes to that Dask cluster (:mod:`taskrel_utils.core.cluster`).
 
 Every file of the run directory is written atomically: papermill fills a hidden temporary notebook
 that is renamed to ``executed/<stem>.ipynb`` once it is complete, the notebooks write through
-:class:`~taskrel_utils.runs.Run`. A run killed at any point leaves complete files and hidden
+:class:`~taskrel_utils.kit.runs.Run`. A run killed at any point leaves complete files and hidden
 temporaries; run it again: it removes those, and the caches give back what was computed.
 """
 from __future__ import annotations

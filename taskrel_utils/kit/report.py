@@ -1,7 +1,7 @@
 """HTML reports of executed notebooks with the kit's nbconvert template (``taskrel_report``).
 
 One self-contained file per notebook: CSS and figures inline, no script at all, maths as MathML
-(converted here, :mod:`taskrel_utils.mathml`), code collapsed, a header with the profile and the
+(converted here, :mod:`taskrel_utils.kit.mathml`), code collapsed, a header with the profile and the
 papermill parameters, and a banner on smoke runs.
 """
 from __future__ import annotations

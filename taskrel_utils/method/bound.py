@@ -10,8 +10,8 @@ target loss is
 * ``H``: the label mismatch ``-sum_j D_j sum_i B_ij log B_ij`` (0 log 0 = 0);
 * ``W``: the distribution mismatch between the transformed reference test set and the target test
   set, a class-wise 1-Wasserstein distance - as the original code computes it (hard labels
-  ``argmax B``, plain class average; :func:`~taskrel_utils.transport.classwise_w1_code`) and, with
-  ``theorem_wasserstein``, the theorem's class mixture (:func:`~taskrel_utils.transport.classwise_w1_theorem`);
+  ``argmax B``, plain class average; :func:`~taskrel_utils.method.transport.classwise_w1_code`) and, with
+  ``theorem_wasserstein``, the theorem's class mixture (:func:`~taskrel_utils.method.transport.classwise_w1_theorem`);
 * ``tau``: the largest input-gradient norm of the transferred loss in h_R's input space, over
   mapped reference points and target points with random and true labels (the original's estimate
   of the Lipschitz constant in the paper's bound).
@@ -74,7 +74,7 @@ def evaluate_bound(state, A, A_inv, b, B, D) -> dict:
     """Every term of the bound on the test sets, as the original code computes it, plus the
     theorem's class-mixture W (``theorem_wasserstein``; the value's W without target labels
     unless ``pseudo_wasserstein="code"``) and the transferred classifier's target-test accuracy
-    and cross-entropy. ``state``: a :class:`~taskrel_utils.fit_steps.FitState` with target test labels."""
+    and cross-entropy. ``state``: a :class:`~taskrel_utils.method.fit_steps.FitState` with target test labels."""
     h_R, pi_R, yr_te, Xt_te, yt_te = state.h_R, state.pi_R, state.yr_te, state.Xt_te, state.yt_te
     LC = float((D / pi_R * state.class_ce_test).sum() / len(yr_te))
     H = float(-(D * np.where(B > 0, B * np.log(np.where(B > 0, B, 1.0)), 0.0).sum(0)).sum())

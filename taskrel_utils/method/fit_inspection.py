@@ -1,4 +1,4 @@
-"""Looking inside the alternating fit: what one step of :mod:`taskrel_utils.fit_steps` drew,
+"""Looking inside the alternating fit: what one step of :mod:`taskrel_utils.method.fit_steps` drew,
 solved and changed, and why the fit stopped (docs/method.md §4).
 
 A notebook runs the steps by hand and passes what they return here::
@@ -29,7 +29,7 @@ __all__ = ["cost_matrix", "batch_table", "plan_summary", "step_changes", "step_r
 def cost_matrix(state: FitState, tr: Transformations, plan: TransportPlan) -> dict:
     """The two parts of the transport cost (12) between the plan's batches at the CURRENT maps.
 
-    Call it right after :func:`~taskrel_utils.fit_steps.transport_plan`, before the update: the
+    Call it right after :func:`~taskrel_utils.method.fit_steps.transport_plan`, before the update: the
     plan was solved at these maps. Returns ``feature`` (n x m, ``||A z_k + b - t_l||``), ``label``
     (n x m, ``||B e_{y_k} - e_{s_l}||``), ``Lambda`` (so that ``M = feature + Lambda * label``),
     the batches' labels ``ref_labels`` (n), ``target_labels`` (m) and the ``B`` (K_T x K_R) and
@@ -91,7 +91,7 @@ def step_changes(before: tuple, after: tuple) -> dict:
 
 def step_row(step: int, plan: TransportPlan, terms: dict, terms_after: dict, before: tuple, after: tuple) -> dict:
     """One row of a hand-run fit: the batch sizes, J and its terms under the step's plan before the
-    update (``terms``, what :func:`~taskrel_utils.fit_steps.gradient_step` returns), ``J_after``
+    update (``terms``, what :func:`~taskrel_utils.method.fit_steps.gradient_step` returns), ``J_after``
     (J under the SAME plan after the update: ``terms_after["objective"]``) and
     :func:`step_changes` of the maps."""
     return dict(step=step, n_ref=len(plan.ref_idx), n_target=len(plan.tgt_idx),

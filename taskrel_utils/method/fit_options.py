@@ -1,7 +1,7 @@
 """Options of the task-relatedness fit: the method's hyper-parameters and the run's settings.
 
-Both kinds are passed flat as keyword arguments to :func:`~taskrel_utils.relatedness.task_relatedness`
-(and to :func:`~taskrel_utils.fit_steps.prepare`). :func:`default_options` gives every one with its
+Both kinds are passed flat as keyword arguments to :func:`~taskrel_utils.method.relatedness.task_relatedness`
+(and to :func:`~taskrel_utils.method.fit_steps.prepare`). :func:`default_options` gives every one with its
 default; :data:`METHOD_OPTIONS` names those that define the method (what is minimised, from where,
 until when), :data:`RUN_OPTIONS` those that say how a run is carried out (hardware, numeric
 shortcuts, logging). :func:`resolve_options` merges and validates them.

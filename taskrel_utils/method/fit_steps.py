@@ -1,6 +1,6 @@
 """The fit of the transformations R -> T as visible steps (the paper's alternating algorithm; docs/method.md §4).
 
-:func:`~taskrel_utils.relatedness.task_relatedness` is a short orchestration of these functions;
+:func:`~taskrel_utils.method.relatedness.task_relatedness` is a short orchestration of these functions;
 a notebook can run the same iterations by hand and get the same numbers::
 
     state = prepare(ref_train, ref_test, target_train, target_test, seed=0, stop="fixed")
@@ -10,7 +10,7 @@ a notebook can run the same iterations by hand and get the same numbers::
         plan = transport_plan(state, tr, ref_idx, tgt_idx)  # exact OT on the fit's cost
         terms = gradient_step(state, tr)                    # J and its terms, then one update
     A, A_inv, b, B, D = tr.current()
-    bound = evaluate_bound(state, A, A_inv, b, B, D)        # taskrel_utils.bound
+    bound = evaluate_bound(state, A, A_inv, b, B, D)        # taskrel_utils.method.bound
 
 (for bit-identical numbers with the orchestration, run the loop inside ``with thread_limit(state):``).
 Each step: draw a reference batch with class proportions ``D`` and a target batch with the target
@@ -212,7 +212,7 @@ def prepare(ref_train, ref_test, target_train, target_test, n_target_classes=Non
             schedule="fast", seed=0, scale="small", **options) -> FitState:
     """Validate the inputs and options, standardise each domain on its own train split, train (or
     take) h_R and its losses: the :class:`FitState` of one fit. Arguments as
-    :func:`~taskrel_utils.relatedness.task_relatedness` (raw ``(features, labels)`` pairs)."""
+    :func:`~taskrel_utils.method.relatedness.task_relatedness` (raw ``(features, labels)`` pairs)."""
     if mode not in MODES:
         raise UnknownNameError("mode", mode, MODES)
     seed = as_seed(seed)

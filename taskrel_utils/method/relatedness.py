@@ -19,14 +19,14 @@ constant of the transferred loss. A small value says that little must change to 
 How the numbers are obtained:
 
 1. each domain is standardised by a z-scorer fit on its own train split, and h_R is trained on
-   the standardised reference features (:func:`~taskrel_utils.reference_classifier.fit_reference_model`);
+   the standardised reference features (:func:`~taskrel_utils.method.reference_classifier.fit_reference_model`);
 2. the transformations are learned by the paper's alternating algorithm (docs/method.md §4): batches
    drawn with the current class priors, an exact transport plan between the mapped reference
    batch and the target batch, then an update of the transformations with the plan fixed
-   (:mod:`taskrel_utils.fit_steps`, one public function per step; options in
-   :mod:`taskrel_utils.fit_options`);
+   (:mod:`taskrel_utils.method.fit_steps`, one public function per step; options in
+   :mod:`taskrel_utils.method.fit_options`);
 3. every term of the bound is evaluated on the test sets, as the original code computes it
-   (:mod:`taskrel_utils.bound`).
+   (:mod:`taskrel_utils.method.bound`).
 
 Two schedules (defaults per schedule: :func:`default_options`):
 
@@ -49,7 +49,7 @@ The stopping rule (``stop="converged"``) makes ``steps`` a cap: ``res.terms["ste
 Without target labels (``target_train=(Z, None), target_test=(Z_te, None), n_target_classes=K``,
 the paper's pseudo-label variant): a label-free start, pseudo-labels from k-means on the mapped
 target's reference-class posteriors, then self-training that re-labels the target every
-``pseudo_refresh`` steps (:func:`~taskrel_utils.fit_steps.fit_without_labels`). The bound's target
+``pseudo_refresh`` steps (:func:`~taskrel_utils.method.fit_steps.fit_without_labels`). The bound's target
 side then uses the pseudo-labels and, by default, the theorem's class-mixture W
 (``pseudo_wasserstein="theorem"``; the code's W fails whenever B leaves a pseudo-class without a
 reference class).
@@ -76,7 +76,7 @@ from .transport import W_FAILURE
 
 __all__ = ["task_relatedness", "TaskRelatedness", "SCALE_PRESETS", "MODES", "SCHEDULES", "prior_sample",
            "default_options", "ORIGINAL_FIT", "KIT_FIT", "METHOD_OPTIONS", "RUN_OPTIONS",
-           # the fit's steps, to run by hand (taskrel_utils.fit_steps)
+           # the fit's steps, to run by hand (taskrel_utils.method.fit_steps)
            "FitState", "Transformations", "TransportPlan", "prepare", "initial_transformations", "start_fit",
            "draw_batches", "transport_plan", "class_loss_weights", "objective_terms", "gradient_step",
            "fit_converged", "fit_transformations", "fit_without_labels", "thread_limit", "evaluate_bound"]
@@ -154,7 +154,7 @@ def task_relatedness(ref_train, ref_test, target_train, target_test, n_target_cl
     ``reference_classifier_options=dict(tau0=0.5)``, ``reference_classifier`` to reuse an h_R)
     and the run's (:data:`RUN_OPTIONS`: ``device``, ``num_threads``, ``precision``, ``ot_every``,
     ``log_every``, ``eval_steps``, ``track_target_accuracy``); defaults :func:`default_options`
-    (``scale``, ``schedule``), meanings in :mod:`taskrel_utils.fit_options`.
+    (``scale``, ``schedule``), meanings in :mod:`taskrel_utils.method.fit_options`.
     ``res.terms`` adds ``steps_used`` and ``converged``.
 
     ``transformations``: ``dict(A, A_inv, b, B, D, fit_log)`` of an earlier fit with target labels

@@ -1,7 +1,7 @@
 """Interactive explorers (ipywidgets) placed next to the notebooks' static figures.
 
 Each ``*_explorer`` builds its controls, draws the figure of the current choice with a function of
-:mod:`taskrel_utils.plots`, redraws on every change, displays itself and returns the widget box.
+:mod:`taskrel_utils.present.plots`, redraws on every change, displays itself and returns the widget box.
 The box's ``figure`` attribute is the figure on show (so the explorers are testable without a
 browser).
 

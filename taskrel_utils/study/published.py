@@ -117,7 +117,7 @@ def ground_truth_table(profile) -> pd.DataFrame:
     """The published accuracies in the layout of the kit's own fine-tuned ground truth
     (``ground_truth.load(profile).table``), for the correlation study without fine-tuning.
 
-    One row per (encoder, target) of ``profile`` (a :class:`~taskrel_utils.config.Profile`) that
+    One row per (encoder, target) of ``profile`` (a :class:`~taskrel_utils.study.config.Profile`) that
     has a published accuracy, in the profile's order (encoder-major): columns ``encoder``,
     ``target``, ``group`` (the profile's), ``accuracy`` (a fraction, published % / 100, as the
     kit's fine-tuning reports it), ``accuracy_std`` (NaN: one published number) and ``model``.

@@ -1,6 +1,6 @@
 """Baseline transferability scores the paper compares with, vectorised re-implementations in float64.
 
-Every score takes numpy arrays, validates them (:class:`~taskrel_utils.errors.TaskrelError` with a
+Every score takes numpy arrays, validates them (:class:`~taskrel_utils.core.errors.TaskrelError` with a
 message that says what to do), never modifies them, returns a Python ``float`` and keeps the sign
 convention of the original authors' code: higher is better, except the three PACTran scores
 (lower is better). :data:`SCORES` lists them for a notebook loop.
@@ -110,7 +110,7 @@ def _source_probs(p, name: str = "source_probs") -> np.ndarray:
     p = _features(p, name)
     if p.min() < 0:
         raise TaskrelError(f"{name} has negative entries (min {p.min():.3g}); pass softmax probabilities, "
-                           "not logits (taskrel_utils.numerics.softmax(logits))")
+                           "not logits (taskrel_utils.core.numerics.softmax(logits))")
     dev = np.abs(p.sum(1) - 1.0).max()
     if dev > PROB_ROW_ATOL:
         raise TaskrelError(f"rows of {name} must sum to 1 (worst row is off by {dev:.3g}); pass softmax "

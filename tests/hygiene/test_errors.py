@@ -43,7 +43,7 @@ def test_the_scan_finds_a_bare_raise(tmp_path):
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_bare_builtin_raise(path):
     module = str(path.relative_to(PACKAGE).with_suffix("")).replace("/", ".")
-    bad = [f"{path.name}:{line}: raise {name}(...): raise TaskrelError (taskrel_utils.errors) with a message "
+    bad = [f"{path.name}:{line}: raise {name}(...): raise TaskrelError (taskrel_utils.core.errors) with a message "
            f"that says what is wrong and what to do"
            for line, name in _bare_raises(path) if (module, name) not in ALLOWED]
     assert not bad, "\n".join(bad)
