@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .reading import quoted_names, signed
+from .common import quoted_names, signed
 
 TERM_LABELS = {"reweighted_reference_loss": "re-weighted reference loss", "label_mismatch": "label mismatch",
                "distribution_mismatch": "distribution mismatch (tau W)", "task_relatedness": "task-relatedness"}
 
 
 def _targets(names) -> str:
-    """Every name, quoted (``reading.quoted_names`` without its cut), or "none"."""
+    """Every name, quoted (``common.quoted_names`` without its cut), or "none"."""
     names = list(names)
     return quoted_names(names, limit=len(names)) or "none"
 
