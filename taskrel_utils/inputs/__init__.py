@@ -4,7 +4,8 @@
 ``bundle`` (the shipped ``data/mini/`` bundle), ``preprocessing`` (input pipelines and training
 augmentation), ``encoders`` (the encoder registry, ``load_encoder``), ``encoder_base`` (the
 ``Encoder`` record, what every loader shares), ``torchvision_encoders`` (``torchvision:<model>``
-names), ``cnn_zoo`` (the in-kit CNNs and their shipped weights), ``features`` (batched, cached
+names), ``cnn_zoo`` (the in-kit CNNs, their shipped weights loaded), ``zoo_build`` (the shipped
+weights built, verified, compared with a rebuild), ``features`` (batched, cached
 extraction), ``feature_space`` (2-D projections, class separability), ``dryrun`` (synthetic
 stand-ins of the paper's datasets), ``photos`` (the real-photo check of ImageNet weights).
 
@@ -12,5 +13,5 @@ Imports only :mod:`taskrel_utils.core`.
 """
 __all__ = [
     "data", "task", "bundle", "preprocessing", "encoders", "encoder_base", "torchvision_encoders", "cnn_zoo",
-    "features", "feature_space", "dryrun", "photos",
+    "zoo_build", "features", "feature_space", "dryrun", "photos",
 ]

@@ -346,7 +346,7 @@ def provenance_text(manifest: dict) -> str:
         "# data/mini: provenance",
         "",
         "Small real-image bundle of the taskrel kit's `mini` profile. Built by "
-        "`taskrel_utils/inputs/bundle.py`; every split is chosen by sorting on a sha256 of the image "
+        "`taskrel_utils/bundle.py`; every split is chosen by sorting on a sha256 of the image "
         "bytes (no random number generator) and stored as index arrays.",
         "",
         "## Rebuild",

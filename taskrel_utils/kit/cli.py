@@ -151,14 +151,16 @@ def _report(given, out=None) -> None:
     print(write_index(run_root, out))
 
 
-def _zoo_check(cnn_zoo, names) -> int:
+def _zoo_check(names) -> int:
     """Retrain shipped keys ``names`` and print how each compares with its shipped file; 1 when one
     misses the promise of this machine (the bytes on the build machine, else the tolerance)."""
+    from ..inputs import cnn_zoo, zoo_build
+
     failed = 0
-    for key in cnn_zoo.build_keys(names):
-        name, options = cnn_zoo.SHIPPED_KEYS[key]
+    for key in zoo_build.build_keys(names):
+        name, options = zoo_build.SHIPPED_KEYS[key]
         _, payload, seconds = cnn_zoo.train_checkpoint(name, cnn_zoo.resolve_spec(name, **options), progress=False)
-        a = cnn_zoo.rebuild_agreement(key, payload)
+        a = zoo_build.rebuild_agreement(key, payload)
         build_cpu = a["on_build_machine"]
         ok = a["same_bytes"] if build_cpu else a["within_tolerance"]
         failed += not ok
@@ -166,7 +168,7 @@ def _zoo_check(cnn_zoo, names) -> int:
         print(f"{key}: {'OK' if ok else 'FAILED'}, expected {promise}: same bytes {a['same_bytes']}, tensors "
               f"{a['weights']:.1e}, features {a['features']:.1e}, head accuracy {a['accuracy_rebuilt']:.3f} "
               f"(shipped {a['accuracy_shipped']:.3f}); retrained in {seconds:.0f} s")
-    print(f"tolerance: {cnn_zoo.REBUILD_TOLERANCE}; this machine: {cnn_zoo.build_machine()}")
+    print(f"tolerance: {zoo_build.REBUILD_TOLERANCE}; this machine: {zoo_build.build_machine()}")
     return int(failed > 0)
 
 
@@ -222,15 +224,15 @@ def main(argv=None) -> int:
 
             bundle.build_mini(Path(args.source) if args.source else None, Path(args.out) if args.out else MINI_DIR)
         elif args.command == "zoo":
-            from ..inputs import cnn_zoo
+            from ..inputs import zoo_build
 
             if args.zoo_command == "build":
-                manifest = cnn_zoo.build_shipped(args.names, n_jobs=args.jobs)
+                manifest = zoo_build.build_shipped(args.names, n_jobs=args.jobs)
                 print(f"wrote data/zoo ({manifest['total_bytes']} bytes, {manifest['last_build_seconds']} s)")
             elif args.zoo_command == "check":
-                return _zoo_check(cnn_zoo, args.names)
+                return _zoo_check(args.names)
             else:
-                for name, sha in cnn_zoo.verify_shipped().items():
+                for name, sha in zoo_build.verify_shipped().items():
                     print(f"{sha}  {name}  OK")
         elif args.command == "ground-truth":
             from ..study.ground_truth import main_cli

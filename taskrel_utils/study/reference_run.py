@@ -64,7 +64,7 @@ def key_metrics(run_dir) -> dict:
 
 
 def _machine() -> dict:
-    from ..inputs.cnn_zoo import build_machine
+    from ..inputs.zoo_build import build_machine
     return {**build_machine(), "python": platform.python_version()}
 
 
