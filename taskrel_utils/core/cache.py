@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorruptedFileError, TaskrelError
+from .imports import imported
 from .io import atomic_path, jsonable, writing
 from .paths import cache_dir
 
@@ -57,8 +58,9 @@ KINDS = {"arrays": ".npz", "json": ".json", "torch": ".pt"}
 PACKAGE = __name__.split(".")[0]
 #: the package's folder: its modules' imports are followed (:func:`modules_of`)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-#: modules of the package that move files and report errors but compute nothing a value depends on
-NOT_NUMERICAL = frozenset({"core.cache", "core.errors", "core.io", "core.paths"})
+#: modules of the package that move files, read imports and report errors but compute nothing a value
+#: depends on
+NOT_NUMERICAL = frozenset({"core.cache", "core.errors", "core.imports", "core.io", "core.paths"})
 
 
 class _Missing:
@@ -157,6 +159,10 @@ def _package_file(dotted: str):
     return None
 
 
+def _is_module(dotted: str) -> bool:
+    return _package_file(dotted) is not None
+
+
 def _module_name(path: Path) -> str:
     """The dotted name inside the package of the module at ``path`` (``""`` for the package itself)."""
     parts = path.relative_to(PACKAGE_DIR).with_suffix("").parts
@@ -178,31 +184,6 @@ def _source_digest(path: Path) -> str:
     return _module_info(path)[0]
 
 
-def _imported(node, current: str, is_package: bool) -> set:
-    """The package's modules that the import ``node`` of module ``current`` names: ``from X import y``
-    counts ``X.y`` where that is a module, else ``X`` itself; ``import taskrel_utils.X`` counts ``X``."""
-    if isinstance(node, ast.Import):
-        return {a.name.split(".", 1)[1] for a in node.names if a.name.startswith(PACKAGE + ".")}
-    if node.level:
-        parts = current.split(".") if current else []
-        parts = parts if is_package else parts[:-1]
-        if node.level - 1 > len(parts):
-            return set()
-        base = ".".join(parts[: len(parts) - (node.level - 1)] + ([node.module] if node.module else []))
-    elif node.module == PACKAGE or (node.module or "").startswith(PACKAGE + "."):
-        base = node.module.partition(".")[2]
-    else:
-        return set()
-    found = set()
-    for alias in node.names:
-        sub = f"{base}.{alias.name}" if base else alias.name
-        if _package_file(sub) is not None:
-            found.add(sub)
-        elif _package_file(base) is not None:
-            found.add(base)
-    return found
-
-
 def _module_info(path: Path):
     """``(digest of the code without docstrings, names of the package modules it imports)``,
     recomputed when the file changes."""
@@ -214,7 +195,8 @@ def _module_info(path: Path):
         current = _module_name(path) if _in_package(path) else None
         for node in ast.walk(tree):
             if current is not None and isinstance(node, (ast.Import, ast.ImportFrom)):
-                imports |= _imported(node, current, path.name == "__init__.py")
+                imports.update(m for m, _ in imported(node, current, path.name == "__init__.py", PACKAGE, _is_module)
+                               if _is_module(m))
             body = getattr(node, "body", None)
             if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
                     and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)

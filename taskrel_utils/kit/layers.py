@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .. import LAYERS
+from ..core.imports import imported
 
 #: the package's folder
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -44,34 +45,10 @@ def module_files(root: Path = PACKAGE_DIR) -> dict:
 
 def imports_of(tree: ast.AST, name: str, is_package: bool, modules) -> list:
     """``(module imported, [names imported from it], line)`` for each import of the package's modules
-    in the syntax tree of module ``name``. ``from X import y`` imports module ``X.y`` where that is
-    a module, else the name ``y`` of module ``X``."""
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(a.name.partition(".")[2], [], node.lineno) for a in node.names
-                      if a.name.startswith(PACKAGE + ".")]
-            continue
-        if not isinstance(node, ast.ImportFrom):
-            continue
-        if node.level:
-            parts = name.split(".") if name else []
-            parts = parts if is_package else parts[:-1]
-            base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
-        elif node.module == PACKAGE or (node.module or "").startswith(PACKAGE + "."):
-            base = node.module.partition(".")[2]
-        else:
-            continue
-        names = []
-        for alias in node.names:
-            sub = f"{base}.{alias.name}" if base else alias.name
-            if sub in modules:
-                found.append((sub, [], node.lineno))
-            else:
-                names.append(alias.name)
-        if names:
-            found.append((base, names, node.lineno))
-    return found
+    in the syntax tree of module ``name`` (:func:`taskrel_utils.core.imports.imported`; ``modules``:
+    the package's module names)."""
+    return [(module, names, node.lineno) for node in ast.walk(tree)
+            for module, names in imported(node, name, is_package, PACKAGE, modules.__contains__)]
 
 
 def module_graph(root: Path = PACKAGE_DIR) -> dict:

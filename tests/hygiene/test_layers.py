@@ -9,6 +9,7 @@ self-check: a small package with the fault planted, which the rule must catch.
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,15 @@ def test_print_the_layers(capsys):
     with capsys.disabled():
         print("\n" + text)
     assert text.splitlines()[-1].endswith("kept")
+
+
+def test_each_layer_lists_its_modules():
+    """A layer's ``__all__`` (its public names, in its ``__init__``) is exactly its modules."""
+    files = layers.module_files()
+    for package in [m for m in files if files[m].name == "__init__.py" and m]:
+        listed = set(importlib.import_module(f"taskrel_utils.{package}").__all__)
+        below = {m.rpartition(".")[2] for m in files if m.rpartition(".")[0] == package}
+        assert listed == below, f"{package}: __all__ {sorted(listed)} against its modules {sorted(below)}"
 
 
 def test_imports_point_down_only():
