@@ -53,7 +53,7 @@ lab: setup  ## JupyterLab on the notebooks (as root with --allow-root)
 
 warm: setup  ## before a workshop: every notebook once on $(PROFILE) (fills the cache), then the cache's place and size
 	$(PY) -m taskrel_utils run --profile $(PROFILE)
-	@cache=$$($(PY) -c "from taskrel_utils.paths import cache_dir; print(cache_dir())"); \
+	@cache=$$($(PY) -c "from taskrel_utils.core.paths import cache_dir; print(cache_dir())"); \
 	echo "cache: $$cache (TASKREL_CACHE moves it)"; du -sh "$$cache"/*; du -sh "$$cache"
 
 report: setup  ## re-render the HTML reports of runs/$(PROFILE)

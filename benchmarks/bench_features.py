@@ -10,7 +10,8 @@ import time
 
 import pandas as pd
 
-from taskrel_utils import config, data, encoders, features
+from taskrel_utils.inputs import data, encoders, features
+from taskrel_utils.study import config
 
 
 def main():

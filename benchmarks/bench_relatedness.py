@@ -30,9 +30,9 @@ import time
 
 import numpy as np
 
-from taskrel_utils.fit_engine import device_for
-from taskrel_utils.reference_classifier import ORIGINAL_OPTIMISER, train_reference_classifier
-from taskrel_utils.relatedness import ORIGINAL_FIT, task_relatedness
+from taskrel_utils.method.fit_engine import device_for
+from taskrel_utils.method.reference_classifier import ORIGINAL_OPTIMISER, train_reference_classifier
+from taskrel_utils.method.relatedness import ORIGINAL_FIT, task_relatedness
 
 SIZES = {  # name: d, K, reference train, target train, test per side, OT batch, scale, steps
     "pets": dict(d=512, K=37, n_ref=3700, n_tgt=3680, n_test=1850, batch=1500, scale="large", steps=100),

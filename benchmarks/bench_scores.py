@@ -10,7 +10,7 @@ gives stable, comparable numbers.
 
 Synthetic Gaussian class data: N = 5,000 target samples, D = 512, 37 target classes, source
 probabilities over 1,000 source classes (softmax of a random linear map of the features), and a
-reference set of the same size for OT-NCE / OTCE. Each score of ``taskrel_utils.scores`` runs side
+reference set of the same size for OT-NCE / OTCE. Each score of ``taskrel_utils.study.scores`` runs side
 by side with a straightforward re-implementation that follows the original code's approach
 (thuml/LogME ``LogME.py`` fixed-point loop per class and ``LEEP.py``, tllib ``nce.py`` and
 ``hscore.py``, TencentARC/SFDA ``SFDA_Score`` with the generalised eigenproblem, pactran_metrics
@@ -38,7 +38,7 @@ import scipy.linalg
 import scipy.optimize
 import scipy.special
 
-from taskrel_utils import scores
+from taskrel_utils.study import scores
 
 
 # ------------------------------------------------------------------------------------------

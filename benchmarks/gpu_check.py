@@ -51,8 +51,8 @@ for _p in (HERE, ROOT):  # bench_relatedness beside this file; the kit of this c
 
 import bench_relatedness as bench  # noqa: E402
 
-from taskrel_utils.errors import TaskrelError  # noqa: E402
-from taskrel_utils.io import atomic_path  # noqa: E402
+from taskrel_utils.core.errors import TaskrelError  # noqa: E402
+from taskrel_utils.core.io import atomic_path  # noqa: E402
 
 STEPS = ("schedules", "dryrun")
 #: the fast schedule's ratio the kit aims at (time to the original's converged J)
@@ -157,7 +157,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def dryrun_data(args, work: Path) -> dict:
     """The stand-ins under ``work`` (written unless there already); their folder and seconds."""
-    from taskrel_utils.dryrun import make_dryrun
+    from taskrel_utils.inputs.dryrun import make_dryrun
 
     root = work / f"data-{args.dryrun_size}"
     if (root / "imagenet").exists():
@@ -172,8 +172,8 @@ def dryrun_step(args, out: Path, report=lambda partial: None) -> dict:
     ``report(result so far)`` after each notebook."""
     import shutil
 
-    from taskrel_utils.fit_engine import device_for
-    from taskrel_utils.pipeline import list_notebooks
+    from taskrel_utils.method.fit_engine import device_for
+    from taskrel_utils.kit.pipeline import list_notebooks
 
     notebooks = [p for p in list_notebooks()
                  if not args.notebooks or any(p.name.startswith(n) for n in args.notebooks)]

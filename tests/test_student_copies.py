@@ -8,7 +8,7 @@ tests/unit/test_student.py.
 import nbformat
 import pytest
 
-from taskrel_utils import pipeline, student
+from taskrel_utils.kit import pipeline, student
 
 pytestmark = pytest.mark.notebooks
 

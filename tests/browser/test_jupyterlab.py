@@ -32,7 +32,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from taskrel_utils import pipeline
+from taskrel_utils.kit import pipeline
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import taskrel_utils
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.core.errors import TaskrelError
 
 PACKAGE = Path(taskrel_utils.__file__).parent
 SOURCES = sorted(PACKAGE.rglob("*.py"))
@@ -43,7 +43,7 @@ def test_the_scan_finds_a_bare_raise(tmp_path):
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_bare_builtin_raise(path):
     module = str(path.relative_to(PACKAGE).with_suffix("")).replace("/", ".")
-    bad = [f"{path.name}:{line}: raise {name}(...): raise TaskrelError (taskrel_utils.errors) with a message "
+    bad = [f"{path.name}:{line}: raise {name}(...): raise TaskrelError (taskrel_utils.core.errors) with a message "
            f"that says what is wrong and what to do"
            for line, name in _bare_raises(path) if (module, name) not in ALLOWED]
     assert not bad, "\n".join(bad)
@@ -54,8 +54,9 @@ def test_every_exception_class_of_the_package_is_a_taskrel_error():
     for path in SOURCES:
         if path.name == "__main__.py":
             continue
-        module = importlib.import_module("taskrel_utils." + str(path.relative_to(PACKAGE).with_suffix(""))
-                                         .replace("/", "."))
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        module = importlib.import_module(".".join(("taskrel_utils", *parts)))
         for name, cls in inspect.getmembers(module, inspect.isclass):
             if (cls.__module__ == module.__name__ and issubclass(cls, Exception)
                     and not issubclass(cls, Warning) and not issubclass(cls, TaskrelError)):

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from taskrel_utils.paths import KIT_ROOT
+from taskrel_utils.core.paths import KIT_ROOT
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")

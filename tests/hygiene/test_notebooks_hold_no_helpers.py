@@ -5,13 +5,13 @@ import re
 import nbformat
 import pytest
 
-from taskrel_utils import pipeline
+from taskrel_utils.kit import pipeline
 
 NOTEBOOKS = pipeline.list_notebooks()
 FORBIDDEN = {
     r"^\s*(def|class)\s": "a function or class definition (move it to taskrel_utils)",
-    r"\bimport ipywidgets\b|widgets\.interact\b": "an inline widget (use taskrel_utils.widgets)",
-    r"\bsns\.|\bplt\.subplots\b|\.set_title\(|\.barh\(": "figure construction (use taskrel_utils.plots)",
+    r"\bimport ipywidgets\b|widgets\.interact\b": "an inline widget (use taskrel_utils.present.widgets)",
+    r"\bsns\.|\bplt\.subplots\b|\.set_title\(|\.barh\(": "figure construction (use taskrel_utils.present.plots)",
 }
 
 

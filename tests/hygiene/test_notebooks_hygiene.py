@@ -6,9 +6,9 @@ import nbformat
 import pytest
 import yaml
 
-from taskrel_utils import pipeline
-from taskrel_utils.errors import UnknownNameError
-from taskrel_utils.paths import NOTEBOOKS_DIR
+from taskrel_utils.kit import pipeline
+from taskrel_utils.core.errors import UnknownNameError
+from taskrel_utils.core.paths import NOTEBOOKS_DIR
 
 NOTEBOOKS = pipeline.list_notebooks()
 PARAM_FILES = sorted((NOTEBOOKS_DIR / "params").glob("*.yaml"))

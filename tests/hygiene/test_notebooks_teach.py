@@ -6,8 +6,8 @@ import re
 import nbformat
 import pytest
 
-from taskrel_utils import pipeline
-from taskrel_utils.student import SOLUTION_TAG
+from taskrel_utils.kit import pipeline
+from taskrel_utils.kit.student import SOLUTION_TAG
 
 NOTEBOOKS = [pytest.param(p, id=p.name) for p in pipeline.list_notebooks()]
 EXERCISE = re.compile(r"^### Exercise (\d+): \S")

@@ -1,7 +1,7 @@
 """The uninterrupted smoke run that the notebook tests assert on (shared by their modules)."""
 import pytest
 
-from taskrel_utils import pipeline
+from taskrel_utils.kit import pipeline
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,9 @@ import pandas as pd
 import psutil
 import pytest
 
-from taskrel_utils import cache, io, pipeline
-from taskrel_utils.paths import KIT_ROOT
+from taskrel_utils.core import cache, io
+from taskrel_utils.kit import pipeline
+from taskrel_utils.core.paths import KIT_ROOT
 
 pytestmark = pytest.mark.notebooks
 

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from taskrel_utils import config, pipeline
+from taskrel_utils.study import config
+from taskrel_utils.kit import pipeline
 
 pytestmark = pytest.mark.notebooks  # the smoke_run fixture: tests/notebooks/conftest.py
 
@@ -178,7 +179,7 @@ def test_the_run_gives_the_recorded_result_within_the_cross_machine_tolerance(sm
     the accuracies it correlates with are exactly the shipped ground truth's."""
     import pandas as pd
 
-    from taskrel_utils import ground_truth, reference_run
+    from taskrel_utils.study import ground_truth, reference_run
 
     table = reference_run.compare(smoke_run.root)
     assert len(table) > 40 and table.ok.all(), table[~table.ok]

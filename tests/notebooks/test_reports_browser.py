@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import nbformat
 import pytest
 
-from taskrel_utils import mathml, pipeline, report
+from taskrel_utils.kit import mathml, pipeline, report
 
 pytestmark = pytest.mark.notebooks  # the smoke_run fixture: tests/notebooks/conftest.py
 

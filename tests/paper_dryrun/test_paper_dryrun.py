@@ -6,7 +6,9 @@ import math
 import pandas as pd
 import pytest
 
-from taskrel_utils import config, dryrun, pipeline
+from taskrel_utils.inputs import dryrun
+from taskrel_utils.study import config
+from taskrel_utils.kit import pipeline
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.dryrun]
 

@@ -30,6 +30,6 @@ def small_pair():
 @pytest.fixture(scope="module")
 def small_h_R(small_pair):
     """h_R of :func:`small_pair`'s reference (tau0 1.0, at most 60 iterations)."""
-    from taskrel_utils.reference_classifier import fit_reference_model
+    from taskrel_utils.method.reference_classifier import fit_reference_model
 
     return fit_reference_model(small_pair[0], small_pair[1], seed=0, options=dict(tau0=1.0, iterations=60))[1]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from taskrel_utils import cache
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.core import cache
+from taskrel_utils.core.errors import TaskrelError
 
 
 def pid_after(i, delay):
@@ -28,7 +28,7 @@ def shared_entry(folder, value):
     deadline = time.monotonic() + 30
     while len(list(Path(folder).glob("started-*"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
-    ns = cache.Namespace("dask-shared", code=("numerics",), kind="arrays")
+    ns = cache.Namespace("dask-shared", code=("core.numerics",), kind="arrays")
 
     def compute():
         with open(Path(folder, "computed"), "a") as f:

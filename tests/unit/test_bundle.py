@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from taskrel_utils import bundle
-from taskrel_utils.errors import CorruptedFileError, MissingDataError, TaskrelError, UnknownNameError
-from taskrel_utils.io import sha256_file
-from taskrel_utils.paths import MINI_DIR
+from taskrel_utils.inputs import bundle
+from taskrel_utils.core.errors import CorruptedFileError, MissingDataError, TaskrelError, UnknownNameError
+from taskrel_utils.core.io import sha256_file
+from taskrel_utils.core.paths import MINI_DIR
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not (SHARED / "opencv-digits" / "digits.png").is_file(),

@@ -3,19 +3,22 @@ import errno
 import multiprocessing
 import os
 import random
+import shutil
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from taskrel_utils import cache, cnn_zoo, features, finetune, io
-from taskrel_utils.errors import CorruptedFileError, TaskrelError
+from taskrel_utils.core import cache, io
+from taskrel_utils.inputs import cnn_zoo, features
+from taskrel_utils.study import cached_fits, finetune
+from taskrel_utils.core.errors import CorruptedFileError, TaskrelError
 
 
 @pytest.fixture
 def ns(tmp_path):
-    return cache.Namespace("test", code=("cache",), kind="arrays", root=tmp_path)
+    return cache.Namespace("test", code=("core.cache",), kind="arrays", root=tmp_path)
 
 
 def counting(value):
@@ -93,7 +96,7 @@ def test_the_key_follows_content_options_and_seed(ns):
               ns.key(Z=Z, options={"a": 1, "b": [2, 1]}, seed=0),
               ns.key(Z=Z, options={"a": 1.0, "b": [1, 2]}, seed=0),                     # 1.0 is not 1
               ns.key(Z=Z, options={"a": 1, "b": [1, 2]}, seed=1),
-              cache.Namespace("other", code=("cache",)).key(Z=Z, options={"a": 1, "b": [1, 2]}, seed=0)]
+              cache.Namespace("other", code=("core.cache",)).key(Z=Z, options={"a": 1, "b": [1, 2]}, seed=0)]
     assert len({base, *others}) == len(others) + 1
     assert ns.key(seed=np.int64(3)) == ns.key(seed=3)
     assert cache.digest(torch.arange(3)) == cache.digest(np.arange(3))
@@ -117,7 +120,7 @@ def test_disabled_neither_reads_nor_writes(ns, tmp_path):
 @pytest.mark.parametrize("kind, value", [("json", {"row": [1.5, None, "x"]}),
                                          ("torch", {"w": torch.arange(6.0).reshape(2, 3), "spec": {"seed": 0}})])
 def test_json_and_torch_payloads(tmp_path, kind, value):
-    ns = cache.Namespace("t", code=("cache",), kind=kind, root=tmp_path)
+    ns = cache.Namespace("t", code=("core.cache",), kind=kind, root=tmp_path)
     key = ns.key(seed=0)
     ns.get_or_compute(key, lambda: value)
     got, hit = ns.get_or_compute(key, lambda: pytest.fail("recomputed"))
@@ -155,13 +158,67 @@ def test_editing_the_code_invalidates_editing_its_docs_does_not(tmp_path, monkey
 
 
 def test_a_namespace_depends_on_the_modules_its_code_imports():
-    fit = cache.modules_of("relatedness")
-    assert {"relatedness", "reference_classifier", "transport"} <= set(fit) and "errors" not in fit
-    assert {"features", "encoders", "cnn_zoo", "preprocessing"} <= set(features.FEATURES.modules())
-    assert {"finetune", "cnn_zoo", "preprocessing"} <= set(finetune.RESULTS.modules())
-    assert {"cnn_zoo", "finetune", "data"} <= set(cnn_zoo.ENCODERS.modules())  # augmentation, corpus
-    for ns in (features.FEATURES, finetune.RESULTS, cnn_zoo.ENCODERS):
+    fit = cache.modules_of("method.relatedness")
+    assert {"method.relatedness", "method.reference_classifier", "method.transport", "core.numerics"} <= set(fit)
+    assert "core.errors" not in fit
+    assert {"inputs.features", "inputs.encoders", "inputs.cnn_zoo", "inputs.preprocessing"} <= set(
+        features.FEATURES.modules())
+    assert {"study.finetune", "inputs.cnn_zoo", "inputs.preprocessing"} <= set(finetune.RESULTS.modules())
+    assert {"inputs.cnn_zoo", "inputs.preprocessing", "inputs.data"} <= set(cnn_zoo.ENCODERS.modules())  # augmentation, corpus
+    assert {"study.cached_fits", "method.relatedness", "method.transport", "core.numerics"} <= set(
+        cached_fits.FITS.modules())
+    for ns in (features.FEATURES, finetune.RESULTS, cnn_zoo.ENCODERS, cached_fits.FITS):
         assert len(ns.code_version()) == 64
+
+
+def test_editing_transport_changes_the_key_of_a_fit(tmp_path, monkeypatch):
+    """The study's cached fit (study/) depends on the transport of the method (method/), two
+    packages away: a copy of the package with transport edited gives the fit another key."""
+    copy = tmp_path / "taskrel_utils"
+    shutil.copytree(cache.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "PACKAGE_DIR", copy)
+    ns = cache.Namespace("relatedness", code=cached_fits.FITS.code, kind="json", root=tmp_path / "c")
+    key = ns.key(seed=0)
+    transport = copy / "method" / "transport.py"
+    transport.write_text(transport.read_text() + "\n\nEDITED = 1\n")
+    assert ns.key(seed=0) != key
+
+
+LAYERED = {  # a package in subpackages: study.fits -> method.relatedness -> method.transport -> core.numerics
+    "__init__.py": "",
+    "core/__init__.py": "",
+    "core/numerics.py": "def softmax(x):\n    return x\n",
+    "method/__init__.py": "",
+    "method/transport.py": "from ..core import numerics\n\n\ndef plan(x):\n    return numerics.softmax(x)\n",
+    "method/relatedness.py": "def fit(x):\n    from .transport import plan  # inside a function\n    return plan(x)\n",
+    "study/__init__.py": "",
+    "study/fits.py": "import taskrel_utils.method.relatedness\nfrom taskrel_utils.method import relatedness\n",
+    "study/tables.py": "from .. import study\nfrom ..study.fits import relatedness\n",
+}
+
+
+@pytest.fixture
+def layered(tmp_path, monkeypatch):
+    root = tmp_path / "taskrel_utils"
+    for rel, text in LAYERED.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    monkeypatch.setattr(cache, "PACKAGE_DIR", root)
+    return root
+
+
+def test_imports_are_followed_across_subpackages_relative_and_absolute(layered):
+    assert cache.modules_of("study.fits") == ("core.numerics", "method.relatedness", "method.transport", "study.fits")
+    assert cache.modules_of("study.tables") == ("core.numerics", "method.relatedness", "method.transport",
+                                                "study", "study.fits", "study.tables")
+
+
+def test_editing_a_module_two_packages_away_changes_the_key(layered, tmp_path):
+    ns = cache.Namespace("fits", code=("study.fits",), kind="json", root=tmp_path / "c")
+    key = ns.key(seed=0)
+    numerics = layered / "core" / "numerics.py"
+    numerics.write_text(numerics.read_text().replace("return x", "return 2 * x"))
+    assert ns.key(seed=0) != key
 
 
 # ---------------------------------------------------------------------------- corruption
@@ -237,7 +294,7 @@ def _worker(root, seed, errors):
     """Read and compute every key in a random order; any corruption warning becomes an error."""
     warnings.simplefilter("error")
     try:
-        ns = cache.Namespace("shared", code=("cache",), kind="arrays", root=root)
+        ns = cache.Namespace("shared", code=("core.cache",), kind="arrays", root=root)
         rng = random.Random(seed)
         computed = 0
         for _ in range(3):

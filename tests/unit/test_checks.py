@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from taskrel_utils.checks import as_features, as_labels, as_pair, as_seed, check_classes
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.core.checks import as_features, as_labels, as_pair, as_seed, check_classes
+from taskrel_utils.core.errors import TaskrelError
 
 
 def test_as_features_returns_float64_2d():

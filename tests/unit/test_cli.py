@@ -1,8 +1,8 @@
 """The command line: valid names listed, bad input answered with a message and exit code 2."""
 import pytest
 
-from taskrel_utils import pipeline
-from taskrel_utils.__main__ import main
+from taskrel_utils.kit import pipeline
+from taskrel_utils.kit.cli import main
 
 
 def test_list_profiles_and_tasks(capsys):

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from dask_worker_jobs import fail_on, pid_after, shared_entry
-from taskrel_utils import cluster, config, jobs, pipeline, tables
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.core import cluster, jobs, workers
+from taskrel_utils.study import config, tables
+from taskrel_utils.kit import pipeline
+from taskrel_utils.core.errors import TaskrelError
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +49,14 @@ def test_two_workers_computing_one_key_share_the_callers_cache(scheduler, tmp_pa
 
 
 def test_workers_get_the_callers_cache_folder_as_an_absolute_path(monkeypatch, tmp_path):
-    from taskrel_utils.paths import cache_dir
+    from taskrel_utils.core.paths import cache_dir
 
     monkeypatch.delenv("TASKREL_CACHE", raising=False)
-    assert jobs.caller_environment() == {"TASKREL_CACHE": None}  # local processes share this machine's default
-    assert jobs.caller_environment(resolve_cache=True) == {"TASKREL_CACHE": str(cache_dir().resolve())}
+    assert workers.caller_environment() == {"TASKREL_CACHE": None}  # local processes share this machine's default
+    assert workers.caller_environment(resolve_cache=True) == {"TASKREL_CACHE": str(cache_dir().resolve())}
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TASKREL_CACHE", "relative-cache")  # a worker elsewhere would read another folder
-    assert jobs.caller_environment(resolve_cache=True) == {"TASKREL_CACHE": str(tmp_path.resolve() / "relative-cache")}
+    assert workers.caller_environment(resolve_cache=True) == {"TASKREL_CACHE": str(tmp_path.resolve() / "relative-cache")}
 
 
 def test_relatedness_and_score_tables_on_dask_equal_serial(feats, monkeypatch):
@@ -107,7 +109,7 @@ def test_the_scheduler_address_reaches_the_notebook_kernels(monkeypatch, tmp_pat
 
 
 def test_cli_run_passes_the_scheduler(monkeypatch, tmp_path):
-    from taskrel_utils.__main__ import main
+    from taskrel_utils.kit.cli import main
 
     calls = []
     monkeypatch.setattr(pipeline, "run_notebooks", lambda *a, **k: calls.append(k) or pipeline.Run(tmp_path))

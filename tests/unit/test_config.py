@@ -1,7 +1,7 @@
 import pytest
 
-from taskrel_utils import config
-from taskrel_utils.errors import TaskrelError, UnknownNameError
+from taskrel_utils.study import config
+from taskrel_utils.core.errors import TaskrelError, UnknownNameError
 
 
 def test_profiles_listed():
@@ -16,7 +16,7 @@ def test_mini_profile_values():
     assert p.premise == {"threshold": 0.05, "random_encoder": "lenet-random"} and "lenet-random" in p.encoders
     assert {"fashion", "fashion-upper", "fashion-noisy"} <= set(p.targets)  # the candidates of the related group
     assert set(p.contrasts) <= set(p.encoders) and p.group("lenet") == "main" and p.group("lenet-random") == "contrast"
-    from taskrel_utils import cnn_zoo
+    from taskrel_utils.inputs import cnn_zoo
     assert set(p.main_encoders) == set(cnn_zoo.MAIN_ZOO)  # the main zoo shares the reference's source
     assert p.max_per_class("train") is None
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from taskrel_utils import controls, experiment
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.study import controls, experiment
+from taskrel_utils.core.errors import TaskrelError
 
 
 def test_shuffled_target_keeps_features_and_label_counts(feats):

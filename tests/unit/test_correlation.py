@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from taskrel_utils import correlation
-from taskrel_utils.errors import TaskrelError, UnknownNameError
+from taskrel_utils.study import correlation
+from taskrel_utils.core.errors import TaskrelError, UnknownNameError
 
 
 def naive_pearson(x, y):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from taskrel_utils import bundle, data
-from taskrel_utils.errors import CorruptedFileError, MissingDataError, OfflineError, TaskrelError, UnknownNameError
-from taskrel_utils.paths import MINI_DIR
+from taskrel_utils.inputs import bundle, data
+from taskrel_utils.core.errors import CorruptedFileError, MissingDataError, OfflineError, TaskrelError, UnknownNameError
+from taskrel_utils.core.paths import MINI_DIR
 
 
 @pytest.fixture(scope="module", autouse=True)

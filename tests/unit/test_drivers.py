@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taskrel_utils import correlation, drivers
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.study import correlation, drivers
+from taskrel_utils.core.errors import TaskrelError
 
 
 def _table(seed=0, n=8, targets=("a", "b")):

@@ -4,8 +4,9 @@ import hashlib
 import numpy as np
 import pytest
 
-from taskrel_utils import config, data, dryrun
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.inputs import data, dryrun
+from taskrel_utils.study import config
+from taskrel_utils.core.errors import TaskrelError
 
 
 @pytest.fixture(scope="module")

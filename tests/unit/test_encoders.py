@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from taskrel_utils import cnn_zoo, encoders
-from taskrel_utils.errors import CorruptedFileError, MissingDataError, OfflineError, TaskrelError, UnknownNameError
+from taskrel_utils.inputs import cnn_zoo, encoders, zoo_build
+from taskrel_utils.core.errors import CorruptedFileError, MissingDataError, OfflineError, TaskrelError, UnknownNameError
 
 TINY = dict(epochs=1, n_train=96, batch_size=32)  # a pre-training budget of 3 steps
 
@@ -210,14 +210,14 @@ def test_zoo_feature_dim_equals_output_width(cache, fake_corpus, digits28, name)
 # ---------------------------------------------------------------------------- shipped weights
 def test_shipped_weights_verify_and_fit_the_budget():
     manifest = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())
-    assert set(manifest["encoders"]) == set(cnn_zoo.SHIPPED_KEYS) and set(cnn_zoo.MAIN_ZOO) <= set(cnn_zoo.SHIPPED)
-    assert set(cnn_zoo.SHIPPED) < set(cnn_zoo.SHIPPED_KEYS)  # the defaults and the variants
-    assert set(cnn_zoo.verify_shipped()) == set(cnn_zoo.SHIPPED_KEYS)
+    assert set(manifest["encoders"]) == set(zoo_build.SHIPPED_KEYS) and set(cnn_zoo.MAIN_ZOO) <= set(zoo_build.SHIPPED)
+    assert set(zoo_build.SHIPPED) < set(zoo_build.SHIPPED_KEYS)  # the defaults and the variants
+    assert set(zoo_build.verify_shipped()) == set(zoo_build.SHIPPED_KEYS)
     assert manifest["total_bytes"] == sum((cnn_zoo.ZOO_DIR / e["file"]).stat().st_size
                                           for e in manifest["encoders"].values())
     assert manifest["total_bytes"] <= 25 * 1024 * 1024
     prov = (cnn_zoo.ZOO_DIR / "PROVENANCE.md").read_text()
-    assert cnn_zoo.BUILD_COMMAND in prov and all(e["file_sha256"] in prov for e in manifest["encoders"].values())
+    assert zoo_build.BUILD_COMMAND in prov and all(e["file_sha256"] in prov for e in manifest["encoders"].values())
 
 
 def test_shipped_weights_load_without_training(cache, fake_corpus):
@@ -226,15 +226,13 @@ def test_shipped_weights_load_without_training(cache, fake_corpus):
     assert enc.info["cache"] == str(cnn_zoo.ZOO_DIR / "convnet.pt")
 
 
-def test_a_corrupted_shipped_file_is_reported_and_retrained(cache, fake_corpus, tmp_path, monkeypatch):
-    shipped = tmp_path / "zoo"
-    shutil.copytree(cnn_zoo.ZOO_DIR, shipped)
-    monkeypatch.setattr(cnn_zoo, "ZOO_DIR", shipped)
+def test_a_corrupted_shipped_file_is_reported_and_retrained(cache, fake_corpus, zoo_copy):
+    shipped = zoo_copy
     raw = bytearray((shipped / "mlp-short.pt").read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     (shipped / "mlp-short.pt").write_bytes(bytes(raw))
     with pytest.raises(Exception, match="mlp-short"):
-        cnn_zoo.verify_shipped()
+        zoo_build.verify_shipped()
     with pytest.warns(RuntimeWarning, match="corrupted"):
         encoders.load_encoder("mlp-short", progress=False)
     assert fake_corpus == ["fashion-source"]  # trained again (into the cache, the shipped file is left alone)
@@ -249,13 +247,13 @@ def retrained_lenet_1k():
 def test_retraining_a_shipped_encoder_agrees_with_it_on_any_cpu(retrained_lenet_1k):
     """The rebuild command's promise on every machine: weights, features and the head's accuracy
     within the measured cross-CPU tolerance of the shipped file."""
-    a = cnn_zoo.rebuild_agreement("lenet-1k", retrained_lenet_1k)
-    tol = cnn_zoo.REBUILD_TOLERANCE
+    a = zoo_build.rebuild_agreement("lenet-1k", retrained_lenet_1k)
+    tol = zoo_build.REBUILD_TOLERANCE
     assert a["weights"] <= tol["weights"] and a["features"] <= tol["features"], a
     assert abs(a["accuracy_rebuilt"] - a["accuracy_shipped"]) <= tol["accuracy"] and a["within_tolerance"], a
     assert 0.6 < a["accuracy_shipped"] < 0.8  # a trained 10-way head on the reference test images, not chance
     manifest = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())["encoders"]["lenet-1k"]
-    assert a["on_build_machine"] == (manifest["build_machine"] == cnn_zoo.build_machine())
+    assert a["on_build_machine"] == (manifest["build_machine"] == zoo_build.build_machine())
 
 
 def test_rebuild_agreement_sees_a_wrong_rebuild(retrained_lenet_1k):
@@ -263,32 +261,32 @@ def test_rebuild_agreement_sees_a_wrong_rebuild(retrained_lenet_1k):
     spec = cnn_zoo.resolve_spec("lenet-1k")
     other = {**retrained_lenet_1k, "state_dict": cnn_zoo.train_checkpoint(
         "lenet-1k", {**spec, "seed": 1}, progress=False)[1]["state_dict"]}
-    a = cnn_zoo.rebuild_agreement("lenet-1k", other)
+    a = zoo_build.rebuild_agreement("lenet-1k", other)
     assert not a["within_tolerance"] and not a["same_bytes"] and a["weights"] > 0.5
     with pytest.raises(TaskrelError, match="another spec"):
-        cnn_zoo.rebuild_agreement("lenet-1k", {**retrained_lenet_1k, "spec": {**spec, "epochs": 2}})
+        zoo_build.rebuild_agreement("lenet-1k", {**retrained_lenet_1k, "spec": {**spec, "epochs": 2}})
 
 
 def test_retraining_twice_on_one_machine_gives_the_same_bytes(retrained_lenet_1k):
     _, again, _ = cnn_zoo.train_checkpoint("lenet-1k", cnn_zoo.resolve_spec("lenet-1k"), progress=False)
-    assert cnn_zoo.checkpoint_bytes(again) == cnn_zoo.checkpoint_bytes(retrained_lenet_1k)
+    assert zoo_build.checkpoint_bytes(again) == zoo_build.checkpoint_bytes(retrained_lenet_1k)
 
 
 def test_retraining_on_the_build_machine_reproduces_the_shipped_bytes(retrained_lenet_1k):
     """Bytes are promised only where torch, the CPU kernels and the CPU flags equal the
     ``build_machine`` recorded in the manifest (PROVENANCE.md says so)."""
     entry = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())["encoders"]["lenet-1k"]
-    if entry.get("build_machine") != cnn_zoo.build_machine():
+    if entry.get("build_machine") != zoo_build.build_machine():
         built_on = entry.get("build_machine") or "a machine that was not recorded"
         pytest.skip(f"lenet-1k was built on {built_on}, not on this machine: its bytes are not promised here "
                     f"(the agreement test holds)")
     assert retrained_lenet_1k["sha256"] == entry["state_sha256"]
-    assert hashlib.sha256(cnn_zoo.checkpoint_bytes(retrained_lenet_1k)).hexdigest() == entry["file_sha256"]
+    assert hashlib.sha256(zoo_build.checkpoint_bytes(retrained_lenet_1k)).hexdigest() == entry["file_sha256"]
 
 
 def test_zoo_check_says_which_promise_the_machine_keeps(monkeypatch, capsys):
     """``zoo check`` retrains, compares, and exits 1 when the rebuild misses the promise."""
-    from taskrel_utils import __main__ as cli
+    from taskrel_utils.kit import cli
 
     entry = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())["encoders"]["mlp-short"]
     shipped = torch.load(cnn_zoo.ZOO_DIR / entry["file"], weights_only=True)
@@ -305,23 +303,23 @@ def test_zoo_check_says_which_promise_the_machine_keeps(monkeypatch, capsys):
 
 def test_provenance_names_the_build_machines():
     manifest = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())
-    assert (cnn_zoo.ZOO_DIR / "PROVENANCE.md").read_text() == cnn_zoo.provenance_text(manifest)
+    assert (cnn_zoo.ZOO_DIR / "PROVENANCE.md").read_text() == zoo_build.provenance_text(manifest)
     entries = dict(list(manifest["encoders"].items())[:2])
     first = next(iter(entries))
-    entries[first] = {**entries[first], "build_machine": cnn_zoo.build_machine()}
-    text = cnn_zoo.provenance_text({**manifest, "encoders": entries})
-    assert f"CPU kernels {cnn_zoo.build_machine()['cpu_capability']}" in text and f"`{first}`." in text
+    entries[first] = {**entries[first], "build_machine": zoo_build.build_machine()}
+    text = zoo_build.provenance_text({**manifest, "encoders": entries})
+    assert f"CPU kernels {zoo_build.build_machine()['cpu_capability']}" in text and f"`{first}`." in text
     assert "not recorded" in text and "REBUILD_TOLERANCE" in text
 
 
 def test_the_manifest_says_where_bytes_are_promised():
     manifest = json.loads((cnn_zoo.ZOO_DIR / cnn_zoo.MANIFEST_NAME).read_text())
-    assert manifest["byte_promise"] == cnn_zoo.BYTE_PROMISE
+    assert manifest["byte_promise"] == zoo_build.BYTE_PROMISE
     assert all("build_machine" in e for e in manifest["encoders"].values())
 
 
 def test_build_machine_names_what_the_bytes_depend_on():
-    m = cnn_zoo.build_machine()
+    m = zoo_build.build_machine()
     assert m["torch"] == torch.__version__ and m["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert set(m) == {"torch", "machine", "cpu_capability", "cpu_flags"} and json.loads(json.dumps(m)) == m
 
@@ -329,7 +327,7 @@ def test_build_machine_names_what_the_bytes_depend_on():
 def _notebook_03_reference_epochs():
     """The default of notebook 03's ``reference_epochs``, read from its parameters cell (papermill's
     reader would cost seconds of imports)."""
-    from taskrel_utils.paths import NOTEBOOKS_DIR
+    from taskrel_utils.core.paths import NOTEBOOKS_DIR
 
     cells = json.loads((NOTEBOOKS_DIR / "03_bound_decomposition.ipynb").read_text())["cells"]
     source = "".join(next(c for c in cells if "parameters" in c["metadata"].get("tags", ()))["source"])
@@ -340,7 +338,7 @@ def _notebook_03_reference_epochs():
 def test_notebook_03s_reference_epochs_ship_so_nothing_is_pretrained(cache, monkeypatch):
     """Every ``lenet-reference`` spec notebook 03 uses by default loads from data/zoo: the shipped
     variant file of exactly that spec, no training, nothing written to the cache."""
-    from taskrel_utils import experiment
+    from taskrel_utils.study import experiment
 
     def no_training(*args, **kwargs):
         raise AssertionError("a shipped spec was pre-trained")
@@ -352,7 +350,7 @@ def test_notebook_03s_reference_epochs_ship_so_nothing_is_pretrained(cache, monk
     assert {1, 2, 5, 10} <= set(epochs)
     experiment.pretrain_zoo([("lenet-reference", {"epochs": e}) for e in epochs], progress=False)
     for e in epochs:
-        key = cnn_zoo._variant_key("lenet-reference", {} if e == 10 else {"epochs": e})
+        key = zoo_build.variant_key("lenet-reference", {} if e == 10 else {"epochs": e})
         assert cnn_zoo.is_cached("lenet-reference", epochs=e)
         enc = encoders.load_encoder("lenet-reference", epochs=e, progress=False)
         assert enc.info["cache"] == str(cnn_zoo.ZOO_DIR / manifest[key]["file"])
@@ -377,22 +375,23 @@ def test_a_spec_unlike_every_shipped_one_is_pretrained_not_served(cache, fake_co
 
 
 def test_zoo_build_names_select_defaults_and_variants():
-    assert cnn_zoo.build_keys(None) == list(cnn_zoo.SHIPPED_KEYS)
-    assert cnn_zoo.build_keys(["lenet-reference"]) == ["lenet-reference", "lenet-reference@epochs=1",
+    assert zoo_build.build_keys(None) == list(zoo_build.SHIPPED_KEYS)
+    assert zoo_build.build_keys(["lenet-reference"]) == ["lenet-reference", "lenet-reference@epochs=1",
                                                        "lenet-reference@epochs=2", "lenet-reference@epochs=5"]
-    assert cnn_zoo.build_keys(["lenet-reference@epochs=2", "lenet", "lenet"]) == ["lenet-reference@epochs=2", "lenet"]
-    assert cnn_zoo._variant_key("lenet-reference", {"seed": 1, "epochs": 2}) == "lenet-reference@epochs=2,seed=1"
-    assert cnn_zoo._shipped_file_name("lenet-reference@epochs=2,seed=1") == "lenet-reference_epochs-2_seed-1.pt"
+    assert zoo_build.build_keys(["lenet-reference@epochs=2", "lenet", "lenet"]) == ["lenet-reference@epochs=2", "lenet"]
+    assert zoo_build.variant_key("lenet-reference", {"seed": 1, "epochs": 2}) == "lenet-reference@epochs=2,seed=1"
+    assert zoo_build.shipped_file_name("lenet-reference@epochs=2,seed=1") == "lenet-reference_epochs-2_seed-1.pt"
     for bad in ("lenet-random", "lenet-reference@epochs=3", "lenet-fashon"):
         with pytest.raises(UnknownNameError, match="lenet-reference@epochs=1"):
-            cnn_zoo.build_keys([bad])
+            zoo_build.build_keys([bad])
 
 
 @pytest.fixture
 def zoo_copy(tmp_path, monkeypatch):
     shipped = tmp_path / "zoo"
     shutil.copytree(cnn_zoo.ZOO_DIR, shipped)
-    monkeypatch.setattr(cnn_zoo, "ZOO_DIR", shipped)
+    monkeypatch.setattr(cnn_zoo, "ZOO_DIR", shipped)  # where the weights load from
+    monkeypatch.setattr(zoo_build, "ZOO_DIR", shipped)  # where they are verified
     return shipped
 
 
@@ -402,13 +401,13 @@ def test_a_corrupted_shipped_variant_is_refused_naming_its_rebuild(cache, fake_c
     raw[len(raw) // 2] ^= 0xFF
     path.write_bytes(bytes(raw))
     with pytest.raises(CorruptedFileError, match="zoo build --names lenet-reference@epochs=1`"):
-        cnn_zoo.verify_shipped()
+        zoo_build.verify_shipped()
     with pytest.warns(RuntimeWarning, match="corrupted"):
         encoders.load_encoder("lenet-reference", epochs=1, progress=False)
     assert fake_corpus == ["reference-train"]  # trained again into the cache
     path.unlink()
     with pytest.raises(MissingDataError, match="zoo build --names lenet-reference@epochs=1`"):
-        cnn_zoo.verify_shipped()
+        zoo_build.verify_shipped()
 
 
 @pytest.mark.parametrize("damage", ["unlisted", "stale spec", "stale code"])
@@ -424,7 +423,7 @@ def test_verify_refuses_a_manifest_without_a_variant_or_with_a_stale_one(zoo_cop
         entry["code_version"] = cnn_zoo.CODE_VERSION - 1
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(TaskrelError, match="zoo build --names lenet-reference@epochs=5`"):
-        cnn_zoo.verify_shipped()
+        zoo_build.verify_shipped()
     if damage != "unlisted":  # a stale entry is not served either
         assert cnn_zoo._shipped_path("lenet-reference", cnn_zoo.resolve_spec("lenet-reference", epochs=5)) is None
 
@@ -554,8 +553,8 @@ def test_timm_random_init_features(digits28):
 def test_encode_and_photo_check_raise_the_kits_error_on_bad_input():
     from types import SimpleNamespace
 
-    from taskrel_utils import photos
-    from taskrel_utils.errors import TaskrelError
+    from taskrel_utils.inputs import photos
+    from taskrel_utils.core.errors import TaskrelError
 
     enc = encoders.load_encoder("lenet")
     with pytest.raises(TaskrelError, match="preprocess"):

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from taskrel_utils import experiment, feature_space
+from taskrel_utils.inputs import feature_space
+from taskrel_utils.study import experiment
 
 
 def test_pair_and_projection(feats):
@@ -58,8 +59,8 @@ def test_pair_keeps_as_many_reference_classes_as_the_target_has(feats):
 
 
 def test_zoo_pairs_order_and_missing_features(feats):
-    from taskrel_utils import config
-    from taskrel_utils.errors import TaskrelError
+    from taskrel_utils.study import config
+    from taskrel_utils.core.errors import TaskrelError
 
     wide = {**feats, **{("w",) + k[1:]: (np.hstack([Z, Z]), y) for k, (Z, y) in feats.items()}}
     cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e", "w"))
@@ -71,7 +72,7 @@ def test_zoo_pairs_order_and_missing_features(feats):
 
 
 def test_pretrain_zoo_in_parallel_gives_the_sequential_weights(tmp_path, monkeypatch):
-    from taskrel_utils import cnn_zoo
+    from taskrel_utils.inputs import cnn_zoo
 
     monkeypatch.setenv("TASKREL_CACHE", str(tmp_path))
     entries = [("lenet", dict(epochs=1, n_train=64)), ("mlp", dict(epochs=1, n_train=64))]
@@ -103,7 +104,7 @@ def test_pair_cuts_the_reference_train_split_to_an_even_pool(feats):
 
 
 def test_relatedness_options_set_the_ot_batch_per_encoder_family(feats):
-    from taskrel_utils import config
+    from taskrel_utils.study import config
 
     wide = {**feats, ("open_clip:RN50", "ref", "train"): feats["e", "ref", "train"]}
     cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e",),
@@ -120,7 +121,8 @@ def test_reference_class_table_lists_the_drawn_wnids_and_pool_sizes(tmp_path, mo
 
     from PIL import Image
 
-    from taskrel_utils import config, data
+    from taskrel_utils.inputs import data
+    from taskrel_utils.study import config
 
     rng = np.random.default_rng(0)
     wnids = [f"n{i:08d}" for i in range(8)]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from taskrel_utils import feature_space
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.inputs import feature_space
+from taskrel_utils.core.errors import TaskrelError
 
 
 def test_standardise_zero_variance_keeps_scale_one():
@@ -47,7 +47,7 @@ def test_errors():
 
 
 def test_bad_input_raises_the_kits_error():
-    from taskrel_utils.errors import TaskrelError
+    from taskrel_utils.core.errors import TaskrelError
     with pytest.raises(TaskrelError, match="2-D"):
         feature_space.pca_2d(np.zeros(5))
 
@@ -61,7 +61,7 @@ def test_nearest_mean_accuracy_on_principal_components():
     one = feature_space.nearest_mean_accuracy(Z[::2], y[::2], Z[1::2], y[1::2], n_components=1)
     assert one == 1.0 and full <= one
     assert feature_space.nearest_mean_accuracy(Z[::2], y[::2], Z[1::2], y[1::2], n_components=10) == full
-    from taskrel_utils.errors import TaskrelError
+    from taskrel_utils.core.errors import TaskrelError
     with pytest.raises(TaskrelError, match="n_components"):
         feature_space.nearest_mean_accuracy(Z, y, Z, y, n_components=0)
 

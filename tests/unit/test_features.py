@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from taskrel_utils import features
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.inputs import features
+from taskrel_utils.core.errors import TaskrelError
 
 
 @dataclass

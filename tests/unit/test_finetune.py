@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from taskrel_utils import data, encoders, finetune
-from taskrel_utils.errors import TaskrelError, UnknownNameError
+from taskrel_utils.inputs import data, encoders
+from taskrel_utils.study import finetune
+from taskrel_utils.core.errors import TaskrelError, UnknownNameError
 
 FAST = dict(epochs=2, batch_size=16, max_train_per_class=None, max_test_per_class=None)
 

@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taskrel_utils import fit_inspection
-from taskrel_utils.errors import TaskrelError
-from taskrel_utils.fit_steps import (class_loss_weights, draw_batches, gradient_step, initial_transformations,
+from taskrel_utils.method import fit_inspection
+from taskrel_utils.core.errors import TaskrelError
+from taskrel_utils.method.fit_steps import (class_loss_weights, draw_batches, gradient_step, initial_transformations,
                                      objective_terms, prepare, start_fit, transport_plan)
-from taskrel_utils.relatedness import task_relatedness
+from taskrel_utils.method.relatedness import task_relatedness
 
 from test_relatedness import K
 

@@ -4,14 +4,14 @@ import numpy as np
 import torch
 import pytest
 
-from taskrel_utils.bound import evaluate_bound
-from taskrel_utils.errors import TaskrelError, UnknownNameError
-from taskrel_utils.numerics import euclidean
-from taskrel_utils.fit_options import METHOD_OPTIONS, RUN_OPTIONS, default_options, resolve_options
-from taskrel_utils.fit_steps import (class_loss_weights, draw_batches, gradient_step, initial_transformations,
+from taskrel_utils.method.bound import evaluate_bound
+from taskrel_utils.core.errors import TaskrelError, UnknownNameError
+from taskrel_utils.core.numerics import euclidean
+from taskrel_utils.method.fit_options import METHOD_OPTIONS, RUN_OPTIONS, default_options, resolve_options
+from taskrel_utils.method.fit_steps import (class_loss_weights, draw_batches, gradient_step, initial_transformations,
                                      objective_terms, prepare, start_fit, thread_limit, transport_plan)
-from taskrel_utils.reference_classifier import fit_reference_model, train_reference_classifier
-from taskrel_utils.relatedness import ORIGINAL_FIT, task_relatedness
+from taskrel_utils.method.reference_classifier import fit_reference_model, train_reference_classifier
+from taskrel_utils.method.relatedness import ORIGINAL_FIT, task_relatedness
 
 from test_relatedness import K
 
@@ -159,8 +159,8 @@ def test_reference_schedule_needs_adam():
 
 
 def test_encoder_fit_options_set_the_ot_batch_per_family():
-    from taskrel_utils.errors import TaskrelError
-    from taskrel_utils.fit_options import OT_BATCH_BY_FAMILY, encoder_family, encoder_fit_options
+    from taskrel_utils.core.errors import TaskrelError
+    from taskrel_utils.method.fit_options import OT_BATCH_BY_FAMILY, encoder_family, encoder_fit_options
 
     assert OT_BATCH_BY_FAMILY == {"clip": 1500, "resnet50-width": 2500}  # the authors' values
     assert encoder_family("open_clip:ViT-B-32:openai", 512) == "clip"
@@ -188,8 +188,8 @@ def test_plan_sums_equal_the_sparse_products_bit_for_bit():
     order) are exactly the row-sorted sparse matrix's sums and product."""
     from scipy.sparse import csr_matrix
 
-    from taskrel_utils.fit_engine import _plan_sums
-    from taskrel_utils.transport import emd_plan
+    from taskrel_utils.method.fit_engine import plan_sums
+    from taskrel_utils.method.transport import emd_plan
 
     rng = np.random.default_rng(3)
     u, t = rng.normal(size=(37, 5)), rng.normal(size=(41, 5))
@@ -198,7 +198,7 @@ def test_plan_sums_equal_the_sparse_products_bit_for_bit():
     order = rng.permutation(len(rows))
     rows, cols, vals = rows[order], cols[order], P[rows, cols][order]
     Pi = csr_matrix((vals, (rows, cols)), shape=P.shape)
-    a, Pt, b = _plan_sums(rows, cols, vals, t, len(u))
+    a, Pt, b = plan_sums(rows, cols, vals, t, len(u))
     assert np.array_equal(a, np.asarray(Pi.sum(1))[:, 0])
     assert np.array_equal(Pt, Pi @ t)
     assert np.array_equal(b, np.asarray(Pi.sum(0))[0])

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taskrel_utils import __main__ as cli
-from taskrel_utils import correlation, data, encoders, finetune, ground_truth
-from taskrel_utils.config import Profile
-from taskrel_utils.errors import TaskrelError, UnknownNameError
+from taskrel_utils.kit import cli
+from taskrel_utils.inputs import data, encoders
+from taskrel_utils.study import correlation, finetune, ground_truth
+from taskrel_utils.study.config import Profile
+from taskrel_utils.core.errors import TaskrelError, UnknownNameError
 
 #: a tiny grid: a random head at two learning rates, LP-FT with the encoder in train and in eval mode;
 #: 2-epoch schedules, 3 seeds; seconds with three random LeNets
@@ -314,7 +315,8 @@ def test_cli_check_of_a_missing_file_fails_with_the_build_command(tmp_path, caps
 def test_the_shipped_mini_ground_truth_loads_and_one_of_its_runs_recomputes_exactly():
     """The shipped CSV matches the mini profile (weights, splits, settings) and its numbers are
     reproducible: one cheap (encoder, target, seed) fine-tuned again gives the stored accuracy."""
-    from taskrel_utils import config, encoders as registry, experiment
+    from taskrel_utils.inputs import encoders as registry
+    from taskrel_utils.study import config, experiment
 
     profile = config.load_profile("mini", encoders=["mlp-short"], targets=["uci-digits"])
     encs = {"mlp-short": registry.load_encoder("mlp-short", progress=False)}

@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from taskrel_utils import jobs, memory
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.core import jobs, memory, workers
+from taskrel_utils.core.errors import TaskrelError
 
 
 def _slow_identity(i, delay):
@@ -44,19 +44,19 @@ def test_parallel_results_equal_serial():
 @pytest.mark.parametrize("n_tasks, n_jobs, expected", [(3, 10, 3), (5, 2, 2), (5, 0, 1), (5, -2, 1), (0, 4, 1),
                                                         (0, None, 1), (1, None, 1)])
 def test_worker_count_is_capped_by_the_jobs(n_tasks, n_jobs, expected):
-    assert jobs.worker_count(n_tasks, n_jobs) == expected
+    assert workers.worker_count(n_tasks, n_jobs) == expected
 
 
 def test_taskrel_jobs_sets_the_default(monkeypatch):
     monkeypatch.setenv("TASKREL_JOBS", "3")
-    assert jobs.n_jobs_default(10) == 3 and jobs.n_jobs_default(2) == 2 and jobs.worker_count(10) == 3
-    assert jobs.worker_count(10, n_jobs=5) == 5  # an explicit n_jobs wins
+    assert workers.n_jobs_default(10) == 3 and workers.n_jobs_default(2) == 2 and workers.worker_count(10) == 3
+    assert workers.worker_count(10, n_jobs=5) == 5  # an explicit n_jobs wins
     monkeypatch.setenv("TASKREL_JOBS", "1")
     out = jobs.run_jobs(_slow_identity, [(i, 0.0) for i in range(3)], progress=False)
     assert {pid for _, pid in out} == {os.getpid()}
     monkeypatch.delenv("TASKREL_JOBS")
-    monkeypatch.setattr(jobs, "available_bytes", lambda: None)  # memory unknown: the CPUs
-    assert jobs.n_jobs_default(10 ** 6) == (os.cpu_count() or 1)
+    monkeypatch.setattr(workers, "available_bytes", lambda: None)  # memory unknown: the CPUs
+    assert workers.n_jobs_default(10 ** 6) == (os.cpu_count() or 1)
 
 
 @pytest.mark.parametrize("cpus, available_gib, expected", [
@@ -69,12 +69,12 @@ def test_taskrel_jobs_sets_the_default(monkeypatch):
 def test_the_default_respects_the_available_memory_as_well_as_the_cores(monkeypatch, cpus, available_gib, expected):
     monkeypatch.delenv("TASKREL_JOBS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
-    memory = None if available_gib is None else int(available_gib * jobs.WORKER_MEMORY_BYTES)
-    monkeypatch.setattr(jobs, "available_bytes", lambda: memory)
-    assert jobs.n_jobs_default(100) == expected and jobs.worker_count(100) == expected
-    assert jobs.n_jobs_default(2) == min(expected, 2)
+    memory = None if available_gib is None else int(available_gib * workers.WORKER_MEMORY_BYTES)
+    monkeypatch.setattr(workers, "available_bytes", lambda: memory)
+    assert workers.n_jobs_default(100) == expected and workers.worker_count(100) == expected
+    assert workers.n_jobs_default(2) == min(expected, 2)
     monkeypatch.setenv("TASKREL_JOBS", "5")  # the explicit setting wins over both
-    assert jobs.n_jobs_default(100) == 5
+    assert workers.n_jobs_default(100) == 5
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
@@ -82,7 +82,7 @@ def test_a_bad_taskrel_jobs_is_named(monkeypatch, value):
     monkeypatch.setenv("TASKREL_JOBS", value)
     with pytest.raises(TaskrelError, match=f"TASKREL_JOBS='{value}': it must be a positive integer .* set e.g. "
                                            "TASKREL_JOBS=1, or unset it"):
-        jobs.n_jobs_default(10)
+        workers.n_jobs_default(10)
 
 
 def test_available_memory_is_read_from_the_system():

@@ -4,9 +4,9 @@ import re
 import nbformat
 import pytest
 
-from taskrel_utils import mathml
-from taskrel_utils.errors import TaskrelError
-from taskrel_utils.paths import KIT_ROOT, NOTEBOOKS_DIR
+from taskrel_utils.kit import mathml
+from taskrel_utils.core.errors import TaskrelError
+from taskrel_utils.core.paths import KIT_ROOT, NOTEBOOKS_DIR
 
 
 def _notebook_maths():

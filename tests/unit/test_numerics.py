@@ -5,8 +5,9 @@ import pytest
 from scipy import special
 from scipy.spatial.distance import cdist
 
-from taskrel_utils import numerics, scores
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.core import numerics
+from taskrel_utils.study import scores
+from taskrel_utils.core.errors import TaskrelError
 
 
 def _old_scores_softmax(z):  # scores._softmax before numerics

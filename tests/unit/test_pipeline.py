@@ -10,8 +10,9 @@ import nbformat
 import papermill
 import pytest
 
-from taskrel_utils import io, pipeline, report, report_index
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.core import io
+from taskrel_utils.kit import pipeline, report, report_index
+from taskrel_utils.core.errors import TaskrelError
 
 NOTEBOOKS = pipeline.list_notebooks()[:3]
 STEMS = [nb.stem for nb in NOTEBOOKS]

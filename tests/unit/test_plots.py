@@ -10,7 +10,8 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.patches import Rectangle
 
-from taskrel_utils import correlation, plots
+from taskrel_utils.study import correlation
+from taskrel_utils.present import plots
 
 matplotlib.use("Agg")
 ENCODERS = ["enc-a", "enc-b", "enc-c"]

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from taskrel_utils import config, premise
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.study import config, premise
+from taskrel_utils.core.errors import TaskrelError
 
 
 def _gt(probes):

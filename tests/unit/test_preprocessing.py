@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from taskrel_utils.errors import TaskrelError
-from taskrel_utils.preprocessing import Preprocess
+from taskrel_utils.core.errors import TaskrelError
+from taskrel_utils.inputs.preprocessing import Preprocess
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from taskrel_utils import pseudo_labels
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.method import pseudo_labels
+from taskrel_utils.core.errors import TaskrelError
 
 
 def test_matched_accuracy_ignores_class_names():

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taskrel_utils import published
-from taskrel_utils.errors import MissingDataError, UnknownNameError
-from taskrel_utils.paths import KIT_ROOT
+from taskrel_utils.study import published
+from taskrel_utils.core.errors import MissingDataError, UnknownNameError
+from taskrel_utils.core.paths import KIT_ROOT
 
 GROUP1 = ["resnet34", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169", "densenet201",
           "mnasnet1_0", "mobilenet_v2", "googlenet", "inception_v3"]
@@ -106,15 +106,16 @@ def test_kit_finetune_accuracy_maps_encoders():
 
 
 def test_paper_columns_and_the_lower_is_better_set():
-    from taskrel_utils import published, reading
+    from taskrel_utils.study import published
+    from taskrel_utils.present.reading import common
     assert list(published.PAPER_COLUMNS.values()) == ["LogME", "LEEP", "NCE", "PACTran", "SFDA", "H-Score",
                                                       "OT-NCE", "OTCE", "Ours (TR)"]
     assert set(published.LOWER_IS_BETTER) == {"Ours (TR)", "PACTran", "PACTran-Dir", "PACTran-Gamma",
                                               "task_relatedness", "value", "pactran_gaussian",
                                               "pactran_dirichlet", "pactran_gamma"}
-    assert reading.LOWER_IS_BETTER is published.LOWER_IS_BETTER
+    assert common.LOWER_IS_BETTER is published.LOWER_IS_BETTER
     # every kit score the registry marks lower-is-better is in the set
-    from taskrel_utils import scores
+    from taskrel_utils.study import scores
     assert {n for n, s in scores.SCORES.items() if not s.higher_is_better} <= set(published.LOWER_IS_BETTER)
 
 
@@ -123,7 +124,7 @@ def test_every_supervised_model_is_registered_by_its_library_name():
     import timm
     from torchvision import models
 
-    from taskrel_utils.torchvision_encoders import DEFAULT_WEIGHTS, weights_of
+    from taskrel_utils.inputs.torchvision_encoders import DEFAULT_WEIGHTS, weights_of
 
     assert set(published.KIT_ENCODERS) == set(GROUP1)
     with_weights = set(timm.list_models(pretrained=True))
@@ -137,7 +138,7 @@ def test_every_supervised_model_is_registered_by_its_library_name():
 
 
 def test_a_registered_torchvision_model_builds_with_random_weights():
-    from taskrel_utils import encoders
+    from taskrel_utils.inputs import encoders
 
     enc = encoders.load_encoder("torchvision:mobilenet_v2:random", image_size=32)
     images = np.random.default_rng(0).integers(0, 256, size=(2, 28, 28), dtype=np.uint8)
@@ -153,8 +154,8 @@ def test_the_last_linear_layer_is_split_off_as_the_head():
     import torch
     from torchvision import models
 
-    from taskrel_utils.errors import TaskrelError
-    from taskrel_utils.torchvision_encoders import RANDOM_OPTIONS, split_head
+    from taskrel_utils.core.errors import TaskrelError
+    from taskrel_utils.inputs.torchvision_encoders import RANDOM_OPTIONS, split_head
 
     class Fc(torch.nn.Module):  # resnet, googlenet, inception_v3: net.fc
         def __init__(self):
@@ -186,7 +187,7 @@ def test_the_last_linear_layer_is_split_off_as_the_head():
 
 
 def _profile(encoders, targets, contrasts=()):
-    from taskrel_utils import config
+    from taskrel_utils.study import config
 
     return config.Profile(name="t", description="", reference="imagenet", targets=tuple(targets),
                           encoders=tuple(encoders), contrasts=tuple(contrasts), use_published=True)
@@ -208,7 +209,7 @@ def test_ground_truth_table_has_the_layout_of_the_kits_fine_tuning():
 
 
 def test_correlation_table_from_fake_scores_against_the_published_accuracies():
-    from taskrel_utils import correlation, tables
+    from taskrel_utils.study import correlation, tables
 
     names = list(published.KIT_ENCODERS.values())
     cfg = _profile(names, published.PAPER_TARGETS[:3])
@@ -234,7 +235,7 @@ def test_correlation_table_from_fake_scores_against_the_published_accuracies():
 
 
 def test_the_paper_published_profile_has_a_published_accuracy_for_every_pair():
-    from taskrel_utils import config
+    from taskrel_utils.study import config
 
     profile = config.load_profile("paper-published")
     assert profile.use_published and sorted(profile.encoders) == sorted(published.KIT_ENCODERS.values())

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from taskrel_utils import reading_validity as rv
+from taskrel_utils.present.reading import validity as rv
 
 
 def test_premise_reading_names_both_groups_with_their_gains():

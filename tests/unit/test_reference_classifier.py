@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from taskrel_utils.errors import TaskrelError, UnknownNameError
-from taskrel_utils.reference_classifier import (ORIGINAL_OPTIMISER, ReferenceClassifier, _pool_objective_autograd,
-                                                _pool_objective_closed_form, train_plain_probe,
+from taskrel_utils.core.errors import TaskrelError, UnknownNameError
+from taskrel_utils.method.reference_classifier import (ORIGINAL_OPTIMISER, ReferenceClassifier, pool_objective_autograd,
+                                                pool_objective_closed_form, train_plain_probe,
                                                 train_reference_classifier)
 
 
@@ -30,8 +30,8 @@ def test_pool_objective_closed_form_equals_double_backprop():
     rng = np.random.default_rng(0)
     W, c = torch.tensor(rng.normal(size=(5, 7))), torch.tensor(rng.normal(size=5))
     X, y = torch.tensor(rng.normal(size=(40, 7))), torch.tensor(rng.integers(0, 5, 40))
-    closed = _pool_objective_closed_form(W, c, X, y, 0.5, 3.0, 0.01)
-    auto = _pool_objective_autograd(W, c, X, y, 0.5, 3.0, 0.01)
+    closed = pool_objective_closed_form(W, c, X, y, 0.5, 3.0, 0.01)
+    auto = pool_objective_autograd(W, c, X, y, 0.5, 3.0, 0.01)
     assert float(closed[2]) > 0 and float(closed[3]) > 0  # both penalties act here
     for a, b in zip(closed, auto):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from taskrel_utils import __main__ as cli
-from taskrel_utils import reference_run
-from taskrel_utils.errors import MissingDataError, TaskrelError
+from taskrel_utils.kit import cli
+from taskrel_utils.study import reference_run
+from taskrel_utils.core.errors import MissingDataError, TaskrelError
 
 
 def _fake_run(root, value=1.0, r=-0.5):

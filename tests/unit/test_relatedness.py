@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from taskrel_utils.errors import TaskrelError, UnknownNameError
-from taskrel_utils.reference_classifier import ORIGINAL_OPTIMISER, train_reference_classifier
-from taskrel_utils.bound import tau_grads_autograd, tau_grads_closed
-from taskrel_utils.fit_engine import class_matching
-from taskrel_utils.fit_steps import class_mean_map, fit_converged, prior_sample
-from taskrel_utils.relatedness import ORIGINAL_FIT, task_relatedness
-from taskrel_utils.transport import classwise_w1_code
+from taskrel_utils.core.errors import TaskrelError, UnknownNameError
+from taskrel_utils.method.reference_classifier import ORIGINAL_OPTIMISER, train_reference_classifier
+from taskrel_utils.method.bound import tau_grads_autograd, tau_grads_closed
+from taskrel_utils.method.fit_engine import class_matching
+from taskrel_utils.method.fit_steps import class_mean_map, fit_converged, prior_sample
+from taskrel_utils.method.relatedness import ORIGINAL_FIT, task_relatedness
+from taskrel_utils.method.transport import classwise_w1_code
 
 D_FEAT, K = 8, 4
 # batches of 150 from pools of 60 per class: PriorSample never runs out of a class (up to 35 % per class)
@@ -410,14 +410,14 @@ def test_fast_with_full_ot_equals_reference_step_by_step(data, h_R):
 
 
 def test_plan_moments_give_the_same_feature_gradient():
-    from taskrel_utils.fit_engine import _feature_grads, _plan_moments
+    from taskrel_utils.method.fit_engine import feature_grads, plan_moments
     g = torch.Generator().manual_seed(0)
     n, d = 30, 5
     Z, Pt = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(n, d, generator=g, dtype=torch.float64)
     a = torch.rand(n, generator=g, dtype=torch.float64)
     A, b = torch.randn(d, d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
     R = a[:, None] * (Z @ A.T + b) - Pt
-    gA, gb = _feature_grads(A, b, _plan_moments(Z, a, Pt))
+    gA, gb = feature_grads(A, b, plan_moments(Z, a, Pt))
     torch.testing.assert_close(gA, R.T @ Z)
     torch.testing.assert_close(gb, R.sum(0))
 
@@ -459,7 +459,7 @@ def unlabelled(data):
 
 
 def test_pseudo_labels_recover_the_hidden_labels_up_to_renaming(unlabelled, data):
-    from taskrel_utils.pseudo_labels import matched_accuracy
+    from taskrel_utils.method.pseudo_labels import matched_accuracy
 
     _, _, T, T_te, _, _ = data
     assert matched_accuracy(unlabelled.pseudo_labels(T[0]), T[1]) >= 0.9
@@ -479,7 +479,7 @@ def test_balanced_pseudo_labels_keep_every_class_on_new_points(unlabelled, data)
     shares = np.bincount(labels, minlength=K) / len(labels)
     np.testing.assert_allclose(shares, unlabelled.options["target_prior"], atol=1.5 / len(labels))
     assert not unlabelled.terms["wasserstein_failed"]
-    from taskrel_utils.fit_steps import balanced_labels
+    from taskrel_utils.method.fit_steps import balanced_labels
     Q = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])  # argmax: all class 0
     assert list(balanced_labels(Q, [0.5, 0.5])) == [0, 0, 1, 1]  # the two least sure points go to class 1
 

@@ -5,7 +5,7 @@ import re
 import nbformat
 import pytest
 
-from taskrel_utils import report
+from taskrel_utils.kit import report
 
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -47,8 +47,8 @@ def test_report_is_self_contained(tmp_path):
 def _run_with_executed(tmp_path, profile="mini"):
     """A run folder with one executed notebook (maths, a summarised table, a figure) and its files."""
     import pandas as pd
-    from taskrel_utils import tables_display
-    from taskrel_utils.runs import Run
+    from taskrel_utils.present import tables_display
+    from taskrel_utils.kit.runs import Run
 
     run = Run(tmp_path / "run")
     frame = pd.DataFrame({"encoder": list("abcdefghijkl"), "value": range(12)})
@@ -88,7 +88,7 @@ def test_stderr_outputs_lists_the_warnings_a_report_would_show(tmp_path):
 
 
 def test_index_links_reports_figures_and_tables(tmp_path):
-    from taskrel_utils import report_index
+    from taskrel_utils.kit import report_index
 
     run, path = _run_with_executed(tmp_path, profile="smoke")
     report.render_html(path, run.path("report"))
@@ -105,7 +105,7 @@ def test_index_links_reports_figures_and_tables(tmp_path):
 
 
 def test_cli_report_renders_a_whole_run_and_its_index(tmp_path, capsys):
-    from taskrel_utils.__main__ import main
+    from taskrel_utils.kit.cli import main
 
     run, _ = _run_with_executed(tmp_path)
     assert main(["report", str(run.root)]) == 0
@@ -118,7 +118,7 @@ def test_cli_report_renders_a_whole_run_and_its_index(tmp_path, capsys):
 
 
 def test_cli_report_names_a_truncated_notebook_and_how_to_execute_it_again(tmp_path, capsys):
-    from taskrel_utils.__main__ import main
+    from taskrel_utils.kit.cli import main
 
     run, path = _run_with_executed(tmp_path)
     path.write_text(path.read_text()[:200])  # cut short: nbformat's NotJSONError before

@@ -8,8 +8,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from taskrel_utils import config, io, runs
-from taskrel_utils.errors import MissingDataError, TaskrelError
+from taskrel_utils.core import io
+from taskrel_utils.study import config
+from taskrel_utils.kit import runs
+from taskrel_utils.core.errors import MissingDataError, TaskrelError
 
 
 def test_open_run_creates_layout_and_records_profile(tmp_path):
@@ -115,7 +117,7 @@ def test_reading_the_umask_leaves_it_alone(monkeypatch):
 WRITER = """
 import sys
 import pandas as pd
-from taskrel_utils import runs
+from taskrel_utils.kit import runs
 run = runs.Run(sys.argv[1])
 frame = pd.DataFrame({"x": range(200_000)})
 i = 0
@@ -132,7 +134,7 @@ def test_a_writer_killed_mid_write_leaves_whole_files_and_temporaries_the_next_r
     import sys
     import time
 
-    from taskrel_utils.paths import KIT_ROOT
+    from taskrel_utils.core.paths import KIT_ROOT
 
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "r")], cwd=KIT_ROOT)
     deadline = time.monotonic() + 60

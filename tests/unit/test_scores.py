@@ -1,4 +1,4 @@
-"""Baseline transferability scores (taskrel_utils.scores) against naive second implementations.
+"""Baseline transferability scores (taskrel_utils.study.scores) against naive second implementations.
 
 Each score is compared with a loop / direct-formula version written here, with closed-form cases,
 invariances, the sign convention, input validation and the no-mutation guarantee.
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import linalg, optimize, special, stats
 
-from taskrel_utils import scores
-from taskrel_utils.errors import TaskrelError
+from taskrel_utils.study import scores
+from taskrel_utils.core.errors import TaskrelError
 
 
 # ------------------------------------------------------------------------------------------

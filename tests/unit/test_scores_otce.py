@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from taskrel_utils import scores
+from taskrel_utils.study import scores
 
 
 def test_otce_leave_one_target_out_never_sees_the_held_out_accuracies():

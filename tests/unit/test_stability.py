@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taskrel_utils import config, correlation, stability
-from taskrel_utils.published import PAPER_COLUMNS
+from taskrel_utils.study import config, correlation, stability
+from taskrel_utils.study.published import PAPER_COLUMNS
 
 
 def _study(n=6, targets=("a", "b"), seed=0):

@@ -2,9 +2,9 @@
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from taskrel_utils import student
-from taskrel_utils.__main__ import main
-from taskrel_utils.pipeline import list_notebooks
+from taskrel_utils.kit import student
+from taskrel_utils.kit.cli import main
+from taskrel_utils.kit.pipeline import list_notebooks
 
 
 def _tagged(cell, *tags):

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taskrel_utils import config, scores, tables
+from taskrel_utils.study import config, scores, tables
 
 
 def test_score_table_sources(feats):
@@ -69,7 +69,7 @@ def test_tau0_sweep_and_reference_fits_in_parallel_equal_serial(feats, tmp_path,
     """Each run trains its own h_R and fits (an empty cache each): the encoders' jobs in two worker
     processes give the serial numbers exactly (h_R sums on one BLAS thread wherever it trains), in
     the encoders' order."""
-    from taskrel_utils import reference_penalty
+    from taskrel_utils.study import tau0_study
 
     two = {**feats, **{("f",) + k[1:]: (Z * 2.0 + 1.0, y) for k, (Z, y) in feats.items()}}
     cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e", "f"),
@@ -77,8 +77,8 @@ def test_tau0_sweep_and_reference_fits_in_parallel_equal_serial(feats, tmp_path,
     runs = {}
     for n_jobs in (2, 1):
         monkeypatch.setenv("TASKREL_CACHE", str(tmp_path / f"cache{n_jobs}"))
-        runs[n_jobs] = (reference_penalty.tau0_sweep(cfg, two, [0.1, 1.0], n_jobs=n_jobs, progress=False),
-                        reference_penalty.reference_fit_table(cfg, two, n_jobs=n_jobs, progress=False))
+        runs[n_jobs] = (tau0_study.tau0_sweep(cfg, two, [0.1, 1.0], n_jobs=n_jobs, progress=False),
+                        tau0_study.reference_fit_table(cfg, two, n_jobs=n_jobs, progress=False))
     (sweep, fits), (sweep1, fits1) = runs[2], runs[1]
     assert list(zip(sweep.encoder, sweep.tau0)) == [("e", 0.1), ("e", 1.0), ("f", 0.1), ("f", 1.0)]
     assert sweep.equals(sweep1) and fits.equals(fits1) and list(fits.encoder) == ["e", "f"]

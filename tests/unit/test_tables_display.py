@@ -4,9 +4,10 @@ import re
 import pandas as pd
 import pytest
 
-from taskrel_utils import report, tables_display
-from taskrel_utils.errors import TaskrelError
-from taskrel_utils.runs import Run
+from taskrel_utils.present import tables_display
+from taskrel_utils.kit import report
+from taskrel_utils.core.errors import TaskrelError
+from taskrel_utils.kit.runs import Run
 
 
 def _long(n=40):

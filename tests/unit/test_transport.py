@@ -5,9 +5,9 @@ import numpy as np
 import ot
 import pytest
 
-from taskrel_utils.errors import TaskrelError
-from taskrel_utils.numerics import euclidean
-from taskrel_utils.transport import (W_FAILURE, assignment, class_structured_plan, classwise_w1_code,
+from taskrel_utils.core.errors import TaskrelError
+from taskrel_utils.core.numerics import euclidean
+from taskrel_utils.method.transport import (W_FAILURE, assignment, class_structured_plan, classwise_w1_code,
                                      classwise_w1_theorem, emd_plan, w1)
 
 
@@ -126,7 +126,7 @@ def test_support_components_label_like_scipy():
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from taskrel_utils.transport import _support_components
+    from taskrel_utils.method.transport import support_components
 
     rng = np.random.default_rng(0)
     for _ in range(300):
@@ -134,5 +134,5 @@ def test_support_components_label_like_scipy():
         E = int(rng.integers(0, K_R + K_T + 2))
         jj, ii = rng.integers(0, K_R, E), rng.integers(0, K_T, E)
         graph = coo_matrix((np.ones(E), (jj, K_R + ii)), shape=(K_R + K_T,) * 2)
-        np.testing.assert_array_equal(_support_components(jj, ii, K_R, K_T),
+        np.testing.assert_array_equal(support_components(jj, ii, K_R, K_T),
                                       connected_components(graph, directed=False)[1])

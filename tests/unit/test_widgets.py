@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taskrel_utils import correlation, plots, widgets
+from taskrel_utils.study import correlation
+from taskrel_utils.present import plots, widgets
 
 matplotlib.use("Agg")
 
@@ -94,7 +95,7 @@ def test_a_headless_explorer_draws_the_default_view_and_creates_no_widget(monkey
 
 
 def test_notebook_runs_are_headless(monkeypatch, tmp_path):
-    from taskrel_utils import pipeline
+    from taskrel_utils.kit import pipeline
 
     seen = {}
     monkeypatch.delenv(widgets.HEADLESS_VARIABLE, raising=False)
