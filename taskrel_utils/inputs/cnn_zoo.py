@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..core.cache import Namespace
+from ..core.cache import Namespace, digest
 from ..core.errors import CorruptedFileError, TaskrelError, UnknownNameError
 from ..core.io import sha256_bytes
 from ..core.paths import ZOO_DIR
@@ -216,9 +216,10 @@ def spec_key(spec: dict) -> str:
 
 
 def random_init_id(spec: dict) -> str:
-    """The ``weights_id`` of a random-init encoder (``spec["epochs"] == 0``): its spec's key, seed
-    included, not its tensors' hash (the same seeded draw differs in its last bits between CPUs)."""
-    return "random-init:" + spec_key(spec)
+    """The ``weights_id`` of a random-init encoder (``spec["epochs"] == 0``): the digest of its spec,
+    seed included, not its tensors' hash (the same seeded draw differs in its last bits between
+    CPUs), nor a cache key (those change with the code's layout, the weights do not)."""
+    return "random-init:" + digest({"spec": spec})
 
 
 def cache_path(name: str, spec: dict) -> Path:
