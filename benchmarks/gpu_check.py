@@ -103,8 +103,7 @@ def schedules_step(args) -> dict:
     """The original vs the fast schedule at ``args.size`` (see the module doc)."""
     sz = bench.SIZES[args.size]
     warm = warm_up(args.device) if args.device.startswith("cuda") else None
-    cap = args.original_cap or bench.default_original_cap(sz)
-    result = bench.bench_converge(args.size, sz, cap, args.seed, device=args.device)
+    result = bench.bench_converge(args.size, sz, args.original_cap, args.seed, device=args.device)
     result.update(warm_up_seconds=warm, goal_ratio=GOAL_RATIO,
                   meets_goal=bool(result["ratio_within_1pct"] >= GOAL_RATIO))
     return result
