@@ -46,6 +46,7 @@ from torch import nn
 
 from . import cnn_zoo
 from .errors import MissingDataError, OfflineError, TaskrelError, UnknownNameError
+from .eval_transforms import eval_transform
 from .preprocessing import Preprocess
 
 __all__ = ["Encoder", "load_encoder", "list_encoders", "imagenet_class_names", "EFFNETS", "PATTERNS"]
@@ -472,7 +473,7 @@ def _load_timm(name, image_size, seed: int = 0, **options) -> Encoder:
     interp = cfg.get("interpolation", "bilinear")
     # the model's own eval transform (timm's create_transform: resize floor(size / crop_pct), centre crop)
     crop_pct = float(cfg.get("crop_pct") or 1.0)
-    pre = Preprocess.eval_transform(size, native, int(np.floor(native / crop_pct)),
+    pre = eval_transform(size, native, int(np.floor(native / crop_pct)),
                                     channels=int(cfg["input_size"][0]) if cfg["input_size"][0] in (1, 3) else 3,
                                     mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
                                     interpolation=interp if interp in ("bilinear", "bicubic") else "bilinear")

@@ -7,10 +7,7 @@ encoder expects, ``(B, channels, size, size)``:
 2. colour: grey -> RGB by repeating the channel (3-channel models), RGB -> grey by ITU-R 601 luma
    ``0.299 R + 0.587 G + 0.114 B`` (1-channel models, as PIL's ``convert("L")``);
 3. size: when the image is not ``size x size``, resize (shorter side to ``size``, antialiased
-   ``interpolation``) and centre-crop a square; a square image is simply resized. With ``resize``
-   (a model's own eval transform, e.g. ImageNet's resize 256 / crop 224): the shorter side goes to
-   ``resize`` (the longer one scaled and truncated, as torchvision's ``Resize(int)``), then the
-   centre ``size x size`` crop (as torchvision's ``CenterCrop``), whatever the image's shape;
+   ``interpolation``) and centre-crop a square; a square image is simply resized;
 4. normalise: ``(x - mean) / std`` per channel.
 
 Accepted input: a uint8 (or float) ndarray / tensor batch ``(B, H, W)`` (grey) or ``(B, H, W, 3)``
@@ -72,14 +69,6 @@ class Preprocess:
     mean: tuple = (0.0,)
     std: tuple = (1.0,)
     interpolation: str = "bilinear"
-    resize: int | None = None
-
-    @classmethod
-    def eval_transform(cls, size: int, native_size: int, native_resize: int, **kwargs) -> "Preprocess":
-        """A model's own eval transform (resize ``native_resize``, centre crop ``native_size``)
-        at crop ``size``: the resize keeps the crop's share of the image,
-        ``floor(size * native_resize / native_size)`` (timm's ``floor(size / crop_pct)``)."""
-        return cls(size=size, resize=int(np.floor(size * native_resize / native_size + 1e-9)), **kwargs)
 
     def __post_init__(self):
         if not isinstance(self.size, (int, np.integer)) or isinstance(self.size, bool) or self.size < 1:
@@ -90,11 +79,6 @@ class Preprocess:
             raise TaskrelError(f"Preprocess: interpolation must be one of {INTERPOLATIONS}, "
                                f"got {self.interpolation!r}")
         object.__setattr__(self, "size", int(self.size))
-        if self.resize is not None:
-            if not isinstance(self.resize, (int, np.integer)) or isinstance(self.resize, bool) or self.resize < self.size:
-                raise TaskrelError(f"Preprocess: resize must be an int >= size ({self.size}, the crop) or None, "
-                                   f"got {self.resize!r}")
-            object.__setattr__(self, "resize", int(self.resize))
         object.__setattr__(self, "mean", _floats("mean", self.mean, self.channels))
         std = _floats("std", self.std, self.channels)
         if min(std) <= 0:
@@ -105,10 +89,9 @@ class Preprocess:
     def description(self) -> str:
         """A stable string of every parameter (part of the feature-cache key)."""
         fmt = lambda v: ",".join(f"{x:.6g}" for x in v)  # noqa: E731
-        resize = (f"resize={self.interpolation}-antialias-shorter-side+center-crop" if self.resize is None else
-                  f"resize={self.interpolation}-antialias-shorter-side-to-{self.resize}+center-crop-torchvision")
         return (f"size={self.size};channels={self.channels};mean={fmt(self.mean)};std={fmt(self.std)};"
-                f"{resize};scale=1/255;grey2rgb=repeat;rgb2grey=luma601")
+                f"resize={self.interpolation}-antialias-shorter-side+center-crop;scale=1/255;"
+                f"grey2rgb=repeat;rgb2grey=luma601")
 
     # ------------------------------------------------------------------ conversion
     def __call__(self, images) -> torch.Tensor:
@@ -163,9 +146,7 @@ class Preprocess:
                 x = (x * w).sum(dim=1, keepdim=True)
         # size
         h, w = x.shape[-2:]
-        if self.resize is not None:
-            x = self._resize_crop(x, h, w)
-        elif (h, w) != (self.size, self.size):
+        if (h, w) != (self.size, self.size):
             scale = self.size / min(h, w)
             new = (max(self.size, round(h * scale)), max(self.size, round(w * scale)))
             x = F.interpolate(x.contiguous(), size=new, mode=self.interpolation, antialias=True,
@@ -177,20 +158,6 @@ class Preprocess:
         mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
         return ((x - mean) / std).contiguous()
-
-
-    def _resize_crop(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """Shorter side to ``resize`` (longer side ``int(resize * long / short)``), then the centre
-        ``size`` crop with torchvision's offsets ``int(round((side - size) / 2))``."""
-        short, long = (h, w) if h <= w else (w, h)
-        new_long = int(self.resize * long / short)
-        new = (self.resize, new_long) if h <= w else (new_long, self.resize)
-        if new != (h, w):
-            x = F.interpolate(x.contiguous(), size=new, mode=self.interpolation, antialias=True, align_corners=False)
-            if self.interpolation == "bicubic":
-                x = x.clamp_(0.0, 1.0)
-        top, left = int(round((new[0] - self.size) / 2.0)), int(round((new[1] - self.size) / 2.0))
-        return x[..., top:top + self.size, left:left + self.size]
 
 
 def _to_array(im, i: int) -> np.ndarray:

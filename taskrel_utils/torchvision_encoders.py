@@ -11,7 +11,7 @@ SFDA benchmark) is torchvision's first model release; three of its models (``mna
   ``head`` is that 1000-way layer (pretrained weights only).
 * Preprocessing: the weights' own eval transform (``weights.transforms()``: shorter side resized
   to its ``resize_size``, e.g. 256, or 342 for inception_v3, centre crop ``crop_size``, its mean
-  and std; :meth:`~taskrel_utils.preprocessing.Preprocess.eval_transform`).
+  and std; :func:`~taskrel_utils.eval_transforms.eval_transform`).
 
 Weights come from torch's hub cache (``$TORCH_HOME/hub/checkpoints``); when they are not there and
 cannot be downloaded, an ``OfflineError`` says how to provide them.
@@ -26,7 +26,7 @@ from torch import nn
 
 from . import cnn_zoo
 from .errors import TaskrelError, UnknownNameError
-from .preprocessing import Preprocess
+from .eval_transforms import eval_transform
 
 #: the weights a plain ``torchvision:<model>`` loads
 DEFAULT_WEIGHTS = "IMAGENET1K_V1"
@@ -100,7 +100,7 @@ def load_torchvision(name: str, image_size: int | None, seed: int = 0, **options
     transform = weights.transforms()
     native = int(transform.crop_size[0])
     size = int(image_size or native)
-    pre = Preprocess.eval_transform(size, native, int(transform.resize_size[0]), channels=3, mean=tuple(transform.mean),
+    pre = eval_transform(size, native, int(transform.resize_size[0]), channels=3, mean=tuple(transform.mean),
                                     std=tuple(transform.std),
                                     interpolation="bicubic" if "BICUBIC" in str(transform.interpolation) else "bilinear")
     with torch.no_grad():

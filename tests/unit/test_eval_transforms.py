@@ -8,6 +8,7 @@ from PIL import Image
 
 from taskrel_utils import encoders
 from taskrel_utils.errors import TaskrelError
+from taskrel_utils.eval_transforms import EvalPreprocess, eval_transform
 from taskrel_utils.preprocessing import Preprocess
 
 
@@ -62,9 +63,12 @@ def test_torchvision_encoders_preprocess_as_their_weights_transforms(model, resi
 
 
 def test_an_image_size_keeps_the_crop_share_and_bad_resizes_are_refused():
-    pre = Preprocess.eval_transform(32, 224, 256)
+    pre = eval_transform(32, 224, 256)
     assert (pre.size, pre.resize) == (32, 36)
     assert pre(np.zeros((2, 50, 70, 3), np.uint8)).shape == (2, 3, 32, 32)
+    assert pre(np.zeros((2, 50, 70), np.uint8)).shape == (2, 3, 32, 32)  # grey batches too
     assert "to-36" in pre.description and "to-" not in Preprocess(size=32).description  # old cache keys unchanged
     with pytest.raises(TaskrelError, match="resize must be an int >= size"):
-        Preprocess(size=32, resize=20)
+        EvalPreprocess(size=32, resize=20)
+    with pytest.raises(TaskrelError, match="float images must be in"):
+        pre(np.full((1, 40, 40, 3), 2.0, np.float32))
