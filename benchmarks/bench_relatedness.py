@@ -1,19 +1,20 @@
 """Fast vs reference schedule of task_relatedness, side by side on the same synthetic inputs.
 
-    .venv/bin/python benchmarks/bench_relatedness.py                       # time to converge, ~25 min
-    .venv/bin/python benchmarks/bench_relatedness.py --converge-sizes mini128 --original-cap 2000
+    .venv/bin/python benchmarks/bench_relatedness.py                       # like for like, mini and CLIP size
+    .venv/bin/python benchmarks/bench_relatedness.py --converge-sizes mini128 --out mini.json
     .venv/bin/python benchmarks/bench_relatedness.py --mode per-step --sizes pets --steps 300
     .venv/bin/python benchmarks/bench_relatedness.py --converge-sizes pets --device cuda   # the fast schedule on a GPU
 
 ``--mode converge`` (default), per size: the ORIGINAL algorithm (reference schedule, its start,
-Adam on every parameter, D's original step size) run until its stopping rule fires (or the cap),
-and the kit's default (fast schedule, class-mean start, B and D in closed form from the plans),
-both from the same seed and h_R. The objective compared is J, the minibatch objective the fit
-minimises, as its moving average over the stopping rule's window (both schedules evaluate the
-same J on batches of the same size): the time for the kit's default to reach within 1 % of the
-original's final moving average (or below it), and the ratio to the original's time. Also the
-task-relatedness value and transferred accuracy each ends with, and, for h_R, the time of the
-kit's L-BFGS to reach the original SGD schedule's final pool objective F.
+Adam on every parameter, D's original step size, exactly the authors' 1,001 steps at small scale
+and 2,001 at large; ``--original-cap`` caps them and the result says so) and the kit's default
+(fast schedule with its profile's options, class-mean start, B and D in closed form, until its
+stopping rule fires), both from the same seed and h_R. They are compared on the SAME quantity:
+the bound on the test sets (value = L_C + H + tau x W, and its terms), evaluated by one function
+on one state at checkpoints of both runs (their loops timed without the evaluations). Reported:
+the time each run needs to settle within 1 % of its OWN final value, their ratio, and the final
+values side by side; also, for h_R, the time of the kit's L-BFGS to reach the original SGD
+schedule's final pool objective F. ``--out FILE`` writes every number (checkpoints included).
 
 ``--mode per-step``: seconds per step of the reference schedule and of each fast variant on the
 SAME algorithm (the original's start and Adam updates), and the relative differences of the
@@ -30,9 +31,14 @@ import time
 
 import numpy as np
 
+import torch
+
+from taskrel_utils.method.bound import evaluate_bound
 from taskrel_utils.method.fit_engine import device_for
 from taskrel_utils.method.reference_classifier import ORIGINAL_OPTIMISER, train_reference_classifier
-from taskrel_utils.method.relatedness import ORIGINAL_FIT, task_relatedness
+from taskrel_utils.method.relatedness import (ORIGINAL_FIT, SCALE_PRESETS, draw_batches, fit_converged, gradient_step,
+                                       initial_transformations, prepare, start_fit, task_relatedness, thread_limit,
+                                       transport_plan)
 
 SIZES = {  # name: d, K, reference train, target train, test per side, OT batch, scale, steps
     "pets": dict(d=512, K=37, n_ref=3700, n_tgt=3680, n_test=1850, batch=1500, scale="large", steps=100),
@@ -93,12 +99,6 @@ def rel(a, b):
     return abs(a - b) / max(abs(a), 1e-12)
 
 
-def default_original_cap(sz):
-    """Steps cap of the original in ``--mode converge``: the preset's step count plus a margin at small
-    scale (3000), the large preset's 2001 at large scale."""
-    return 3000 if sz["scale"] == "small" else 2001
-
-
 def bench_size(name, sz, steps, variants, seeds, b_init, device=None):
     data = synthetic(sz["d"], sz["K"], sz["n_ref"], sz["n_tgt"], sz["n_test"])
     R = data[0]
@@ -148,15 +148,6 @@ def bench_mini_pair(variants, device=None):
               f" + fit {tm['transformations']:.2f} + evaluation {tm['evaluation']:.2f}   value {res.value:.4f}")
 
 
-def time_to_within(history, target, rel=0.01):
-    """Seconds (and step) of the first history row whose J moving average is within ``rel`` of
-    ``target`` or below it; ``(nan, None)`` if none."""
-    for row in history:
-        if row["objective_moving_average"] <= target * (1 + rel):
-            return row["seconds"], row["step"]
-    return float("nan"), None
-
-
 def bench_h_R(X, y, K, scale, original=None):
     """h_R: the original SGD schedule (``original`` overrides some of its options) vs the kit's
     L-BFGS, time to the SGD's final pool objective. Returns the kit's h_R and the numbers printed."""
@@ -183,57 +174,147 @@ def bench_h_R(X, y, K, scale, original=None):
     return kit, numbers
 
 
-def _schedule_numbers(res, device):
+#: checkpoints per run of ``--mode converge``: the held-out bound is evaluated every this many steps
+CHECKPOINT_EVERY = {"small": 10, "large": 25}
+#: the kit's default fit at each size (``--mode converge``): its profile's options. Mini: the mini
+#: profile's ``relatedness`` (taskrel_utils/profiles/mini.yaml); large (CLIP size): the fast
+#: schedule's defaults at ``scale="large"``
+KIT_OPTIONS = {"small": dict(steps=1000, tol=1e-3, window=50, min_steps=100, precision="float32"), "large": {}}
+#: the share of its own final value a schedule must stay within from some checkpoint on
+WITHIN = 0.01
+
+
+def original_steps(sz) -> int:
+    """The original's step count at a size: the authors' fixed count of its scale (1,001 small, 2,001 large)."""
+    return SCALE_PRESETS[sz["scale"]]["steps"]
+
+
+def checkpointed_fit(data, checkpoint_every: int, seed: int, **options):
+    """One fit run step by step with the kit's public step functions (``relatedness.prepare`` ...
+    ``gradient_step``), exactly as :func:`~taskrel_utils.fit_steps.fit_transformations` runs it, with
+    a snapshot of ``(A, A_inv, b, B, D)`` at the start and every ``checkpoint_every`` steps (and at
+    the last). Returns ``(state, [(steps done, fit seconds, snapshot)], converged)``; the clock runs
+    from the start's computation (the kit's class-mean start is part of its cost) and stops while
+    a snapshot is copied."""
+    state = prepare(*data, seed=seed, **options)
+    o = state.options
+    ot_every = 1 if state.schedule == "reference" else int(o["ot_every"])
+    steps = int(o["steps"])
+    objectives, converged, snaps = [], False, []
+    with thread_limit(state):
+        t0 = time.perf_counter()
+        tr = start_fit(state, initial_transformations(state))
+        elapsed = time.perf_counter() - t0
+        snaps.append((0, elapsed, tr.current()))
+        t0 = time.perf_counter()
+        for step in range(steps):
+            if step % ot_every == 0:
+                transport_plan(state, tr, *draw_batches(state, tr))
+            objectives.append(gradient_step(state, tr)["objective"])
+            converged = o["stop"] == "converged" and fit_converged(objectives, o)
+            if (step + 1) % checkpoint_every == 0 or converged or step == steps - 1:
+                if tr.device.type == "cuda":
+                    torch.cuda.synchronize()
+                elapsed += time.perf_counter() - t0
+                snaps.append((step + 1, elapsed, tr.current()))
+                t0 = time.perf_counter()
+            if converged:
+                break
+    return state, snaps, converged
+
+
+def _evaluate(evaluator, snaps) -> list[dict]:
+    """The held-out bound (value and terms, :func:`~taskrel_utils.bound.evaluate_bound` on ONE
+    evaluator state, so computed identically for both schedules) at every snapshot."""
+    rows = []
+    for step, seconds, tr in snaps:
+        ev = evaluate_bound(evaluator, *tr)
+        rows.append(dict(step=step, seconds=seconds, **{k: ev[k] for k in CHECKPOINT_TERMS}))
+    return rows
+
+
+#: what each checkpoint row records of the bound
+CHECKPOINT_TERMS = ("value", "reweighted_reference_loss", "label_mismatch", "distribution_mismatch", "wasserstein",
+                    "wasserstein_failed", "tau", "target_accuracy", "target_cross_entropy")
+
+
+def settled(rows, within: float = WITHIN):
+    """The first checkpoint from which the value stays within ``within`` of the run's final value
+    (the last checkpoint's): ``(seconds, step)``."""
+    final = rows[-1]["value"]
+    first = len(rows) - 1
+    while first > 0 and abs(rows[first - 1]["value"] - final) <= within * abs(final):
+        first -= 1
+    return rows[first]["seconds"], rows[first]["step"]
+
+
+def _schedule_numbers(rows, converged, device, capped) -> dict:
     """One schedule's run in ``bench_converge``'s returned dict."""
-    t = res.terms
-    return dict(device=device, steps=int(t["steps_used"]), converged=bool(t["converged"]),
-                seconds=res.timings["transformations"],
-                seconds_per_step=res.timings["transformations"] / max(int(t["steps_used"]), 1),
-                objective_moving_average=res.history[-1]["objective_moving_average"], value=res.value,
-                target_accuracy=res.target_accuracy)
+    last = rows[-1]
+    t_settle, step_settle = settled(rows)
+    return dict(device=device, steps=int(last["step"]), converged=bool(converged), capped=bool(capped),
+                seconds=last["seconds"], seconds_per_step=last["seconds"] / max(int(last["step"]), 1),
+                within_1pct_seconds=t_settle, within_1pct_step=int(step_settle),
+                final={k: (bool(v) if k == "wasserstein_failed" else float(v)) for k, v in last.items()
+                       if k not in ("step", "seconds")},
+                value=float(last["value"]), target_accuracy=float(last["target_accuracy"]), checkpoints=rows)
 
 
-def bench_converge(name, sz, original_cap, seed, device=None):
-    """The original algorithm to convergence vs the kit's default, time to within 1 % of its J.
+def bench_converge(name, sz, original_cap=None, seed=0, device=None):
+    """The original algorithm and the kit's default on the same inputs and h_R, compared on the same
+    held-out objective: the bound's value and terms on the test sets, evaluated identically
+    (:func:`_evaluate`) at checkpoints of both runs.
 
-    ``device``: the fast schedule's (None: the fit's default). Prints the comparison and returns
-    its numbers: ``{"h_R": {...}, "original": {...}, "fast": {...}, "fast_within_1pct_seconds",
-    "fast_within_1pct_step", "ratio_within_1pct", "ratio_converged", ...}`` (seconds are the fits'
-    own ``timings["transformations"]``)."""
+    The original: the reference schedule with the authors' start, Adam updates and stop
+    (:data:`ORIGINAL_FIT`), exactly :func:`original_steps` steps (``original_cap`` caps them; the
+    result says ``capped``). The kit: the fast schedule with the options of :data:`KIT_OPTIONS`
+    on ``device`` (None: the fit's default), until its stopping rule fires. For each, the seconds
+    until its value stays within 1 % of its OWN final value, and the final values side by side.
+    Returns ``{"h_R": {...}, "original": {...}, "fast": {...}, "ratio_within_1pct", "ratio_total", ...}``
+    (seconds: the fits' own loops, evaluations excluded)."""
     data = synthetic(sz["d"], sz["K"], sz["n_ref"], sz["n_tgt"], sz["n_test"])
     R = data[0]
     X = (R[0] - R[0].mean(0)) / R[0].std(0)
+    full = original_steps(sz)
+    steps = min(full, original_cap) if original_cap else full
+    every = sz.get("checkpoint_every", CHECKPOINT_EVERY[sz["scale"]])
     print(f"\n== {name}: d={sz['d']} K={sz['K']} pools {sz['n_ref']}/{sz['n_tgt']} batch={sz['batch']} "
           f"scale={sz['scale']} seed={seed}", flush=True)
     h_R, h_R_numbers = bench_h_R(X, R[1], sz["K"], sz["scale"], sz.get("hr_original"))
-    common = dict(scale=sz["scale"], reference_classifier=h_R, batch_size=sz["batch"], log_every=10, seed=seed,
-                  device=device)
+    common = dict(scale=sz["scale"], reference_classifier=h_R, batch_size=sz["batch"])
     runs = {}
-    for label, opts in (("original", dict(schedule="reference", **dict(ORIGINAL_FIT, stop="converged"),
-                                          steps=original_cap)),
-                        ("kit default", dict(schedule="fast", steps=original_cap))):
-        res = task_relatedness(*data, **common, **opts)
-        runs[label] = res
-        t = res.terms
-        print(f"  {label:12s} steps {t['steps_used']:5d} (converged {t['converged']}) fit {res.timings['transformations']:7.1f} s"
-              f"  J moving average {res.history[-1]['objective_moving_average']:.5g}  value {res.value:.4f}"
-              f" (L_C {t['reweighted_reference_loss']:.3f} H {t['label_mismatch']:.3f} tau*W {t['distribution_mismatch']:.3f})"
-              f"  transferred acc {res.target_accuracy:.3f}", flush=True)
-    target = runs["original"].history[-1]["objective_moving_average"]
-    t_orig = runs["original"].timings["transformations"]
-    t_kit, step = time_to_within(runs["kit default"].history, target)
-    t_conv = runs["kit default"].timings["transformations"]
-    print(f"  objective compared: J's {runs['original'].options['window']}-step moving average; original ends at "
-          f"{target:.5g} after {t_orig:.1f} s")
-    print(f"  kit default within 1 % of it (or below) at step {step}, {t_kit:.2f} s: ratio {t_orig / t_kit:.1f}x;"
-          f" to its own convergence {t_conv:.2f} s: ratio {t_orig / t_conv:.1f}x", flush=True)
+    for label, opts in (("original", dict(schedule="reference", **ORIGINAL_FIT, steps=steps)),
+                        ("fast", dict(schedule="fast", device=device, **KIT_OPTIONS[sz["scale"]]))):
+        runs[label] = checkpointed_fit(data, every, seed, **common, **opts)
+    evaluator = runs["fast"][0]
+    other = runs["original"][0]
+    if not all(np.array_equal(getattr(evaluator, k), getattr(other, k)) for k in ("Xr_te", "Xt_te", "yr_te", "yt_te")):
+        raise RuntimeError("the two schedules see different test sets: the comparison would not be like for like")
+    numbers = {}
+    for label, (state, snaps, converged) in runs.items():
+        device_used = "cpu" if label == "original" else str(device_for(device))
+        numbers[label] = _schedule_numbers(_evaluate(evaluator, snaps), converged, device_used,
+                                           label == "original" and steps < full)
+    o, f = numbers["original"], numbers["fast"]
+    print(f"  objective compared: the bound on the test sets (value = L_C + H + tau x W), evaluated identically at "
+          f"checkpoints every {every} steps; 'settled' = within 1 % of the run's own final value from then on")
+    print(f"  {'schedule':9s} {'steps':>6s} {'fit s':>8s} {'settled s':>9s} (step) {'value':>8s} {'L_C':>7s} {'H':>7s} "
+          f"{'tau*W':>7s} {'W':>8s} {'tau':>7s} {'acc':>6s}")
+    for label, s in (("original", o), ("kit", f)):
+        v = s["final"]
+        print(f"  {label:9s} {s['steps']:6d} {s['seconds']:8.2f} {s['within_1pct_seconds']:9.2f} ({s['within_1pct_step']:4d})"
+              f" {v['value']:8.4f} {v['reweighted_reference_loss']:7.4f} {v['label_mismatch']:7.4f}"
+              f" {v['distribution_mismatch']:7.4f} {v['wasserstein']:8.3f} {v['tau']:7.4f} {v['target_accuracy']:6.3f}"
+              f"{'  (capped at ' + str(steps) + ' of ' + str(full) + ' steps)' if s['capped'] else ''}", flush=True)
+    ratio_settled = o["within_1pct_seconds"] / f["within_1pct_seconds"] if f["within_1pct_seconds"] > 0 else float("nan")
+    ratio_total = o["seconds"] / f["seconds"]
+    print(f"  time to settle: original {o['within_1pct_seconds']:.2f} s / kit {f['within_1pct_seconds']:.2f} s = "
+          f"{ratio_settled:.1f}x; whole runs {o['seconds']:.2f} s / {f['seconds']:.2f} s = {ratio_total:.1f}x; "
+          f"final values {o['value']:.4f} (original) vs {f['value']:.4f} (kit)", flush=True)
     return dict(size=name, d=sz["d"], K=sz["K"], n_ref=sz["n_ref"], n_tgt=sz["n_tgt"], batch=sz["batch"],
-                scale=sz["scale"], seed=seed, original_cap=original_cap, window=runs["original"].options["window"],
-                h_R=h_R_numbers,
-                original=_schedule_numbers(runs["original"], "cpu"),  # the reference schedule runs on the CPU
-                fast=_schedule_numbers(runs["kit default"], str(device_for(device))),
-                fast_within_1pct_seconds=t_kit, fast_within_1pct_step=step, ratio_within_1pct=t_orig / t_kit,
-                ratio_converged=t_orig / t_conv)
+                scale=sz["scale"], seed=seed, original_cap=original_cap, original_full_steps=full,
+                checkpoint_every=every, h_R=h_R_numbers, original=o, fast=f,
+                ratio_within_1pct=ratio_settled, ratio_total=ratio_total)
 
 
 def main():
@@ -241,8 +322,9 @@ def main():
     ap.add_argument("--mode", default="converge", choices=["converge", "per-step"])
     ap.add_argument("--converge-sizes", nargs="+", default=["mini128", "pets"], choices=list(SIZES))
     ap.add_argument("--original-cap", type=int, default=None,
-                    help="steps cap of the original (default: 3000 at small scale, 2001 at large)")
+                    help="cap on the original's steps (default: none, the authors' 1,001 at small scale, 2,001 at large)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="converge: also write the numbers (checkpoints included) to this JSON file")
     ap.add_argument("--sizes", nargs="+", default=list(PER_STEP_SIZES), choices=list(SIZES))
     ap.add_argument("--steps", type=int, default=None, help="steps per fit (default: per size, pets 100, mini 200)")
     ap.add_argument("--variants", nargs="+", default=["fast", "fast32", "fast64_ot5", "fast32_ot10"],
@@ -257,9 +339,12 @@ def main():
                          "the reference schedule and h_R run on the CPU")
     args = ap.parse_args()
     if args.mode == "converge":
-        for name in args.converge_sizes:
-            sz = SIZES[name]
-            bench_converge(name, sz, args.original_cap or default_original_cap(sz), args.seed, args.device)
+        results = [bench_converge(name, SIZES[name], args.original_cap, args.seed, args.device)
+                   for name in args.converge_sizes]
+        if args.out:
+            import json
+            from pathlib import Path
+            Path(args.out).write_text(json.dumps(results, indent=1, default=float))
         return
     for name in args.sizes:
         bench_size(name, SIZES[name], args.steps or SIZES[name]["steps"], args.variants, args.seeds, args.b_init,

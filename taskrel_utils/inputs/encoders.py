@@ -19,7 +19,9 @@ Names
   open_clip's own architectures, the kit's ``open_clip_configs/`` adds ``taskrel-tiny-vit`` (a
   2-layer ViT on 32x32 inputs, random weights only: dry runs and tests).
 * ``timm:<model>`` (the model's default pretrained weights), ``timm:<model>:random``,
-  ``timm:<model>:<checkpoint path>``; features = pooled pre-logits.
+  ``timm:<model>:<checkpoint path>``; features = pooled pre-logits; preprocessing = the model's
+  own eval transform (``resolve_data_config``: resize ``floor(size / crop_pct)``, centre crop,
+  its interpolation, mean and std).
 * ``torchvision:<model>`` (torchvision's ``IMAGENET1K_V1`` weights), ``torchvision:<model>:random``,
   ``torchvision:<model>:<weights enum member>``; features = the input of the last linear layer
   (:mod:`taskrel_utils.inputs.torchvision_encoders`); the Encoder record and the
@@ -43,6 +45,7 @@ from torch import nn
 from . import cnn_zoo
 from ..core.errors import MissingDataError, OfflineError, TaskrelError, UnknownNameError
 from .encoder_base import Encoder, check_seed, no_options, offline_error, offline_reason, seeded
+from .eval_transforms import eval_transform
 from .preprocessing import Preprocess
 from .torchvision_encoders import load_torchvision
 
@@ -390,9 +393,12 @@ def _load_timm(name, image_size, seed: int = 0, **options) -> Encoder:
     native = int(cfg["input_size"][-1])
     size = int(image_size or native)
     interp = cfg.get("interpolation", "bilinear")
-    pre = Preprocess(size=size, channels=int(cfg["input_size"][0]) if cfg["input_size"][0] in (1, 3) else 3,
-                     mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
-                     interpolation=interp if interp in ("bilinear", "bicubic") else "bilinear")
+    # the model's own eval transform (timm's create_transform: resize floor(size / crop_pct), centre crop)
+    crop_pct = float(cfg.get("crop_pct") or 1.0)
+    pre = eval_transform(size, native, int(np.floor(native / crop_pct)),
+                                    channels=int(cfg["input_size"][0]) if cfg["input_size"][0] in (1, 3) else 3,
+                                    mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
+                                    interpolation=interp if interp in ("bilinear", "bicubic") else "bilinear")
     model = PooledFeatures(net)
     with torch.no_grad():
         dim = int(model(torch.zeros(1, pre.channels, size, size)).shape[-1])

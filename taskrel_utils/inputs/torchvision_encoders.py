@@ -9,8 +9,9 @@ SFDA benchmark) is torchvision's first model release; three of its models (``mna
   ``torchvision:<model>:random``: the same architecture, random initialisation (seeded by ``seed``).
 * Features: the input of the last linear layer (the pooled pre-logits), that layer removed;
   ``head`` is that 1000-way layer (pretrained weights only).
-* Preprocessing: the weights' crop size, mean and std, resized by the shorter side and
-  centre-cropped (:class:`~taskrel_utils.inputs.preprocessing.Preprocess`).
+* Preprocessing: the weights' own eval transform (``weights.transforms()``: shorter side resized
+  to its ``resize_size``, e.g. 256, or 342 for inception_v3, centre crop ``crop_size``, its mean
+  and std; :func:`~taskrel_utils.inputs.eval_transforms.eval_transform`).
 
 Weights come from torch's hub cache (``$TORCH_HOME/hub/checkpoints``); when they are not there and
 cannot be downloaded, an ``OfflineError`` says how to provide them.
@@ -27,6 +28,7 @@ from . import cnn_zoo
 from ..core.errors import TaskrelError, UnknownNameError
 from .encoder_base import Encoder, check_seed, no_options, offline_error, offline_reason, seeded
 from .preprocessing import Preprocess
+from .eval_transforms import eval_transform
 
 #: the weights a plain ``torchvision:<model>`` loads
 DEFAULT_WEIGHTS = "IMAGENET1K_V1"
@@ -98,8 +100,9 @@ def load_torchvision(name: str, image_size: int | None, seed: int = 0, **options
     transform = weights.transforms()
     native = int(transform.crop_size[0])
     size = int(image_size or native)
-    pre = Preprocess(size=size, channels=3, mean=tuple(transform.mean), std=tuple(transform.std),
-                     interpolation="bicubic" if "BICUBIC" in str(transform.interpolation) else "bilinear")
+    pre = eval_transform(size, native, int(transform.resize_size[0]), channels=3, mean=tuple(transform.mean),
+                                    std=tuple(transform.std),
+                                    interpolation="bicubic" if "BICUBIC" in str(transform.interpolation) else "bilinear")
     with torch.no_grad():
         dim = int(net(torch.zeros(1, 3, size, size)).shape[-1])
     info = {"family": "torchvision", "arch": model_name, "width": None,

@@ -36,10 +36,14 @@ SCALE_PRESETS = {
     "small": dict(batch_size=500, steps=1001, Lambda=1e8, lambda_wd=2.0, lambda_pm=1.0, lambda_ic=1.0,
                   lr=1e-2, lr_delta=1e-4, reweighted_loss="batch"),
 }
-#: the OT batch per encoder family at ``scale="large"``, the authors' values: 1,500 for CLIP
-#: encoders (``open_clip:*``), 2,500 for features as wide as ResNet-50's (2048-d); any other
-#: encoder keeps the preset's ``batch_size`` (1,000, their ResNet-18 value). See
-#: :func:`encoder_fit_options` for the precedence of a profile's ``ot_batch`` and ``batch_size``.
+#: the OT batch per encoder family at ``scale="large"``: 1,500 for CLIP encoders (``open_clip:*``,
+#: the authors' CLIP ViT-B/32 value), 2,500 for features as wide as ResNet-50's (2048-d), any other
+#: encoder the preset's ``batch_size`` (1,000, their ResNet-18 value). The authors set 2,500 only
+#: for their self-supervised ResNet-50s (``large_scale/Other_Models/transfer.py``) and ran no
+#: supervised zoo: applying it to every 2048-d encoder is the KIT'S EXTRAPOLATION, not theirs. A
+#: zoo fitted with mixed batches mixes two OT estimates; the supervised-zoo profiles set one batch
+#: (``ot_batch: 1000``). See :func:`encoder_fit_options` for the precedence of a profile's
+#: ``ot_batch`` and ``batch_size``.
 OT_BATCH_BY_FAMILY = {"clip": 1500, "resnet50-width": 2500}
 #: the feature width of the ``"resnet50-width"`` family
 RESNET50_WIDTH = 2048

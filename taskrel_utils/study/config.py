@@ -16,6 +16,11 @@ import yaml
 from ..core.errors import TaskrelError, UnknownNameError
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
+#: how a profile's ``reference_pool`` is drawn from the reference classes' train images
+POOL_DRAWS = ("stratified", "uniform")
+#: where the source probabilities of LEEP, NCE and PACTran-Dirichlet/Gamma come from in the
+#: paper-layout table (``tables.score_table``): each encoder's h_R, or its own ImageNet head
+SOURCE_CLASSIFIERS = ("reference_classifier", "imagenet_head")
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class Profile:
     relatedness: dict = field(default_factory=dict)
     max_feature_dim: int | None = None
     reference_pool: int | None = None
+    reference_pool_draw: str = "stratified"
+    source_classifier: str = "reference_classifier"
     finetune: dict = field(default_factory=lambda: {"recipe": "mini"})
     ground_truth: dict = field(default_factory=dict)
     premise: dict = field(default_factory=dict)
@@ -168,6 +175,16 @@ def _validated(raw: dict) -> Profile:
     if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise TaskrelError(f"profile {raw['name']!r}: device must be auto (the GPU when there is one), cpu, cuda "
                            f"or cuda:N, got {device!r}")
+    pool_draw = raw.get("reference_pool_draw", "stratified")
+    if pool_draw not in POOL_DRAWS:
+        raise TaskrelError(f"profile {raw['name']!r}: reference_pool_draw must be one of {', '.join(POOL_DRAWS)} "
+                           f"(stratified: reference_pool images even over the classes; uniform: drawn uniformly "
+                           f"at random from the classes' train images, as the authors' shuffled loader), got {pool_draw!r}")
+    source_classifier = raw.get("source_classifier", "reference_classifier")
+    if source_classifier not in SOURCE_CLASSIFIERS:
+        raise TaskrelError(f"profile {raw['name']!r}: source_classifier must be one of {', '.join(SOURCE_CLASSIFIERS)} "
+                           f"(the source probabilities of LEEP, NCE and PACTran-Dirichlet/Gamma in the paper-layout "
+                           f"table), got {source_classifier!r}")
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise TaskrelError(f"profile {raw['name']!r}: seed must be an integer >= 0, got {seed!r}")
@@ -186,6 +203,8 @@ def _validated(raw: dict) -> Profile:
         relatedness=dict(raw.get("relatedness") or {}),
         max_feature_dim=positive_or_none("max_feature_dim"),
         reference_pool=positive_or_none("reference_pool"),
+        reference_pool_draw=pool_draw,
+        source_classifier=source_classifier,
         finetune=dict(raw.get("finetune") or {"recipe": "mini"}),
         ground_truth=dict(raw.get("ground_truth") or {}),
         premise=premise,

@@ -114,7 +114,8 @@ def reference_class_table(profile: Profile, tasks: dict) -> pd.DataFrame:
         classes = reference_classes(ref.n_classes, tasks[t]["train"].n_classes, profile.seed)
         y = ref.labels[np.isin(ref.labels, classes)]
         pool = profile.reference_pool
-        n_train = len(data.stratified_pool(y, pool, seed=profile.seed)) if pool is not None and len(y) > pool else len(y)
+        n_train = (len(reference_pool_indices(y, pool, profile.reference_pool_draw, profile.seed))
+                   if pool is not None and len(y) > pool else len(y))
         rows.append({"target": t, "K_T": tasks[t]["train"].n_classes, "K_R": len(classes),
                      "reference_classes": ", ".join(ref.class_names[c] for c in classes),
                      "reference_ids": ", ".join(ids[c] for c in classes),
@@ -131,13 +132,29 @@ def _restrict(Z, y, classes):
     return Z[keep], relabel[y[keep]]
 
 
+def reference_pool_indices(y, size: int, draw: str = "stratified", seed: int = 0) -> np.ndarray:
+    """Sorted indices of the reference train pool of ``size`` samples among labels ``y``:
+    ``draw="stratified"`` spreads them evenly over the classes (``data.stratified_pool``);
+    ``"uniform"`` draws them uniformly at random without replacement, as the authors' first 50
+    batches of 200 from a shuffled loader (so the class counts vary as the draw does)."""
+    if draw == "stratified":
+        return data.stratified_pool(y, size, seed=seed)
+    if draw != "uniform":
+        raise TaskrelError(f"reference pool draw must be 'stratified' or 'uniform', got {draw!r}")
+    y = np.asarray(y)
+    if size >= len(y):
+        return np.arange(len(y))
+    return np.sort(np.random.default_rng([seed, size]).choice(len(y), size, replace=False))
+
+
 def pair(feats: dict, encoder: str, reference: str, target: str, max_dim: int | None = None,
-         seed: int = 0, pool: int | None = None) -> dict:
+         seed: int = 0, pool: int | None = None, pool_draw: str = "stratified") -> dict:
     """The keyword arguments of ``relatedness.task_relatedness`` for one (encoder, target).
 
     The reference keeps the classes :func:`reference_classes` pairs with the target (K_R = K_T);
-    ``pool``: its train split is then cut to that many samples spread evenly over those classes
-    (``data.stratified_pool``, seeded with ``seed``), its test split stays whole.
+    ``pool``: its train split is then cut to that many samples, spread evenly over those classes
+    or drawn uniformly (``pool_draw``, :func:`reference_pool_indices`, seeded with ``seed``), its
+    test split stays whole.
     ``max_dim``: features wider than this are projected onto the top ``max_dim`` principal axes of
     the *reference train* features (all classes; one fixed linear map for both domains, i.e. part
     of the encoder); the mini profile uses it to keep the d x d feature map affordable on a CPU.
@@ -154,15 +171,15 @@ def pair(feats: dict, encoder: str, reference: str, target: str, max_dim: int | 
         out.update(ref_train=_restrict(*out["ref_train"], classes), ref_test=_restrict(*out["ref_test"], classes))
     Z, y = out["ref_train"]
     if pool is not None and len(y) > pool:
-        keep = data.stratified_pool(y, pool, seed=seed)
+        keep = reference_pool_indices(y, pool, pool_draw, seed=seed)
         out["ref_train"] = (Z[keep], y[keep])
     return out
 
 
 def profile_pair(profile: Profile, feats: dict, encoder: str, target: str) -> dict:
-    """:func:`pair` with the profile's reference, projection, seed and reference pool."""
+    """:func:`pair` with the profile's reference, projection, seed and reference pool (and its draw)."""
     return pair(feats, encoder, profile.reference, target, max_dim=profile.max_feature_dim, seed=profile.seed,
-                pool=profile.reference_pool)
+                pool=profile.reference_pool, pool_draw=profile.reference_pool_draw)
 
 
 def relatedness_options(profile: Profile, feats: dict, encoder: str) -> dict:

@@ -1,8 +1,8 @@
 """Published numbers shipped with the kit (``data/published/``; sources in its README.md).
 
-``finetune_accuracy`` gives the end-to-end fine-tuning accuracies of the LogME/SFDA model zoos
-(group 1: 11 supervised ImageNet models, group 2: 12 self-supervised ResNet-50s) on Aircraft,
-DTD and Pets; ``paper_pearson`` and ``paper_pseudo_label_ablation`` the Pearson correlations
+``finetune_accuracy`` gives the end-to-end fine-tuning accuracies of the SFDA benchmark's model zoos
+(Shao et al., ECCV 2022; group 1: 11 supervised ImageNet models, group 2: 12 self-supervised
+ResNet-50s, Ericsson et al.'s numbers) on Aircraft, DTD and Pets; ``paper_pearson`` and ``paper_pseudo_label_ablation`` the Pearson correlations
 reported on the NeurIPS 2024 poster (with true labels, and with pseudo-labels on the target).
 """
 from __future__ import annotations
@@ -23,6 +23,24 @@ PAPER_COLUMNS = {"logme": "LogME", "leep": "LEEP", "nce": "NCE", "pactran_gaussi
 #: further score columns the kit reports beside the paper's
 EXTRA_COLUMNS = {"pactran_dirichlet": "PACTran-Dir", "pactran_gamma": "PACTran-Gamma",
                  "transferred_accuracy": "TR's transferred accuracy"}
+#: what the paper-layout table's columns are, where the paper's name leaves it open (for captions)
+COLUMN_NOTES = {
+    "PACTran": "PACTran is the Gaussian variant (Ding et al., ECCV 2022: features, lda_factor 1, s2 factor 10); "
+               "the Dirichlet and Gamma variants (source probabilities) are PACTran-Dir and PACTran-Gamma",
+    "OTCE": "OTCE's coefficients are fitted by least squares on the other targets' accuracies (leave one target "
+            "out), not on auxiliary tasks as in its paper: likely optimistic",
+}
+
+
+def paper_table_caption(source_classifier: str = "reference_classifier") -> str:
+    """The caption of the Pearson table in the paper's layout: what its PACTran, OTCE and
+    probability-based columns are (``source_classifier``: the profile's)."""
+    source = ("each encoder's own 1000-way ImageNet head (h_R's versions in the *_reference_classifier columns)"
+              if source_classifier == "imagenet_head" else "each encoder's reference classifier h_R")
+    return (f"{COLUMN_NOTES['PACTran']}. {COLUMN_NOTES['OTCE']}. LEEP, NCE and PACTran-Dir/Gamma take their "
+            f"source probabilities from {source}.")
+
+
 _LOWER_IS_BETTER_COLUMNS = ("task_relatedness", "value", "pactran_gaussian", "pactran_dirichlet", "pactran_gamma")
 #: scores (kit column and display names) for which lower values mean better transfer: task-relatedness
 #: is an upper bound on the target loss and PACTran a PAC-Bayes bound, so a good Pearson r with

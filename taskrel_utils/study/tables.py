@@ -89,7 +89,7 @@ def _probe_row(enc_name, target, kwargs, seed, options) -> dict:
 
 
 def score_table(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
-                progress: bool = True, source: str = "reference_classifier", encs: dict | None = None,
+                progress: bool = True, source: str | None = None, encs: dict | None = None,
                 n_jobs: int | None = None) -> pd.DataFrame:
     """Every baseline score of :data:`scores.SCORES` for every (encoder, target), plus the OTCE
     components ``otce_wasserstein`` and ``otce_conditional_entropy``.
@@ -102,7 +102,18 @@ def score_table(profile: Profile, feats: dict, *, encoders=None, targets=None, s
     ``encs[name].head``; only the probability-based scores, only for encoders that have a head).
     OT-NCE / OTCE pair the reference-train and target-train features. Pairs run in parallel
     processes (``n_jobs``, as :func:`relatedness_table`).
+
+    ``source=None`` (default): the profile's ``source_classifier``. With "reference_classifier"
+    as above; with "imagenet_head" (the paper profiles) the table of the paper's layout: every
+    score, LEEP, NCE and PACTran-Dirichlet/Gamma from each encoder's own 1000-way ImageNet head
+    (NaN for an encoder without one), h_R's versions beside them in ``<score>_reference_classifier``
+    columns (:func:`paper_layout_scores`; the heads are loaded when ``encs`` is not given).
     """
+    if source is None:
+        if profile.source_classifier == "imagenet_head":
+            return paper_layout_scores(profile, feats, encoders=encoders, targets=targets, seed=seed,
+                                       progress=progress, encs=encs, n_jobs=n_jobs)
+        source = "reference_classifier"
     if source not in SOURCES:
         raise TaskrelError(f"source must be one of {', '.join(map(repr, SOURCES))}, got {source!r}")
     head_only = source == "imagenet_head"
@@ -121,6 +132,36 @@ def score_table(profile: Profile, feats: dict, *, encoders=None, targets=None, s
     jobs = [(e, t, kwargs, source, heads.get(e), feats[e, t, "train"][0] if head_only else None, reference)
             for e, t, kwargs in zoo_pairs(profile, feats, names, targets)]
     return _zoo_table(run_jobs(_score_row, jobs, n_jobs=n_jobs, desc="baseline scores", progress=progress), names, targets)
+
+
+#: the scores computed from source-classifier probabilities (the others read features)
+SOURCE_PROBABILITY_SCORES = tuple(name for name, spec in scores.SCORES.items() if spec.kind == "source_probs")
+
+
+def paper_layout_scores(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
+                        progress: bool = True, encs: dict | None = None, n_jobs: int | None = None) -> pd.DataFrame:
+    """:func:`score_table` with LEEP, NCE and PACTran-Dirichlet/Gamma computed from each encoder's
+    own 1000-way ImageNet head (as LEEP and NCE are defined, and as the LogME / SFDA benchmarks
+    compute them), h_R's versions kept beside them as ``<score>_reference_classifier``; ``source``
+    says ``imagenet_head``. An encoder without a head (CLIP, random weights) gets NaN in those
+    columns. ``encs``: the profile's encoders (default: loaded here, for their heads only)."""
+    names, targets = list(encoders or profile.encoders), list(targets or profile.targets)
+    if encs is None:
+        from .encoders import load_encoder
+        options = {"image_size": profile.image_size} if profile.image_size else {}
+        encs = {e: load_encoder(e, progress=False, **options) for e in names}
+    base = score_table(profile, feats, encoders=names, targets=targets, seed=seed, progress=progress,
+                       source="reference_classifier", n_jobs=n_jobs)
+    heads = score_table(profile, feats, encoders=names, targets=targets, seed=seed, progress=progress,
+                        source="imagenet_head", encs=encs, n_jobs=n_jobs)
+    cols = list(SOURCE_PROBABILITY_SCORES)
+    out = base.rename(columns={c: f"{c}_reference_classifier" for c in cols}).drop(columns="source")
+    head_part = (heads[["encoder", "target", *cols]] if len(heads)
+                 else pd.DataFrame(columns=["encoder", "target", *cols]))
+    out = out.merge(head_part, on=["encoder", "target"], how="left")
+    out.insert(2, "source", "imagenet_head")
+    return out[["encoder", "target", "source", *[c for c in base.columns if c not in ("encoder", "target", "source")],
+                *[f"{c}_reference_classifier" for c in cols]]]
 
 
 def _score_row(enc_name, target, kwargs, source, head, Z_raw, reference) -> dict:

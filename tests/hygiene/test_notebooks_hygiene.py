@@ -94,5 +94,5 @@ def test_runner_refuses_unknown_parameter_before_running_anything(tmp_path):
 
 
 def test_runner_refuses_unknown_profile():
-    with pytest.raises(UnknownNameError, match="mini, paper, paper-dryrun, paper-dryrun-full, paper-published, smoke"):
+    with pytest.raises(UnknownNameError, match="mini, paper, paper-dryrun, paper-dryrun-full, paper-original, paper-published, smoke"):
         pipeline.run_notebooks("tiny")

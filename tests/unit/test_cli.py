@@ -7,14 +7,14 @@ from taskrel_utils.kit.cli import main
 
 def test_list_profiles_and_tasks(capsys):
     assert main(["list", "profiles"]) == 0
-    assert capsys.readouterr().out.split() == ["mini", "paper", "paper-dryrun", "paper-dryrun-full", "paper-published", "smoke"]
+    assert capsys.readouterr().out.split() == ["mini", "paper", "paper-dryrun", "paper-dryrun-full", "paper-original", "paper-published", "smoke"]
     assert main(["list", "tasks"]) == 0
     assert {"mnist5k", "uci-digits", "fashion", "pets", "imagenet", "folder"} <= set(capsys.readouterr().out.split())
 
 
 def test_unknown_profile_exits_2_with_valid_names(capsys):
     assert main(["run", "--profile", "tiny"]) == 2
-    assert "valid profiles are: mini, paper, paper-dryrun, paper-dryrun-full, paper-published, smoke" in capsys.readouterr().err
+    assert "valid profiles are: mini, paper, paper-dryrun, paper-dryrun-full, paper-original, paper-published, smoke" in capsys.readouterr().err
 
 
 def test_unknown_parameter_exits_2(capsys, tmp_path):

@@ -5,7 +5,7 @@ from taskrel_utils.core.errors import TaskrelError, UnknownNameError
 
 
 def test_profiles_listed():
-    assert config.list_profiles() == ["mini", "paper", "paper-dryrun", "paper-dryrun-full", "paper-published", "smoke"]
+    assert config.list_profiles() == ["mini", "paper", "paper-dryrun", "paper-dryrun-full", "paper-original", "paper-published", "smoke"]
 
 
 def test_mini_profile_values():
@@ -49,7 +49,7 @@ def test_to_dict_roundtrip_is_json_like():
 
 
 def test_unknown_profile_lists_valid_names():
-    with pytest.raises(UnknownNameError, match="valid profiles are: mini, paper, paper-dryrun, paper-dryrun-full, paper-published, smoke"):
+    with pytest.raises(UnknownNameError, match="valid profiles are: mini, paper, paper-dryrun, paper-dryrun-full, paper-original, paper-published, smoke"):
         config.load_profile("huge")
 
 

@@ -34,6 +34,8 @@ def test_metric_per_target_and_source_per_group():
     assert df.groupby("target")["metric"].unique().map(list).to_dict() == {
         "aircraft": ["mean_per_class_accuracy"], "dtd": ["top1_accuracy"], "pets": ["mean_per_class_accuracy"]}
     assert df.loc[df.group == 1, "source"].str.contains("tw_group1.py").all()
+    assert df.loc[df.group == 1, "source"].str.startswith("Shao et al. ECCV 2022 (SFDA)").all()  # not LogME's table
+    assert not df.source.str.contains("LogME").any() and df.source.str.contains("@ eb1eee0a").all()
     assert df.loc[df.group == 2, "source"].str.contains("Ericsson").all()
 
 
@@ -242,3 +244,10 @@ def test_the_paper_published_profile_has_a_published_accuracy_for_every_pair():
     table = published.ground_truth_table(profile)
     assert len(table) == len(profile.encoders) * len(profile.targets)
     assert table.accuracy.between(0, 1).all()
+
+
+def test_the_paper_table_caption_names_the_pactran_variant_and_otce_fit():
+    cap = published.paper_table_caption("imagenet_head")
+    assert "Gaussian" in cap and "PACTran-Dir" in cap and "PACTran-Gamma" in cap
+    assert "leave one target out" in cap and "optimistic" in cap and "ImageNet head" in cap
+    assert "h_R" in published.paper_table_caption() and "ImageNet head" not in published.paper_table_caption()

@@ -83,3 +83,43 @@ def test_tau0_sweep_and_reference_fits_in_parallel_equal_serial(feats, tmp_path,
     assert list(zip(sweep.encoder, sweep.tau0)) == [("e", 0.1), ("e", 1.0), ("f", 0.1), ("f", 1.0)]
     assert sweep.equals(sweep1) and fits.equals(fits1) and list(fits.encoder) == ["e", "f"]
     assert sweep.value_related.nunique() == 4  # four different fits, not one number repeated
+
+
+def test_paper_profiles_take_the_imagenet_head_with_h_R_beside_it(feats):
+    import dataclasses
+
+    import torch
+
+    two = {**feats, **{("f",) + k[1:]: (Z * 2.0 + 1.0, y) for k, (Z, y) in feats.items()}}
+    cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e", "f"),
+                         relatedness=dict(reference_classifier_options=dict(iterations=50)),
+                         source_classifier="imagenet_head")
+
+    class WithHead:  # a 1000-way "ImageNet head" on the 12-d features
+        head = torch.nn.Linear(12, 1000)
+        device = "cpu"
+
+    class Without:  # e.g. CLIP: no ImageNet head
+        head = None
+        device = "cpu"
+
+    encs = {"e": WithHead(), "f": Without()}
+    table = tables.score_table(cfg, two, encs=encs, progress=False)
+    plain = tables.score_table(dataclasses.replace(cfg, source_classifier="reference_classifier"), two,
+                               progress=False)
+    Z, y = feats["e", "tgt", "train"]
+    probs = tables._head_probabilities(WithHead.head, Z)
+    assert probs.shape == (len(Z), 1000) and np.allclose(probs.sum(1), 1.0)  # 1000-way, a distribution per image
+    e, f = table.set_index("encoder").loc["e"], table.set_index("encoder").loc["f"]
+    assert (table.source == "imagenet_head").all()
+    assert e.leep == pytest.approx(scores.leep(probs, y)) and e.nce == pytest.approx(scores.nce(probs, y))
+    assert e.pactran_dirichlet == pytest.approx(scores.pactran_dirichlet(probs, y))
+    base = plain.set_index("encoder")
+    for c in tables.SOURCE_PROBABILITY_SCORES:  # h_R's version beside the head's
+        assert table.set_index("encoder")[f"{c}_reference_classifier"].tolist() == pytest.approx(base[c].tolist())
+        assert np.isnan(f[c])  # no head, no head-based score
+    assert e.leep != pytest.approx(base.loc["e", "leep"])
+    for c in ("logme", "sfda", "pactran_gaussian", "ot_nce"):  # feature scores do not depend on the source
+        assert table[c].tolist() == pytest.approx(plain[c].tolist())
+    with pytest.raises(ValueError, match="source_classifier must be one of"):
+        config.load_profile("paper-published", source_classifier="head")
