@@ -114,6 +114,8 @@ def split_half_kendall(acc_matrix, max_splits: int = MAX_SPLITS) -> float:
         raise TaskrelError(f"split_half_kendall needs at least 2 repeats (columns, e.g. seeds), got {n_rep}")
     if not np.isfinite(a).all():
         raise TaskrelError("split_half_kendall: the array must be finite (no NaN or infinity)")
+    if isinstance(max_splits, bool) or not isinstance(max_splits, (int, np.integer)) or max_splits < 1:
+        raise TaskrelError(f"split_half_kendall: max_splits must be a positive integer, got {max_splits!r}")
     half = n_rep // 2
     taus = []
     for first in _balanced_splits(n_rep, max_splits):

@@ -232,21 +232,23 @@ def protocol_grid(base_recipe, protocols, epochs: int) -> list:
             for f in _families(protocols) for aug in f["augmentations"] for lr in sorted(f["lrs"])]
 
 
-#: the recorded fields of a protocol: recipe fields, with LP-FT's probe strength (the recipe's
+#: the recipe fields that tell protocols apart
+RECIPE_FIELDS = ("lr", "head_lr", "augmentation", "head_init", "encoder_mode", "epochs", "stop_epoch")
+#: the recorded fields of a protocol: :data:`RECIPE_FIELDS` and LP-FT's probe strength (the recipe's
 #: ``probe_C``) as ``lp_C`` (a table's ``probe_C`` is the floor probe's)
-PROTOCOL_FIELDS = ("lr", "head_lr", "augmentation", "head_init", "encoder_mode", "lp_C", "epochs", "stop_epoch")
+PROTOCOL_FIELDS = RECIPE_FIELDS + ("lp_C",)
 
 
 def _protocol_fields(recipe) -> dict:
     """The fields that tell protocols apart (``lp_C`` None for a random head, which has no probe)."""
-    fields = {k: getattr(recipe, k) for k in PROTOCOL_FIELDS if k != "lp_C"}
-    return {**fields, "lp_C": recipe.probe_C if recipe.head_init == "probe" else None}
+    return {**{k: getattr(recipe, k) for k in RECIPE_FIELDS},
+            "lp_C": recipe.probe_C if recipe.head_init == "probe" else None}
 
 
 def recipe_of(base_recipe, fields: dict):
     """The recipe of a protocol recorded by :func:`_protocol_fields` (a table row or provenance entry)."""
     base = finetune.get_recipe(base_recipe)
-    values = {k: fields[k] for k in PROTOCOL_FIELDS if k != "lp_C"}
+    values = {k: fields[k] for k in RECIPE_FIELDS}
     values["epochs"], values["stop_epoch"] = int(values["epochs"]), int(values["stop_epoch"])
     values["lr"], values["head_lr"] = float(values["lr"]), float(values["head_lr"])
     C = fields["lp_C"]

@@ -245,6 +245,9 @@ def test_split_half_kendall_samples_splits_beyond_max_splits():
     assert correlation.split_half_kendall(a, max_splits=462) == exact
     wide = rng.normal(size=(10, 1)) + 0.8 * rng.normal(size=(10, 24))
     assert -1 <= correlation.split_half_kendall(wide, max_splits=200) <= 1
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(TaskrelError, match="max_splits must be a positive integer"):
+            correlation.split_half_kendall(a, max_splits=bad)
 
 
 def test_split_half_kendall_hand_computed_and_skips_undefined_splits():
