@@ -303,8 +303,9 @@ class FastStep:
 
 class ClosedFormStep(FastStep):
     """The fast step with ``update="closed_form"`` (the kit's default): A, A_inv and b take the
-    usual Adam step; B and D jump to the minimisers of J's dominant term, the label term
-    ``Lambda sum_ji gamma_ji ||B e_j - e_i||^2``, given the recent plans.
+    usual Adam step; B jumps to the minimiser of J's dominant term, the label term
+    ``Lambda sum_ji gamma_ji ||B e_j - e_i||^2``, given the recent plans, and D is set by a class
+    matching rule that minimises no term of J (it ignores H and L_C; docs/method.md §4.6).
 
     The plans' class-level block masses ``gamma`` (K_R x K_T) are averaged with weight
     ``max(1/t, rate)`` for the t-th plan (``rate = closed_form_rate``: a running mean, then an
