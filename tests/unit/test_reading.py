@@ -101,6 +101,22 @@ def test_bound_readings_name_the_largest_term_and_the_gap():
     # gaps 1.0, 0.9, 1.6, 0.7: all above the probe; value >= transferred loss in 3 of 4 (3.7 < 3.9)
     assert "4 of 4 pairs; the gap is 1.05 on average (0.70 to 1.60)" in gap
     assert "in 3 of 4 pairs; the others" in gap
+    # the bound is on the transferred classifier's loss: each ratio is named for the loss it is taken to
+    assert "about 2.4 times the probe's loss (median)" in gap  # medians of 3.0, 2.29, 2.6, 1.23
+    assert "Against the loss it does bound, task-relatedness is about 1.6 times as large" in gap
+    assert "does not bound the probe's loss" in gap and "the loss it bounds" not in gap
+
+
+def test_bound_readings_never_call_the_probe_loss_the_bounded_one():
+    """Notebook 03 says the bound does not bound the probe's loss; its generated prose must agree."""
+    texts = [bound_decomposition.bound_gap_reading(_pairs()),
+             bound_decomposition.bound_gap_reading(_pairs().drop(columns="target_cross_entropy")),
+             bound_decomposition.bound_summary(_pairs(), 0.5, {"far": -0.1}, related="far"),
+             bound_decomposition.ordering_reading(0.8, pd.Series({"a": 0.9}), n_pairs=4),
+             bound_decomposition.ordering_reading(-0.7, pd.Series({"a": -0.7}))]
+    for text in texts:
+        assert "the loss it bounds" not in text and "a loose bound in value" not in text
+        assert "the bound promises" not in text  # a bound promises no ordering
 
 
 def test_bound_readings_skip_non_finite_pairs():
@@ -110,15 +126,15 @@ def test_bound_readings_skip_non_finite_pairs():
     assert "No pair" in bound_decomposition.bound_terms_reading(empty) and "No pair" in bound_decomposition.bound_gap_reading(empty)
     summary = bound_decomposition.bound_summary(_pairs(nan=True), np.nan, {"far": np.nan}, related="far")
     assert "3 of 3 pairs" in summary and "by n/a" in summary
-    assert "r = n/a (undefined; the bound promises a positive r)" in summary
+    assert "r = n/a (undefined; an informative bound would give a positive r)" in summary
 
 
 def test_ordering_reading_follows_the_sign_and_the_strength():
     strong = bound_decomposition.ordering_reading(0.8, pd.Series({"a": 0.9, "b": -0.2, "c": np.nan}), n_pairs=9)
-    assert "A strong positive r over all 9 pairs (+0.80)" in strong and "the ordering the bound promises" in strong
+    assert "A strong positive r over all 9 pairs (+0.80)" in strong and "the ordering expected if the bound is informative" in strong
     assert "`a` +0.90, `b` -0.20: positive on 1 of 2 targets" in strong
     assert "weak tendency" in bound_decomposition.ordering_reading(0.1, pd.Series(dtype=float))
-    assert "not the one the bound promises" in bound_decomposition.ordering_reading(-0.7, pd.Series({"a": -0.7}))
+    assert "not the expected one" in bound_decomposition.ordering_reading(-0.7, pd.Series({"a": -0.7}))
     undefined = bound_decomposition.ordering_reading(np.nan, pd.Series({"a": np.nan}))
     assert "undefined in this run" in undefined and "too few encoders" in undefined
 
@@ -199,3 +215,17 @@ def test_pseudo_label_readings_pair_the_two_fits():
     text = pseudo_labels.label_free_summary(tvp, frac)
     assert "-0.50 with the target's labels, -0.15 without" in text and "With 10% of the target data: -0.20" in text
     assert "with 100%: -0.60" in text
+
+
+def test_no_text_names_the_papers_zoo():
+    """The material the kit was built from does not say which zoo the paper's table uses
+    (data/published/README.md): the generated prose and notebooks 04 and 05 call it "its zoo", never
+    a CLIP zoo or a CLIP-scale zoo."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    files = sorted((root / "taskrel_utils" / "present" / "reading").glob("*.py"))
+    files += [root / "notebooks" / name for name in ("04_finetune_correlation.ipynb", "05_pseudo_labels.ipynb")]
+    found = [f"{path.name}: {phrase}" for path in files for phrase in ("CLIP-scale", "CLIP scale", "CLIP-zoo", "CLIP zoo")
+             if phrase.lower() in path.read_text(encoding="utf-8").lower()]
+    assert not found, found
