@@ -74,6 +74,9 @@ def test_notebook_02_readings_quote_the_numbers():
     history = [{"objective": 3.0, "PM": 0.5, "seconds": 0.0}, {"objective": 1.0, "PM": 0.0, "seconds": 2.0}]
     text = fit_transformations.fit_curves_reading(history)
     assert "* **objective**: J (14)" in text and "3 -> 1." in text and "**PM**" in text and "label_term" not in text
+    # L_C depends on D alone, but the default (closed-form) D ignores it: no "only D moves it"
+    text = fit_transformations.fit_curves_reading([{"LC": 1.2}, {"LC": 1.1}])
+    assert "changes only with D" in text and "does not look at it" in text and "only D moves it" not in text
 
 
 # --- notebooks 03 to 05 ---

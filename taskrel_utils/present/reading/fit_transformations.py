@@ -114,7 +114,8 @@ FIT_CURVE_MEANINGS = {
     "feature_term": "sum Pi ||Az+b-t||^2, how far the plan moves the mapped reference batch onto the target batch",
     "label_term": "sum Pi ||Be_y-e_s||^2, how far mapped labels are from the labels they are sent to",
     "H": "label mismatch (7) at the current B, D",
-    "LC": "re-weighted reference loss sum_j D_j v_j (15); only D moves it",
+    "LC": ("re-weighted reference loss sum_j D_j v_j (15); it changes only with D, and the default "
+           "closed-form update of D (17) does not look at it"),
     "PM": "prior mismatch ||pi^T - BD||^2",
     "IC": "inverse consistency ||A A_inv - I||^2 + ||A_inv A - I||^2",
     "n_ref": "size n of the reference batch (PriorSample with D)",
