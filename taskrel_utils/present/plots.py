@@ -96,9 +96,15 @@ def projection_panel(frame, encoder: str, task: str):
     return fig
 
 
-def heatmap(frame, index: str, columns: str, values: str, title: str, fmt: str = ".2f"):
-    """A labelled heatmap of ``values`` by ``index`` x ``columns``."""
+def heatmap(frame, index: str, columns: str, values: str, title: str, fmt: str = ".2f", index_order=None,
+            columns_order=None):
+    """A labelled heatmap of ``values`` by ``index`` x ``columns``, rows and columns in
+    ``index_order`` / ``columns_order`` when given (else sorted)."""
     table = frame.pivot(index=index, columns=columns, values=values)
+    if index_order is not None:
+        table = table.loc[[i for i in index_order if i in table.index]]
+    if columns_order is not None:
+        table = table[[c for c in columns_order if c in table.columns]]
     fig, ax = plt.subplots(figsize=(1.3 * table.shape[1] + 2.5, 0.45 * table.shape[0] + 1.2))
     sns.heatmap(table, annot=True, fmt=fmt, cmap="viridis", cbar=False, ax=ax)
     ax.set_title(title)

@@ -108,6 +108,10 @@ class TableSummary:
                 f"{html.escape(self.csv.name)}</a>")
 
     def _repr_html_(self) -> str:
+        if self.frame.empty:  # no table of headers alone: say that there is nothing to show
+            link = f"; full table: {self.link()}" if self.csv else ""
+            what = html.escape(self.caption) if self.caption else "this table"
+            return f'<p class="taskrel-table-note">{what}: no rows in this run{link}</p>'
         whole = _whole_columns(self.frame)
         cells = [[_cell(v, self.digits, w) for v, w in zip(row, whole)] for row in self.frame.itertuples(index=False)]
         if self.hidden_rows:
@@ -124,6 +128,8 @@ class TableSummary:
                 f'<tbody>{body}</tbody></table></div><p class="taskrel-table-note">{note}{link}</p>')
 
     def __repr__(self) -> str:
+        if self.frame.empty:
+            return f"{self.caption or 'this table'}: no rows in this run"
         text = self.frame.to_string(index=False, float_format=lambda v: f"{v:.{self.digits}f}")
         return (f"{self.caption}\n" if self.caption else "") + text + "\n" + self.note()
 

@@ -122,3 +122,19 @@ def test_a_table_summary_shows_no_negative_zero_and_whole_numbers_without_decima
     assert "-0.000" not in html and "<td>0.000</td>" in html
     assert "<td>30000</td>" in html and "30000.000" not in html
     assert "<td>-0.500</td>" in html and "<td>1.250</td>" in html
+
+
+def test_an_empty_table_summary_says_so_instead_of_showing_headers_alone():
+    empty = pd.DataFrame({"encoder": [], "images_per_second": []})
+    view = tables_display.table_summary(empty, caption="throughput")
+    assert "<table" not in view._repr_html_() and "no rows" in view._repr_html_()
+    assert "no rows" in repr(view)
+
+
+def test_a_heatmap_keeps_the_order_it_is_given():
+    frame = pd.DataFrame([{"encoder": e, "task": t, "acc": 0.5} for e in ("b", "a") for t in ("z", "y")])
+    fig = plots.heatmap(frame, index="encoder", columns="task", values="acc", title="t", index_order=["b", "a"],
+                        columns_order=["z", "y"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["z", "y"]
