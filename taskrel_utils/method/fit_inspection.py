@@ -23,7 +23,7 @@ from .fit_steps import FitState, Transformations, TransportPlan, fit_converged
 from ..core.numerics import euclidean
 
 __all__ = ["cost_matrix", "batch_table", "plan_summary", "step_changes", "step_row", "first_stop",
-           "convergence_diagnostics"]
+           "convergence_diagnostics", "last_gradients", "STEP_QUANTITIES", "step_quantities", "agreement_table"]
 
 
 def cost_matrix(state: FitState, tr: Transformations, plan: TransportPlan) -> dict:
@@ -137,3 +137,62 @@ def convergence_diagnostics(history, options: dict) -> dict:
                    noise_threshold=float(2.0 * now.std(ddof=1) * np.sqrt(2.0 / w)) if w > 1 else 0.0)
         out["deciding"] = "tolerance" if out["tol_threshold"] >= out["noise_threshold"] else "noise"
     return out
+
+
+def last_gradients(tr: Transformations) -> dict:
+    """The gradients of J with respect to ``A``, ``A_inv`` and ``b`` that the last
+    :func:`~taskrel_utils.method.fit_steps.gradient_step` handed to Adam, as float64 numpy arrays
+    (``dJ/dA``, ``dJ/dA_inv``, ``dJ/db``; None before the first step)."""
+    par = tr.params
+    return {f"dJ/d{name}": None if x.grad is None else x.grad.detach().cpu().numpy().astype(np.float64)
+            for name, x in (("A", par.A), ("A_inv", par.A_inv), ("b", par.b))}
+
+
+#: what one step produces, in the order of the step: the plan (12)-(13), the terms of J that the
+#: feature map moves (before the update), their gradients, the maps after the update, B and D in
+#: closed form (17)
+STEP_QUANTITIES = ("plan", "feature term", "IC", "dJ/dA", "dJ/dA_inv", "dJ/db", "A", "A_inv", "b", "B", "D")
+
+
+def step_quantities(tr: Transformations, plan: TransportPlan, terms: dict) -> dict:
+    """The kit's own values of :data:`STEP_QUANTITIES` for one step, read right after
+    :func:`~taskrel_utils.method.fit_steps.gradient_step`: ``plan`` (its dense plan), ``terms``
+    (what ``gradient_step`` returned: J's terms before the update), the gradients
+    (:func:`last_gradients`) and the maps after the update (``tr.current()``)."""
+    A, A_inv, b, B, D = tr.current()
+    return {"plan": plan.dense(), "feature term": terms["feature_term"], "IC": terms["IC"], **last_gradients(tr),
+            "A": A, "A_inv": A_inv, "b": b, "B": B, "D": D}
+
+
+def agreement_table(by_hand: dict, kit: dict) -> pd.DataFrame:
+    """How well quantities computed by hand agree with the kit's: one row per name of ``by_hand``
+    (numbers or arrays; torch tensors are taken as numpy; None, e.g. a gradient never computed,
+    differs infinitely) with ``size`` (the largest absolute entry of
+    the kit's value), ``difference`` (the largest absolute difference of an entry) and ``relative``
+    (difference / size; the difference itself when size is 0). Names in the order of
+    :data:`STEP_QUANTITIES` first."""
+    order = [k for k in STEP_QUANTITIES if k in by_hand] + [k for k in by_hand if k not in STEP_QUANTITIES]
+    missing = [k for k in order if k not in kit]
+    if missing:
+        raise TaskrelError(f"no kit value for {missing}; the kit's values are: {', '.join(kit)}")
+    rows = []
+    for name in order:
+        theirs = _as_array(kit[name])
+        if by_hand[name] is None:  # e.g. a gradient that was never computed: no agreement
+            mine = np.full_like(theirs, np.inf)
+        else:
+            mine = _as_array(by_hand[name])
+        if mine.shape != theirs.shape:
+            raise TaskrelError(f"{name}: the value by hand has shape {mine.shape}, the kit's {theirs.shape}")
+        size = float(np.abs(theirs).max()) if theirs.size else 0.0
+        diff = float(np.abs(mine - theirs).max()) if theirs.size else 0.0
+        rows.append(dict(quantity=name, shape=" x ".join(map(str, theirs.shape)) or "scalar", size=size,
+                         difference=diff, relative=diff / size if size > 0 else diff))
+    return pd.DataFrame(rows)
+
+
+def _as_array(x) -> np.ndarray:
+    """A number, array or torch tensor as a float64 numpy array."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)

@@ -9,9 +9,27 @@ import seaborn as sns
 sns.set_theme(context="notebook", style="whitegrid")
 
 
+#: class names longer than this wrap onto a second line in small titles and tick labels (never cut)
+LABEL_WIDTH = 12
+
+
+def _wrapped(name, width: int = LABEL_WIDTH) -> str:
+    """A class name for a small title or tick label: whole, wrapped at spaces onto lines of about
+    ``width`` characters ("trousers & dresses" -> "trousers &\\ndresses")."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(name), width, break_long_words=False)) or str(name)
+
+
+def _legend_outside(ax, title=None, **kwargs):
+    """Move the axes' legend to the right of the axes, where it covers no bar, line or point."""
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False,
+                    title=title, **kwargs)
+
+
 def task_samples(tasks: dict, per_row: int = 10, seed: int = 0):
     """One row of sample images per task (``{label: Task}``), titled with their class names."""
-    fig, axes = plt.subplots(len(tasks), per_row, figsize=(1.2 * per_row, 1.45 * len(tasks)), squeeze=False)
+    fig, axes = plt.subplots(len(tasks), per_row, figsize=(1.2 * per_row, 1.6 * len(tasks)), squeeze=False)
     rng = np.random.default_rng(seed)
     for row, (label, task) in zip(axes, tasks.items()):
         # one image of each class first, then random others
@@ -21,7 +39,7 @@ def task_samples(tasks: dict, per_row: int = 10, seed: int = 0):
         for ax, i in zip(row, picks):
             img = np.asarray(task.image(i))
             ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
-            ax.set_title(str(task.class_names[task.labels[i]])[:12], fontsize=7)
+            ax.set_title(_wrapped(task.class_names[task.labels[i]]), fontsize=7)
             ax.set_xticks([]), ax.set_yticks([])
             ax.grid(False)
         for ax in row[len(picks):]:
@@ -31,18 +49,37 @@ def task_samples(tasks: dict, per_row: int = 10, seed: int = 0):
     return fig
 
 
-def projections(frame, max_points: int = 400, seed: int = 0):
-    """Scatter of 2-D projections: rows = encoders, columns = tasks, colour = class.
+def projections(frame, max_points: int = 400, seed: int = 0, encoders=None, tasks=None):
+    """Scatter of 2-D projections: one row per encoder (in the order of ``encoders``), one column
+    per task (``tasks``), coloured by class, with the task's class names in a legend under each
+    column. Default orders: as the encoders and tasks first appear in ``frame``.
 
-    ``frame`` columns: encoder, task, pc1, pc2, label.
+    ``frame`` columns: encoder, task, pc1, pc2, label (and class_name for the legends).
     """
-    shuffled = frame.sample(frac=1.0, random_state=seed)
+    encoders = list(encoders) if encoders is not None else list(dict.fromkeys(frame.encoder))
+    tasks = list(tasks) if tasks is not None else list(dict.fromkeys(frame.task))
+    frame = frame[frame.encoder.isin(encoders) & frame.task.isin(tasks)]
+    shuffled = frame.sample(frac=1.0, random_state=seed)  # no class drawn on top of the others
     sample = shuffled[shuffled.groupby(["encoder", "task"]).cumcount() < max_points]
+    labels = sorted(frame.label.unique())
+    palette = dict(zip(labels, sns.color_palette("tab10", len(labels)) if len(labels) <= 10
+                       else sns.color_palette("husl", len(labels))))
     grid = sns.relplot(data=sample, x="pc1", y="pc2", hue="label", row="encoder", col="task",
-                       palette="tab10", s=8, linewidth=0, height=1.9, aspect=1,
-                       facet_kws={"sharex": False, "sharey": False}, legend=False)
-    grid.set_titles("{row_name}\n{col_name}", size=7)
+                       row_order=encoders, col_order=tasks, hue_order=labels, palette=palette, s=8, linewidth=0,
+                       height=1.9, aspect=1, facet_kws={"sharex": False, "sharey": False}, legend=False)
+    grid.set_titles("")
     grid.set(xticks=[], yticks=[], xlabel="", ylabel="")
+    for j, task in enumerate(tasks):
+        grid.axes[0, j].set_title(task, fontsize=9, fontweight="bold")
+        if "class_name" in frame:
+            names = (frame[frame.task == task].drop_duplicates("label").set_index("label")["class_name"]
+                     .sort_index())
+            handles = [plt.Line2D([], [], ls="", marker="o", ms=5, color=palette[k]) for k in names.index]
+            grid.axes[-1, j].legend(handles, [_wrapped(n, 16) for n in names], loc="upper center",
+                                    bbox_to_anchor=(0.5, -0.04), fontsize=7, frameon=False, handletextpad=0.1,
+                                    title=f"{task} classes", title_fontsize=7)
+    for i, encoder in enumerate(encoders):
+        grid.axes[i, 0].set_ylabel(encoder, rotation=0, ha="right", va="center", fontsize=9)
     return grid.figure
 
 
@@ -51,15 +88,23 @@ def projection_panel(frame, encoder: str, task: str):
     encoder, task, pc1, pc2, class_name)."""
     sel = frame[(frame.encoder == encoder) & (frame.task == task)]
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    sns.scatterplot(data=sel, x="pc1", y="pc2", hue="class_name", s=10, linewidth=0, ax=ax, palette="tab10")
+    order = sel.drop_duplicates("label").sort_values("label")["class_name"].tolist() if "label" in sel else None
+    sns.scatterplot(data=sel, x="pc1", y="pc2", hue="class_name", hue_order=order, s=10, linewidth=0, ax=ax,
+                    palette="tab10")
     ax.legend(fontsize=7, markerscale=1.5, bbox_to_anchor=(1.02, 1), loc="upper left")
     ax.set_title(f"{encoder} on {task}")
     return fig
 
 
-def heatmap(frame, index: str, columns: str, values: str, title: str, fmt: str = ".2f"):
-    """A labelled heatmap of ``values`` by ``index`` x ``columns``."""
+def heatmap(frame, index: str, columns: str, values: str, title: str, fmt: str = ".2f", index_order=None,
+            columns_order=None):
+    """A labelled heatmap of ``values`` by ``index`` x ``columns``, rows and columns in
+    ``index_order`` / ``columns_order`` when given (else sorted)."""
     table = frame.pivot(index=index, columns=columns, values=values)
+    if index_order is not None:
+        table = table.loc[[i for i in index_order if i in table.index]]
+    if columns_order is not None:
+        table = table[[c for c in columns_order if c in table.columns]]
     fig, ax = plt.subplots(figsize=(1.3 * table.shape[1] + 2.5, 0.45 * table.shape[0] + 1.2))
     sns.heatmap(table, annot=True, fmt=fmt, cmap="viridis", cbar=False, ax=ax)
     ax.set_title(title)
@@ -104,6 +149,8 @@ def gradient_norms(norms, tau0: float, title: str):
     sns.histplot(data=norms, x="gradient norm", hue="labels", bins=40, element="step", ax=ax)
     ax.axvline(tau0, color="k", ls="--", label="tau0")
     ax.set_title(title)
+    _legend_outside(ax, title="labels")
+    fig.tight_layout()
     return fig
 
 
@@ -141,7 +188,11 @@ def label_map_and_prior(B, D, reference_prior, target_names, reference_names, ta
                           "probability": np.r_[reference_prior, D],
                           "prior": ["reference prior"] * len(D) + ["D (learned)"] * len(D)})
     sns.barplot(data=prior, x="probability", y="class", hue="prior", ax=axes[1], orient="h")
-    axes[1].set_title("class prior: original vs re-weighted")
+    axes[1].set_title("class prior: original vs re-weighted", pad=28)
+    # above the bars, not over them (the longest bars reach the right edge)
+    sns.move_legend(axes[1], "lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, title=None, frameon=False,
+                    fontsize=8)
+    axes[1].set_yticks(range(len(D)), [_wrapped(n) for n in reference_names])
     fig.tight_layout()
     return fig
 
@@ -164,7 +215,7 @@ def _blocks(ax, labels, names, axis: str):
     """Class blocks of a class-sorted axis: separator lines and the class names at block centres."""
     edges = np.flatnonzero(np.diff(labels)) + 0.5
     centres = [np.mean(np.flatnonzero(labels == c)) for c in dict.fromkeys(labels)]
-    ticks = [str(names[c])[:12] for c in dict.fromkeys(labels)]
+    ticks = [_wrapped(names[c]) for c in dict.fromkeys(labels)]
     for e in edges:
         (ax.axhline if axis == "y" else ax.axvline)(e, color="w", lw=0.6)
     if axis == "y":
@@ -220,7 +271,7 @@ def hand_iterations(table):
     axes[0].plot(table["step"], table["J_before"], "o-", label="before the update")
     axes[0].plot(table["step"], table["J_after"], "s--", label="after (same plan)")
     axes[0].set_yscale("log")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
     axes[0].set_title("J (14) under the step's plan", fontsize=10)
     for ax, (column, title) in zip(axes[1:], (("feature_term", "feature term sum Pi ||Az+b-t||^2"),
                                               ("label_term", "label term sum Pi ||Be_y-e_s||^2"),
@@ -256,16 +307,24 @@ def tau0_sweep(sweep, max_price: float, chosen: float):
 BOUND_TERMS = ("reweighted_reference_loss", "label_mismatch", "distribution_mismatch")
 
 
+#: panels per row of :func:`bound_decomposition` (more targets wrap onto further rows)
+DECOMPOSITION_COLUMNS = 4
+
+
 def bound_decomposition(frame, targets, encoders, terms=BOUND_TERMS):
-    """Stacked horizontal bars of the bound's ``terms`` per encoder, one panel per target, with the
-    probe's target cross-entropy (the actual transferability) as black dots.
+    """Stacked horizontal bars of the bound's ``terms`` per encoder, one panel per target (at most
+    :data:`DECOMPOSITION_COLUMNS` per row), with the probe's target cross-entropy (the actual
+    transferability) as black dots.
 
     ``frame``: one row per (encoder, target) with the columns of ``terms`` and ``probe_cross_entropy``.
     """
-    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 0.35 * len(encoders) + 2.5),
+    targets = list(targets)
+    ncols = min(DECOMPOSITION_COLUMNS, len(targets))
+    nrows = -(-len(targets) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, nrows * (0.3 * len(encoders) + 1.6) + 0.6),
                              sharex=True, sharey=True, squeeze=False, layout="constrained")
     colors = sns.color_palette("Set2", len(terms))
-    for ax, target in zip(axes[0], targets):
+    for ax, target in zip(axes.flat, targets):
         sub = frame[frame.target == target].set_index("encoder").loc[list(encoders)]
         left = np.zeros(len(sub))
         for term, color in zip(terms, colors):
@@ -274,6 +333,9 @@ def bound_decomposition(frame, targets, encoders, terms=BOUND_TERMS):
         ax.scatter(sub["probe_cross_entropy"], sub.index, color="k", zorder=3, s=18,
                    label="probe CE (transferability)")
         ax.set_title(target)
+        ax.tick_params(axis="x", labelbottom=True)  # every panel keeps its scale (rows of panels share it)
+    for ax in list(axes.flat)[len(targets):]:
+        ax.set_visible(False)
     axes[0][0].invert_yaxis()  # shared y axis: first encoder on top
     # one legend above all panels: constrained layout makes room for it (tight_layout could not,
     # with a legend anchored to the first panel but spanning them all, and warned)
@@ -291,7 +353,8 @@ def bound_vs_transferability(frame, pearson_r: float):
     ax.plot(lim, lim, "k--", lw=0.8, label="bound = transferability")
     ax.set(xlabel="task-relatedness (bound)", ylabel="probe target cross-entropy",
            title=f"all pairs: Pearson r = {pearson_r:.2f}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+    fig.tight_layout()
     return fig
 
 
@@ -299,10 +362,11 @@ def reference_training(frame):
     """Task-relatedness and the transferred classifier's target accuracy against the reference
     encoder's training epochs (``frame`` columns: epochs, target, value, target_accuracy)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-    sns.lineplot(data=frame, x="epochs", y="value", hue="target", marker="o", ax=axes[0])
+    sns.lineplot(data=frame, x="epochs", y="value", hue="target", marker="o", ax=axes[0], legend=False)
     axes[0].set(xscale="log", title="task-relatedness vs reference training")
     sns.lineplot(data=frame, x="epochs", y="target_accuracy", hue="target", marker="o", ax=axes[1])
     axes[1].set(xscale="log", title="transferred classifier's target accuracy")
+    _legend_outside(axes[1], title="target")  # one legend for both panels, beside them
     fig.tight_layout()
     return fig
 

@@ -57,10 +57,27 @@ def group_summary(frame: pd.DataFrame, by: str, values, stats=("mean", "min", "m
     return out.round(digits).reset_index()
 
 
-def _cell(value, digits: int) -> str:
+def _cell(value, digits: int, whole: bool = False) -> str:
+    """One cell as text: a float to ``digits`` places (``whole``: a column of whole numbers, shown
+    without decimals), never ``-0.000`` (a negative value that rounds to zero shows as ``0.000``);
+    a missing value as an empty cell."""
     if isinstance(value, float):
-        return "" if pd.isna(value) else f"{value:.{digits}f}"
+        if pd.isna(value):
+            return ""
+        text = f"{value:.0f}" if whole else f"{value:.{digits}f}"
+        return text[1:] if text.startswith("-") and not text.strip("-0.") else text
     return str(value)
+
+
+def _whole_columns(frame: pd.DataFrame) -> list[bool]:
+    """Per column: whether it holds only whole numbers stored as floats (a count or an epoch number
+    with a missing value, e.g. ``30000.0`` and NaN), to be shown as ``30000`` and not ``30000.000``."""
+    out = []
+    for column in frame.columns:
+        values = frame[column]
+        finite = pd.to_numeric(values, errors="coerce").dropna() if values.dtype.kind == "f" else None
+        out.append(finite is not None and len(finite) > 0 and bool((finite == finite.round()).all()))
+    return out
 
 
 class TableSummary:
@@ -91,7 +108,12 @@ class TableSummary:
                 f"{html.escape(self.csv.name)}</a>")
 
     def _repr_html_(self) -> str:
-        cells = [[_cell(v, self.digits) for v in row] for row in self.frame.itertuples(index=False)]
+        if self.frame.empty:  # no table of headers alone: say that there is nothing to show
+            link = f"; full table: {self.link()}" if self.csv else ""
+            what = html.escape(self.caption) if self.caption else "this table"
+            return f'<p class="taskrel-table-note">{what}: no rows in this run{link}</p>'
+        whole = _whole_columns(self.frame)
+        cells = [[_cell(v, self.digits, w) for v, w in zip(row, whole)] for row in self.frame.itertuples(index=False)]
         if self.hidden_rows:
             gap = [f"{ELLIPSIS} {self.hidden_rows} more rows"] + [ELLIPSIS] * (self.frame.shape[1] - 1)
             cells.insert(self._head, gap)
@@ -106,6 +128,8 @@ class TableSummary:
                 f'<tbody>{body}</tbody></table></div><p class="taskrel-table-note">{note}{link}</p>')
 
     def __repr__(self) -> str:
+        if self.frame.empty:
+            return f"{self.caption or 'this table'}: no rows in this run"
         text = self.frame.to_string(index=False, float_format=lambda v: f"{v:.{self.digits}f}")
         return (f"{self.caption}\n" if self.caption else "") + text + "\n" + self.note()
 

@@ -193,6 +193,34 @@ def relatedness_options(profile: Profile, feats: dict, encoder: str) -> dict:
 _PROJECTIONS: dict = {}  # (content digest of Z_ref, k) -> (mean, axes), at most PROJECTION_MEMO_ENTRIES
 
 
+def profile_fit(profile: Profile, feats: dict, encoder: str, target: str, **options):
+    """``(pair, res)``: one pair of the profile (:func:`profile_pair`) and its task-relatedness fit
+    as notebook 03's table fits it (:func:`relatedness_options`, the profile's seed, the encoder's
+    cached h_R; ``options`` override), with the maps ``res.A``, ``res.b``, ``res.B``, ``res.D`` and
+    the scalers that standardise its features.
+
+    When the table has fitted the pair already, its maps come from the cache
+    (:data:`cached_fits.TRANSFORMATIONS`) and are only evaluated, so that every term is the table's
+    to the last bit: a fit run again in this process need not be, with ``precision="float32"``
+    (the table fits in worker processes, whose float32 rounding can differ from the kernel's)."""
+    from ..method.relatedness import default_options, task_relatedness
+    from ..core.cache import MISSING
+    from .cached_fits import TRANSFORMATIONS, reference_model
+
+    the_pair = profile_pair(profile, feats, encoder, target)
+    opts = {**relatedness_options(profile, feats, encoder), **options}
+    # the key cached_fits.cached_relatedness gives the pair's maps: its options less their defaults
+    defaults = default_options(opts.get("scale", "small"), opts.get("schedule", "fast"))
+    canonical = {k: v for k, v in opts.items() if k not in defaults or defaults[k] != v}
+    train_sets = {k: v for k, v in the_pair.items() if k != "target_test"}
+    stored = TRANSFORMATIONS.load(TRANSFORMATIONS.path(TRANSFORMATIONS.key(pair=train_sets, options=canonical,
+                                                                           seed=profile.seed)))
+    _, h_R = reference_model(the_pair, seed=profile.seed, scale=opts.get("scale", "small"),
+                             reference_classifier_options=opts.get("reference_classifier_options"))
+    return the_pair, task_relatedness(**the_pair, seed=profile.seed, reference_classifier=h_R,
+                                      transformations=None if stored is MISSING else stored, **opts)
+
+
 def _projection(Z_ref, k: int):
     """``(mean, top-k principal axes)`` of ``Z_ref``, memoised by content: every target of an
     encoder (and every table of a notebook) projects with the same map, and the SVD of a wide

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from taskrel_utils.method import fit_inspection
 from taskrel_utils.study import config
 from taskrel_utils.kit import pipeline
 
@@ -73,6 +74,9 @@ def test_02_fit_transformations(smoke_run):
     assert all(math.isfinite(r["value"]) for r in m["b_init"])
     # the steps run by hand are the one-line fit's first steps, bit for bit
     assert [r["step"] for r in m["hand_steps"]] == list(range(5)) and m["hand_steps_match_fit"]
+    # the first step written out from scratch (numpy, POT, torch) is the kit's step (float64 on smoke)
+    assert [r["quantity"] for r in m["by_hand"]] == list(fit_inspection.STEP_QUANTITIES)
+    assert all(r["relative"] <= 1e-9 for r in m["by_hand"]), m["by_hand"]
     fit, conv = m["modes"]["learned_all"], m["convergence"]
     assert conv["steps_used"] == fit["steps_used"] and conv["converged"] == fit["converged"]
     assert conv["first_stop"] == (fit["steps_used"] if fit["converged"] else None)

@@ -123,3 +123,27 @@ def test_paper_profiles_take_the_imagenet_head_with_h_R_beside_it(feats):
         assert table[c].tolist() == pytest.approx(plain[c].tolist())
     with pytest.raises(ValueError, match="source_classifier must be one of"):
         config.load_profile("paper-published", source_classifier="head")
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_profile_fit_gives_the_tables_terms_from_its_cached_maps(feats, tmp_path, monkeypatch, precision):
+    """Notebook 03's exercise 1 takes one pair's fit with experiment.profile_fit: the table's maps,
+    evaluated again (no new fit), so every term is the table's to the last bit."""
+    from taskrel_utils.method import fit_steps, relatedness
+    from taskrel_utils.study import experiment
+
+    monkeypatch.setenv("TASKREL_CACHE", str(tmp_path))
+    cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e",),
+                         relatedness=dict(steps=6, batch_size=60, precision=precision,
+                                          reference_classifier_options=dict(iterations=30)))
+    row = tables.relatedness_table(cfg, feats, n_jobs=1, progress=False).iloc[0]
+
+    def no_fit(*a, **k):
+        raise AssertionError("profile_fit fitted again instead of taking the table's maps")
+
+    monkeypatch.setattr(relatedness, "fit_transformations", no_fit)
+    pair, fit = experiment.profile_fit(cfg, feats, "e", "tgt")
+    for key in ("value", "wasserstein", "wasserstein_theorem", "label_mismatch", "reweighted_reference_loss", "tau"):
+        assert (fit.value if key == "value" else fit.terms[key]) == row[key], key
+    assert set(pair) == {"ref_train", "ref_test", "target_train", "target_test"}
+    assert fit.terms["steps_used"] == row.steps_used

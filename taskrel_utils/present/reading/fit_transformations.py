@@ -60,6 +60,40 @@ def plan_reading(summary: dict) -> str:
             f"{s['mean_feature_cost']:.3f} for any pair.")
 
 
+#: relative agreement expected between a step by hand (float64) and the kit's, by the kit's precision
+BY_HAND_TOLERANCE = {"float64": 1e-9, "float32": 1e-5}
+
+
+def by_hand_reading(agreement: pd.DataFrame, options: dict) -> str:
+    """Notebook 02: the step written out by hand against the kit's step
+    (``fit_inspection.agreement_table``); ``options``: the fit's (``precision``, ``lr``, ``adam_eps``)."""
+    precision = options.get("precision", "float64")
+    tol = BY_HAND_TOLERANCE.get(precision, BY_HAND_TOLERANCE["float64"])
+    ok = agreement[agreement.relative <= tol]
+    off = agreement[agreement.relative > tol]
+    worst = ok.loc[ok.relative.idxmax()] if len(ok) else None
+    text = (f"**By hand and by the kit.** {len(ok)} of {len(agreement)} quantities of step 0 agree to within "
+            f"{tol:g} of their size" + (f" (the largest relative difference: {worst.relative:.0e}, "
+                                        f"`{worst.quantity}`)" if worst is not None else "") + ". ")
+    if precision == "float32":
+        text += ("On this profile the kit takes the step's d x d algebra and gradients in float32 (`precision: "
+                 "float32`, for speed; the plan, B and D stay in float64), so its gradients carry rounding errors of "
+                 "about 1e-7 of their size. ")
+    if off.empty:
+        return text + "The cells above are the kit's step, written out."
+    names = ", ".join(f"`{q}`" for q in off.quantity)
+    if precision == "float32" and set(off.quantity) <= {"A_inv", "dJ/dA_inv", "IC"}:
+        moved = float(off.loc[off.quantity == "A_inv", "difference"].max()) if "A_inv" in set(off.quantity) else 0.0
+        return text + (f"{names} differ more, and for a reason: at the start A_inv is A's exact inverse, so J's "
+                       "true gradient in A_inv is zero (by hand, in float64, it is at rounding level); in float32 the "
+                       f"kit's is rounding noise of about the size of Adam's eps = {options['adam_eps']:g}, and Adam's "
+                       "first step, lr x g / (|g| + eps) per entry, turns that noise into moves of up to "
+                       f"{moved:.3f} (lr = {options['lr']:g}). The inverse-consistency term pulls A_inv back in the "
+                       "steps that follow.")
+    return text + (f"**{names} differ beyond rounding**: the step by hand is not the kit's step. Check the cells "
+                   "above against the kit's (`fit_steps.transport_plan`, `fit_steps.gradient_step`).")
+
+
 def hand_steps_reading(table: pd.DataFrame, options: dict) -> str:
     """Notebook 02: the iterations run by hand (rows of ``fit_inspection.step_row``); ``options``:
     the fit's (``lr``, the Adam learning rate of A, A_inv, b; ``Lambda``, ``lambda_wd``)."""
