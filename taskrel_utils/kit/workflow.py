@@ -7,7 +7,7 @@ the two cannot drift apart.
 
 Standard library only: ``setup`` runs before the environment exists, under whatever Python the
 learner has. It refuses a Python older than :data:`MIN_PYTHON` with a message (the pinned numpy,
-scipy and pandas need 3.11).
+scipy, pandas and four more have no 3.10 release).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 VENV = ".venv"
 REQUIREMENTS = "requirements.txt"
 PROFILE = "mini"
-#: the oldest Python the pins install on (numpy 2.4.6, scipy 1.17.1 and pandas 3.1.1 need 3.11)
+#: the oldest Python the pins install on (numpy 2.4.6, scipy 1.17.1, pandas 3.1.1 and four more have no 3.10 release)
 MIN_PYTHON = (3, 11)
 #: the Makefile's ``$(STAMP)``: written after a complete install, older than its inputs means reinstall
 STAMP = ".taskrel-installed"
@@ -163,7 +163,7 @@ def setup(venv=VENV, requirements=REQUIREMENTS, python=None, root=None, dry_run:
     if not (root / py).exists():
         if python is None and sys.version_info[:2] < MIN_PYTHON:
             raise SystemExit(f"error: the kit's pinned packages need Python {'.'.join(map(str, MIN_PYTHON))} or "
-                             f"newer (numpy 2.4.6, scipy 1.17.1, pandas 3.1.1); this is {sys.version.split()[0]}. "
+                             f"newer (numpy 2.4.6, scipy 1.17.1, pandas 3.1.1, ...); this is {sys.version.split()[0]}. "
                              f"Run the command with a newer Python (Windows: py -3.11 -m taskrel_utils setup)")
         run(create_venv_command(python or sys.executable, venv))
     if installed(venv, requirements, root):

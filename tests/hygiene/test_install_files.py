@@ -1,9 +1,13 @@
 """The install files agree: the CPU requirements pick the CPU build of the same torch on every laptop
-system."""
+system, and the Python versions the kit claims are the ones its pins install on."""
+import re
+import tomllib
+
 import pytest
 from packaging.requirements import Requirement
 
 from taskrel_utils.core.paths import KIT_ROOT
+from taskrel_utils.kit import workflow
 
 #: (sys_platform, platform_machine) of the laptops people bring
 LAPTOPS = {"linux x86_64": ("linux", "x86_64"), "windows": ("win32", "AMD64"), "mac (Apple silicon)": ("darwin", "arm64"),
@@ -47,3 +51,12 @@ def test_the_cpu_requirements_pin_the_cpu_build_of_the_same_versions(system):
         assert public.specifier.contains(version), f"requirements.txt's {public} refuses {version}"
         assert version.partition("+")[0] == next(iter(public.specifier)).version
 
+
+def test_python_versions_agree():
+    """pyproject's requires-python is the oldest Python the pins install on (workflow.MIN_PYTHON:
+    numpy 2.4.6, pandas 3.1.1 and five more pins have no 3.10 release), and the README says the same."""
+    project = tomllib.loads((KIT_ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">={}.{}".format(*workflow.MIN_PYTHON)
+    readme = (KIT_ROOT / "README.md").read_text()
+    assert "Python 3.11 or 3.12" in readme and "3.10" in readme  # what was tested, and what does not install
+    assert re.search(r"python=3\.1[12]\b", (KIT_ROOT / "environment.yml").read_text())
