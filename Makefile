@@ -2,6 +2,8 @@
 #   make reproduce   set up .venv, run every notebook on the mini profile, render HTML reports
 #   make test        set up .venv, run the unit, hygiene and notebook (smoke) tests
 #   make student     student copies of the notebooks (no solution cells) into student/
+# Without make (Windows): python -m taskrel_utils setup|reproduce|test|lab runs the same commands
+# (taskrel_utils/kit/workflow.py; tests/hygiene/test_makefile_commands.py keeps the two in step).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,12 +11,16 @@ STAMP := $(VENV)/.taskrel-installed
 PROFILE ?= mini
 # laptops without a GPU: make setup REQUIREMENTS=requirements-cpu.txt (the CPU build of torch, docs/workshop.md)
 REQUIREMENTS ?= requirements.txt
+# JupyterLab without the "get notified about news?" pop-up: the kit's settings in the environment's JupyterLab
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/taskrel-kit.json
+# make lab STUDENT=1: JupyterLab on the student copies (rebuilt into student/ first) instead of notebooks/
+LAB_DIR := $(if $(filter 1 yes true,$(STUDENT)),student,notebooks)
 # as root (Docker, many cloud notebooks) JupyterLab refuses to start without --allow-root: given then, and only then
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: setup reproduce test test-unit test-notebooks test-paper test-browser lab warm report bench gpu-check build-mini clean-runs student
 
-setup: $(STAMP)
+setup: $(STAMP) $(LAB_SETTINGS)
 
 $(STAMP): requirements.txt $(REQUIREMENTS) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +28,9 @@ $(STAMP): requirements.txt $(REQUIREMENTS) pyproject.toml
 	$(PY) -m pip install --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name taskrel --display-name "Python (taskrel kit)"
 	touch $(STAMP)
+
+$(LAB_SETTINGS): $(STAMP) taskrel_utils/kit/workflow.py
+	$(PY) -m taskrel_utils lab-settings
 
 reproduce: setup  ## all notebooks on the mini profile into runs/mini (+ report/*.html)
 	$(PY) -m taskrel_utils run --profile $(PROFILE)
@@ -48,8 +57,9 @@ $(VENV)/.taskrel-browser: requirements-browser.txt $(STAMP)  # playwright (165 M
 student: setup  ## the notebooks without their solution cells, into student/ (gitignored)
 	$(PY) -m taskrel_utils student --out student
 
-lab: setup  ## JupyterLab on the notebooks (as root with --allow-root)
-	$(VENV)/bin/jupyter lab notebooks/ $(ALLOW_ROOT)
+lab: setup  ## JupyterLab on the notebooks (as root with --allow-root); STUDENT=1: on the student copies
+	$(if $(filter student,$(LAB_DIR)),$(PY) -m taskrel_utils student --out student)
+	$(PY) -m jupyter lab $(LAB_DIR)/ $(ALLOW_ROOT)
 
 warm: setup  ## before a workshop: every notebook once on $(PROFILE) (fills the cache), then the cache's place and size
 	$(PY) -m taskrel_utils run --profile $(PROFILE)

@@ -1,5 +1,10 @@
 """Command line of the kit: ``python -m taskrel_utils <command>``.
 
+    setup [--venv .venv] [--requirements FILE] [-n]      the Makefile's targets, without make (Windows):
+    reproduce [--profile mini] [setup's options]          each creates and installs the environment first,
+    test [setup's options]                                as make does (taskrel_utils.kit.workflow)
+    lab [--student] [setup's options]
+    lab-settings [--prefix DIR]                           JupyterLab without the news pop-up (setup runs it)
     run --profile PROFILE [--run-dir DIR] [-p NAME VALUE ...] [--notebooks 01 02] [--scheduler ADDRESS]
     report EXECUTED.ipynb|RUN_DIR [--out DIR]
     student [--out DIR] [--notebooks 01 02]
@@ -17,14 +22,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-import yaml
-
 from ..core.errors import TaskrelError
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m taskrel_utils", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
+    _workflow_parsers(sub)
 
     run = sub.add_parser("run", help="run the notebooks with papermill into a run directory")
     run.add_argument("--profile", default="mini", help="a profile of `list profiles` (default: mini)")
@@ -104,8 +108,55 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _workflow_parsers(sub) -> None:
+    """setup, reproduce, test, lab: the Makefile's targets for machines without make (Windows)."""
+    from . import workflow
+
+    def with_setup_options(name, help_text):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("--venv", default=workflow.VENV, help=f"the virtual environment (default: {workflow.VENV})")
+        cmd.add_argument("--requirements", default=workflow.REQUIREMENTS,
+                         help="the pinned packages (default: requirements.txt; laptops without an NVIDIA GPU: "
+                              "requirements-cpu.txt, the CPU build of torch)")
+        cmd.add_argument("-n", "--dry-run", action="store_true", help="print the commands without running them (make -n)")
+        return cmd
+
+    with_setup_options("setup", "= make setup: create the environment (with the Python running this command), "
+                                "install the pins and the kit, register the 'taskrel' kernel, install the lab settings")
+    rep = with_setup_options("reproduce", "= make reproduce: setup, then every notebook on the mini profile into "
+                                          "runs/mini with the HTML reports")
+    rep.add_argument("--profile", default=workflow.PROFILE, help=f"default: {workflow.PROFILE}")
+    with_setup_options("test", "= make test: setup, then the unit, hygiene and notebook tests, offline")
+    lab = with_setup_options("lab", "= make lab: setup, then JupyterLab on notebooks/ (as root with --allow-root)")
+    lab.add_argument("--student", action="store_true",
+                     help="= make lab STUDENT=1: rebuild the student copies (no solution cells) into student/ and open those")
+    ls = sub.add_parser("lab-settings", help="install the kit's JupyterLab settings (no news pop-up, no update check) "
+                                             "into this Python's JupyterLab; setup runs it")
+    ls.add_argument("--prefix", default=None, help="another environment's folder (default: this Python's)")
+
+
+def _workflow(args) -> int:
+    from . import workflow
+
+    if args.command == "lab-settings":
+        print(f"wrote {workflow.write_lab_settings(args.prefix)}")
+        return 0
+    options = {"venv": args.venv, "requirements": args.requirements, "dry_run": args.dry_run}
+    if args.command == "setup":
+        workflow.setup(**options)
+    elif args.command == "reproduce":
+        workflow.reproduce(args.profile, **options)
+    elif args.command == "test":
+        workflow.test(**options)
+    else:
+        workflow.lab(student=args.student, **options)
+    return 0
+
+
 def _parameter_value(name: str, text: str):
     """The value of ``-p NAME TEXT``: TEXT read as YAML (``3``, ``0.5``, ``[a, b]``, ``true``, ``null``)."""
+    import yaml
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -193,6 +244,8 @@ def _check_run(run_dir, reference=None, record=False) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("setup", "reproduce", "test", "lab", "lab-settings"):
+        return _workflow(args)
     try:
         if args.command == "run":
             from .pipeline import run_notebooks

@@ -1,5 +1,5 @@
 """``make lab`` starts JupyterLab as root too (Docker, cloud notebooks): ``--allow-root`` when, and
-only when, ``id -u`` is 0."""
+only when, ``id -u`` is 0; ``make lab STUDENT=1`` opens fresh student copies."""
 import os
 import shutil
 import subprocess
@@ -19,3 +19,19 @@ def test_make_lab_passes_allow_root_only_as_root(tmp_path, uid, allow_root):
     plan = subprocess.run(["make", "-n", "lab"], cwd=KIT_ROOT, env=env, capture_output=True, text=True, check=True)
     (lab,) = [line for line in plan.stdout.splitlines() if "jupyter lab" in line]
     assert (lab.split()[-1] == "--allow-root") if allow_root else ("--allow-root" not in lab)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize("variables, folder", [([], "notebooks/"), (["STUDENT=1"], "student/"), (["STUDENT=0"], "notebooks/")])
+def test_make_lab_student_opens_fresh_student_copies(variables, folder):
+    """``make lab STUDENT=1``: the teacher's view of what learners get, the copies rebuilt first (a stale
+    student/ would show last week's exercises); plain ``make lab`` builds none."""
+    plan = subprocess.run(["make", "-n", "-B", "lab", *variables], cwd=KIT_ROOT, capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+    (lab,) = [i for i, line in enumerate(plan) if "jupyter lab" in line]
+    assert plan[lab].split()[4] == folder
+    builds = [i for i, line in enumerate(plan) if "taskrel_utils student" in line]
+    if folder == "student/":
+        assert builds == [lab - 1] and plan[lab - 1].split()[-2:] == ["--out", "student"]
+    else:
+        assert builds == []
