@@ -11,7 +11,7 @@
     data build-mini --source DIR
     data make-dryrun --out DIR [--size smoke|full] [--seed 0]
     zoo build [--names NAME|NAME@OPTION=VALUE ...] [--jobs N] | zoo verify | zoo check [--names ...]
-    ground-truth build --profile mini [--seeds 6] [--contrast-seeds N] [--selection-seeds 1] [--jobs N] [--out CSV]
+    ground-truth build --profile mini [--seeds N] [--contrast-seeds N] [--selection-seeds N] [--jobs N] [--out CSV]
     ground-truth check --profile mini [--out CSV] [--verify N]
     check-run RUN_DIR [--reference JSON] [--record]
     layers [--modules]
@@ -87,9 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         g.add_argument("--encoders", nargs="*", default=None, help="default: the profile's encoders")
         g.add_argument("--targets", nargs="*", default=None, help="default: the profile's targets")
         if name == "build":
-            g.add_argument("--seeds", type=int, default=None, help="seeds per main-zoo pair (default 6)")
-            g.add_argument("--contrast-seeds", type=int, default=None, help="seeds per contrast pair (default: --seeds)")
-            g.add_argument("--selection-seeds", type=int, default=None, help="seeds per protocol on validation (default 1)")
+            g.add_argument("--seeds", type=int, default=None, help="seeds per main-zoo pair (default: the profile's ground_truth.seeds)")
+            g.add_argument("--contrast-seeds", type=int, default=None, help="seeds per contrast pair (default: the profile's ground_truth.contrast_seeds, else --seeds)")
+            g.add_argument("--selection-seeds", type=int, default=None, help="seeds per protocol on validation (default: the profile's ground_truth.selection_seeds)")
             g.add_argument("--jobs", type=int, default=None,
                            help="worker processes (default: TASKREL_JOBS, else as many as the CPUs and the memory allow)")
         else:
