@@ -169,7 +169,7 @@ def test_rank_interval_and_summary_readings():
     summary = pd.DataFrame({"Ours (TR)": [-0.5, -0.1], "LogME": [0.3, 0.4], "SFDA": [np.nan, 0.0]},
                            index=["pearson", "kendall"])
     text = finetune_correlation.rank_reading(summary)
-    assert "pearson -0.50 (rank 1 of 2, the best)" in text and "kendall -0.10 (rank 2 of 3; best LogME)" in text
+    assert "pearson -0.50 (ranks 1 of 2 scores, the best)" in text and "kendall -0.10 (ranks 2 of 3 scores; best LogME)" in text
     assert "moves with the method" in text
     intervals = pd.DataFrame({"target": ["t1", "t2", "t3"], "score": "Ours (TR)", "low": [-0.9, -0.5, np.nan],
                               "high": [-0.1, 0.4, np.nan]})
@@ -178,9 +178,22 @@ def test_rank_interval_and_summary_readings():
     assert finetune_correlation.interval_reading(intervals.assign(low=np.nan)) == ""
     pearson = pd.DataFrame({"Ours (TR)": [-0.6, 0.2, -0.2], "LogME": [0.1, 0.1, 0.1]}, index=["t1", "t2", "Average"])
     bullets = finetune_correlation.correlation_summary(pearson, pd.Series({"t1": 0.9, "t2": np.nan}))
-    assert "average Pearson r -0.20, the right sign on 1 of 2" in bullets and "ranks first of 2" in bullets
+    assert "average Pearson r -0.20, the right sign on 1 of 2" in bullets and "ranks 1 of 2 scores, the best" in bullets
     assert "ranges 0.90 to 0.90" in bullets
     assert "nowhere" in finetune_correlation.correlation_summary(pearson.assign(**{"Ours (TR)": np.nan}))
+
+
+def test_every_reading_ranks_among_the_same_scores():
+    """The summary, the correlation paragraph and the rank section count a rank among the paper's
+    scores: an extra column (PACTran-Dir, TR's transferred accuracy) never changes it."""
+    avg = {"Ours (TR)": -0.3, "LogME": 0.2, "PACTran": -0.1, "PACTran-Dir": -0.9, "TR's transferred accuracy": 0.8}
+    pearson = pd.DataFrame([avg, avg], index=["t1", "Average"])
+    summary = pd.DataFrame([avg], index=["pearson"])
+    expected = "ranks 1 of 3 scores, the best"
+    assert expected in finetune_correlation.correlation_summary(pearson)
+    assert expected in finetune_correlation.correlation_reading(pearson)
+    rank = finetune_correlation.rank_reading(summary)
+    assert expected in rank and "PACTran-Dir, TR's transferred accuracy not ranked" in rank
 
 
 def test_pseudo_label_readings_pair_the_two_fits():
