@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .reading.common import count, signed
+from .reading.common import count, formatted, signed
 from .reading.finetune_correlation import rank_words, sign_corrected_rank
 
 __all__ = ["headlines"]
@@ -21,7 +21,7 @@ def _finite(*values) -> bool:
 
 def _range(values, fmt: str) -> str:
     values = [v for v in values if _finite(v)]
-    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    lo, hi = formatted(min(values), fmt), formatted(max(values), fmt)
     return lo if lo == hi else f"{lo} to {hi}"
 
 
@@ -93,7 +93,7 @@ def _pseudo_labels(m: dict) -> list[str]:
     avg = (m.get("true_vs_pseudo_pearson") or {}).get("Average") or {}
     if _finite(avg.get("true labels"), avg.get("pseudo-labels")):
         lines.append(f"r with fine-tuned accuracy: {signed(avg['true labels'])} with the target's labels, "
-                     f"{signed(avg['pseudo-labels'])} without them (average over targets)")
+                     f"{signed(avg['pseudo-labels'])} without them (average over targets, both with the theorem's W)")
     agree = [r.get("pseudo_label_accuracy") for r in m.get("pseudo_label_accuracy") or []]
     if any(_finite(a) for a in agree):
         lines.append(f"pseudo-label agreement with the hidden labels: {_range(agree, '.2f')}")

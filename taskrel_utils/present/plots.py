@@ -338,7 +338,7 @@ def scores_vs_accuracy(long):
     """
     from ..study.published import LOWER_IS_BETTER
 
-    x, y = "score (standardised per target)", "accuracy (standardised per target)"
+    x, y = "score (z)", "accuracy (z)"
     z = long.copy()
     by = z.groupby(["score", "target"], sort=False)
     z[x] = by["score_value"].transform(_standardised)
@@ -347,8 +347,8 @@ def scores_vs_accuracy(long):
     grid = sns.lmplot(data=z.dropna(subset=[x, y]), x=x, y=y, hue="target", col="score", col_wrap=4, height=2.6,
                       ci=None, scatter_kws=dict(s=18))
     grid.set_titles("{col_name}", size=9)
-    grid.figure.suptitle("each score against the fine-tuned accuracy, standardised within each target "
-                         "(slope of a target's line = its Pearson r)", y=1.02, fontsize=10)
+    grid.figure.suptitle("each score against the fine-tuned accuracy; z: standardised within each target "
+                         "(the slope of a target's line is its Pearson r)", y=1.02, fontsize=10)
     return grid.figure
 
 
@@ -412,7 +412,7 @@ def fraction_panel(frame, target: str, encoder: str, fraction: float, terms=BOUN
 
     ``frame`` columns: encoder, target, fraction, seed, value, accuracy and ``terms``.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(14, 3.8), gridspec_kw=dict(wspace=0.55))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw=dict(wspace=0.3))
     g = frame[(frame.target == target) & (frame.encoder == encoder)]
     # value_name must differ from the column "value" (task-relatedness), which is melted too
     g = g.melt(id_vars=["fraction", "seed"], value_vars=["value", *terms], var_name="quantity", value_name="amount")
@@ -426,7 +426,9 @@ def fraction_panel(frame, target: str, encoder: str, fraction: float, terms=BOUN
     for _, row in h[h.seed == h.seed.min()].iterrows():
         axes[1].annotate(row.encoder, (row.value, row.accuracy), fontsize=7, alpha=0.8)
     axes[1].set(title=f"{target}, fraction {fraction:g}: TR vs fine-tuned accuracy", xlabel="task-relatedness")
-    for ax in axes:  # legends beside their axes, never over the lines and points
-        if ax.get_legend() is not None:
-            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    # legends outside the axes, never over the lines and points: the terms' under the left panel, the seeds'
+    # right of the right one
+    sns.move_legend(axes[0], "upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False, title=None)
+    if axes[1].get_legend() is not None:
+        sns.move_legend(axes[1], "upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return fig

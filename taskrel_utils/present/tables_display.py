@@ -155,7 +155,7 @@ def pearson_style(table: pd.DataFrame, caption: str, lower_is_better=LOWER_IS_BE
     two places ("-" where undefined), coloured by the sign-corrected r (:func:`sign_corrected`), so
     a good negative r of a lower-is-better score (task-relatedness, PACTran) is as blue as a good
     positive r of the others (an undefined r: neutral); the caption ends with :data:`SIGN_CORRECTED_LEGEND`."""
-    return (table.style.format("{:+.2f}", na_rep="-")
+    return (table.style.format(lambda v: number_text(v, 2, signed=True))
             .background_gradient(cmap="RdBu", vmin=-1, vmax=1, axis=None,
                                  gmap=sign_corrected(table, lower_is_better).fillna(0.0).to_numpy())
             .set_caption(f"{caption} {SIGN_CORRECTED_LEGEND}"))
@@ -173,6 +173,14 @@ def number_text(value, digits: int = 3, signed: bool = False, na: str = "-") -> 
         return str(value)
     text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
     return text.lstrip("+-") if float(text) == 0 else text
+
+
+def percent_text(value, digits: int = 0, na: str = "n/a") -> str:
+    """``value`` as a percentage (``31%``), never ``-0%``; ``na`` where missing or not finite."""
+    if value is None or not np.isfinite(value):
+        return na
+    text = f"{value:.{digits}%}"
+    return text.lstrip("-") if float(text[:-1]) == 0 else text
 
 
 def interval_text(estimate, low, high, digits: int = 2) -> str:

@@ -39,7 +39,8 @@ def test_each_notebook_has_headlines_built_from_its_metrics():
         "targets; negative is good",
         "sign-corrected, task-relatedness ranks 3 of 3 scores of the paper's table; the best is LogME, +0.83"]
     assert lines["05_pseudo_labels"] == [
-        "r with fine-tuned accuracy: -0.18 with the target's labels, -0.20 without them (average over targets)",
+        "r with fine-tuned accuracy: -0.18 with the target's labels, -0.20 without them (average over targets, both "
+        "with the theorem's W)",
         "pseudo-label agreement with the hidden labels: 0.42 to 0.86",
         "with 10% of the target data: r -0.15; with 100%: -0.15"]
 

@@ -171,12 +171,17 @@ def test_fraction_curve_one_line_per_target():
 
 
 def _assert_legends_beside_the_axes(fig):
-    """Every legend lies right of its axes, so it never covers a line or a point."""
+    """Every legend lies outside every axes of the figure (and their labels), so it never covers a
+    line, a point or another panel."""
     fig.canvas.draw()
-    for ax in fig.axes:
-        legend = ax.get_legend()
-        if legend is not None:
-            assert legend.get_window_extent().x0 >= ax.get_window_extent().x1
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert legends
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent(renderer))
+            assert not box.overlaps(ax.yaxis.label.get_window_extent(renderer))
 
 
 def test_fraction_panel_lines_for_value_and_terms_and_the_chosen_fraction():

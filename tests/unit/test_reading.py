@@ -243,3 +243,10 @@ def test_label_dependence_reading_explains_from_the_numbers():
     assert "reproduces" not in far
     assert "No pair" in pseudo_labels.label_dependence_reading(_dependence().iloc[:0])
 
+
+
+def test_signed_never_writes_minus_zero():
+    from taskrel_utils.present.reading.common import signed
+
+    assert [signed(-0.004), signed(0.004), signed(-0.005001), signed(0.42), signed(np.nan), signed(None)] == \
+        ["0.00", "0.00", "-0.01", "+0.42", "n/a", "n/a"]

@@ -107,3 +107,7 @@ def test_interval_text():
     assert tables_display.interval_text(-0.0001, -0.2, 0.1) == "0.00 [-0.20, +0.10]"
     assert tables_display.interval_text(np.nan, np.nan, np.nan) == "-"
     assert tables_display.interval_text(0.5, np.nan, np.nan) == "+0.50 [-]"
+
+
+def test_percent_text_never_writes_minus_zero():
+    assert [tables_display.percent_text(v) for v in (0.3077, -0.001, 0.0, np.nan)] == ["31%", "0%", "0%", "n/a"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .common import TERM_NAMES, finite_rows, number, signed, strength
+from .common import TERM_NAMES, finite_rows, formatted, number, signed, strength
 
 
 def pseudo_label_reading(true_vs_pseudo: pd.DataFrame, agreement: pd.DataFrame) -> str:
@@ -65,7 +65,7 @@ def _span(values, fmt: str) -> str:
     v = [x for x in values if np.isfinite(x)]
     if not v:
         return "n/a"
-    lo, hi = format(min(v), fmt), format(max(v), fmt)
+    lo, hi = formatted(min(v), fmt), formatted(max(v), fmt)
     return lo if lo == hi else f"{lo} to {hi}"
 
 
