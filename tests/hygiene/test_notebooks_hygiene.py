@@ -20,12 +20,34 @@ def test_notebooks_exist_and_are_numbered():
     assert numbers == list(range(1, len(numbers) + 1)), f"notebooks must be numbered 01, 02, ...: {numbers}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_one_parameters_cell_and_it_is_first(path):
-    nb = nbformat.read(path, as_version=4)
+def _parameters_index(nb) -> int:
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
-    assert tagged == [0], f"{path.name}: the parameters cell must be the single first cell, found at {tagged}"
-    assert nb.cells[0].cell_type == "code"
+    assert len(tagged) == 1, f"one cell tagged parameters, found {tagged}"
+    return tagged[0]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_one_parameters_cell_and_it_is_the_first_code_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    i = _parameters_index(nb)
+    assert nb.cells[i].cell_type == "code"
+    assert all(c.cell_type == "markdown" for c in nb.cells[:i]), f"{path.name}: code before the parameters cell"
+
+
+#: notebooks whose parameters cell still comes first: moved after the title by the notebooks 01-03
+#: branch (issue 22); the exemption goes when it is merged
+_TITLE_NOT_YET_FIRST = {"01_encoder_features.ipynb", "02_fit_transformations.ipynb", "03_bound_decomposition.ipynb"}
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.name, marks=pytest.mark.xfail(
+    p.name in _TITLE_NOT_YET_FIRST, reason="moved by the notebooks 01-03 branch", strict=False)) for p in NOTEBOOKS])
+def test_title_and_goals_come_before_the_parameters_cell(path):
+    """A reader (and the HTML report) meets the title and the learning goals first, then the parameters."""
+    nb = nbformat.read(path, as_version=4)
+    i = _parameters_index(nb)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), f"{path.name}: title first"
+    assert any(c.source.lstrip().startswith("## Learning goals") for c in nb.cells[:i]), \
+        f"{path.name}: the learning goals come before the parameters cell"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -51,7 +73,8 @@ def test_papermill_sees_every_parameter(path):
     """papermill skips a line with two '=' (e.g. in its comment): then the parameter is invisible."""
     import ast
 
-    source = nbformat.read(path, as_version=4).cells[0].source
+    nb = nbformat.read(path, as_version=4)
+    source = nb.cells[_parameters_index(nb)].source
     assigned = {t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets}
     assert assigned == set(pipeline.notebook_parameters(path)), f"{path.name}: reword the parameter comments"
 
