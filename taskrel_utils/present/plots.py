@@ -310,11 +310,14 @@ def reference_training(frame):
 # ------------------------------------------------------------------ fine-tuning and the scores (nb 04)
 def finetune_seeds(frame, encoders):
     """Fine-tuned accuracy of every seed (the ``accuracy_seed*`` columns), one row per encoder,
-    one panel per target, coloured by group (main zoo / contrast)."""
+    one panel per target (four to a row, each with its own accuracy axis: the targets' accuracies
+    lie far apart, and one shared axis squashes each target's seeds into a line), coloured by group
+    (main zoo / contrast)."""
     seed_cols = [c for c in frame.columns if c.startswith("accuracy_seed")]
     per_seed = (frame[["encoder", "target", "group", *seed_cols]]
                 .melt(id_vars=["encoder", "target", "group"], value_vars=seed_cols, value_name="accuracy").dropna())
     grid = sns.catplot(data=per_seed, x="accuracy", y="encoder", hue="group", col="target", kind="strip",
+                       col_wrap=min(4, per_seed.target.nunique()), sharex=False,
                        height=0.28 * len(encoders) + 1.6, aspect=0.9, order=list(encoders), s=4)
     grid.set_titles("{col_name}")
     return grid.figure

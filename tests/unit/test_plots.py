@@ -99,6 +99,9 @@ def test_finetune_seeds_shows_every_seed():
     fig = plots.finetune_seeds(ft, ENCODERS)
     assert len(fig.axes) == len(TARGETS)
     assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == 2 * len(ENCODERS)
+    far = ft.assign(accuracy_seed0=np.where(ft.target == TARGETS[0], 0.5, 0.95), accuracy_seed1=lambda f: f.accuracy_seed0 + 0.01)
+    axes = plots.finetune_seeds(far, ENCODERS).axes
+    assert all(ax.get_xlim()[1] - ax.get_xlim()[0] < 0.1 for ax in axes)  # each target on its own axis
 
 
 def test_scores_vs_accuracy_one_panel_per_score():
