@@ -1,7 +1,8 @@
 """The front page of a run's reports: ``runs/<profile>/report/index.html``.
 
 One section per notebook: its title, a link to its HTML report, its figures as thumbnails (each a
-link to the full PNG) and its CSV tables. Inline CSS, no script, only relative links inside the run
+link to the full PNG), its headline numbers under them (read from the run's ``metrics/<notebook>.json``
+by :func:`taskrel_utils.present.headlines.headlines`) and its CSV tables. Inline CSS, no script, only relative links inside the run
 directory, so the folder can be copied or zipped and opened offline.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from pathlib import Path
 
 from ..core.io import atomic_path
+from ..present.headlines import headlines
 from .report import read_notebook
 
 INDEX_NAME = "index.html"
@@ -26,6 +28,8 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-botto
 a.report { font-weight: 600; font-size: 1.05em; }
 .figures figcaption, .meta { font-size: 0.85em; color: #556; }
 ul.tables { columns: 2; font-size: 0.9em; }
+ul.headline { margin: 0.8em 0 0.4em; padding: 0.5em 1em 0.5em 2em; background: #f4f6fb; border-left: 3px solid #4a6fa5; }
+ul.headline li { margin: 0.15em 0; }
 """
 
 
@@ -65,11 +69,24 @@ def _notebook_section(run_root: Path, report_dir: Path, number: str, seconds: di
             parts.append(f'<figure><a href="{href}"><img src="{href}" loading="lazy" alt="{html.escape(fig.stem)}">'
                          f"</a><figcaption>{html.escape(fig.stem)}</figcaption></figure>")
         parts.append("</div>")
+    lines = headlines(stem, _metrics(run_root, stem))
+    if lines:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+        parts.append(f'<ul class="headline" aria-label="headline numbers">{items}</ul>')
     tables = sorted((run_root / "tables").glob(f"{number}_*.csv"))
     if tables:
         items = "".join(f'<li><a href="{_href(t, report_dir)}">{html.escape(t.name)}</a></li>' for t in tables)
         parts.append(f'<p class="meta">tables (CSV):</p><ul class="tables">{items}</ul>')
     return "".join(parts) + "</section>"
+
+
+def _metrics(run_root: Path, stem: str) -> dict:
+    """The notebook's ``metrics/<stem>.json`` ({} when it is missing or unreadable)."""
+    path = run_root / "metrics" / f"{stem}.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _run_facts(run_root: Path) -> tuple[str, dict]:

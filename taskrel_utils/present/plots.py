@@ -374,24 +374,48 @@ def reference_training(frame):
 # ------------------------------------------------------------------ fine-tuning and the scores (nb 04)
 def finetune_seeds(frame, encoders):
     """Fine-tuned accuracy of every seed (the ``accuracy_seed*`` columns), one row per encoder,
-    one panel per target, coloured by group (main zoo / contrast)."""
+    one panel per target (four to a row, each with its own accuracy axis: the targets' accuracies
+    lie far apart, and one shared axis squashes each target's seeds into a line), coloured by group
+    (main zoo / contrast)."""
     seed_cols = [c for c in frame.columns if c.startswith("accuracy_seed")]
     per_seed = (frame[["encoder", "target", "group", *seed_cols]]
                 .melt(id_vars=["encoder", "target", "group"], value_vars=seed_cols, value_name="accuracy").dropna())
     grid = sns.catplot(data=per_seed, x="accuracy", y="encoder", hue="group", col="target", kind="strip",
+                       col_wrap=min(4, per_seed.target.nunique()), sharex=False,
                        height=0.28 * len(encoders) + 1.6, aspect=0.9, order=list(encoders), s=4)
     grid.set_titles("{col_name}")
     return grid.figure
 
 
+def _standardised(values: pd.Series) -> pd.Series:
+    """``(v - mean) / std`` (population std); NaN when the values are constant."""
+    sd = values.std(ddof=0)
+    return (values - values.mean()) / sd if sd > 0 else values * np.nan
+
+
 def scores_vs_accuracy(long):
     """One panel per score, one point per (encoder, target), per-target least-squares lines.
 
+    Both axes are standardised within each (score, target): the targets' scores live on scales that
+    differ by far more than the spread of one target's zoo (LEEP's per-target levels, say), so raw
+    values squash each target into a vertical line. Standardised, every target fills its panel and
+    the slope of its line is its Pearson r. Titles mark the lower-is-better scores.
+
     ``long``: columns score, score_value, accuracy, target (see ``correlation.scores_long``).
     """
-    grid = sns.lmplot(data=long, x="score_value", y="accuracy", hue="target", col="score", col_wrap=4,
-                      height=2.6, facet_kws=dict(sharex=False), ci=None, scatter_kws=dict(s=18))
-    grid.set_titles("{col_name}")
+    from ..study.published import LOWER_IS_BETTER
+
+    x, y = "score (z)", "accuracy (z)"
+    z = long.copy()
+    by = z.groupby(["score", "target"], sort=False)
+    z[x] = by["score_value"].transform(_standardised)
+    z[y] = by["accuracy"].transform(_standardised)
+    z["score"] = [f"{s} (lower is better)" if s in LOWER_IS_BETTER else s for s in z.score]
+    grid = sns.lmplot(data=z.dropna(subset=[x, y]), x=x, y=y, hue="target", col="score", col_wrap=4, height=2.6,
+                      ci=None, scatter_kws=dict(s=18))
+    grid.set_titles("{col_name}", size=9)
+    grid.figure.suptitle("each score against the fine-tuned accuracy; z: standardised within each target "
+                         "(the slope of a target's line is its Pearson r)", y=1.02, fontsize=10)
     return grid.figure
 
 
@@ -441,7 +465,10 @@ def fraction_curve(by_fraction):
                  errorbar=("pi", 100), ax=ax)
     ax.set(xscale="log", xlabel="fraction of the target training data", ylabel="Pearson r (TR vs accuracy)",
            title="task-relatedness with little target data (main zoo)")
+    ax.set_xticks(sorted(by_fraction.fraction.unique()), [f"{f:g}" for f in sorted(by_fraction.fraction.unique())])
     ax.axhline(0, color="grey", lw=0.8)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), frameon=False)  # beside the lines, never over them
+    fig.tight_layout()
     return fig
 
 
@@ -452,17 +479,23 @@ def fraction_panel(frame, target: str, encoder: str, fraction: float, terms=BOUN
 
     ``frame`` columns: encoder, target, fraction, seed, value, accuracy and ``terms``.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw=dict(wspace=0.3))
     g = frame[(frame.target == target) & (frame.encoder == encoder)]
     # value_name must differ from the column "value" (task-relatedness), which is melted too
     g = g.melt(id_vars=["fraction", "seed"], value_vars=["value", *terms], var_name="quantity", value_name="amount")
     sns.lineplot(data=g, x="fraction", y="amount", hue="quantity", marker="o", errorbar=("pi", 100), ax=axes[0])
     axes[0].axvline(fraction, color="k", ls=":")
+    fractions = sorted(frame.fraction.unique())
     axes[0].set(xscale="log", ylabel="value", title=f"{encoder} on {target}")
+    axes[0].set_xticks(fractions, [f"{f:g}" for f in fractions])
     h = frame[(frame.target == target) & np.isclose(frame.fraction, fraction)]
     sns.scatterplot(data=h, x="value", y="accuracy", hue="seed", ax=axes[1])
     for _, row in h[h.seed == h.seed.min()].iterrows():
         axes[1].annotate(row.encoder, (row.value, row.accuracy), fontsize=7, alpha=0.8)
-    axes[1].set(title=f"{target}, fraction {fraction}: TR vs fine-tuned accuracy", xlabel="task-relatedness")
-    fig.tight_layout()
+    axes[1].set(title=f"{target}, fraction {fraction:g}: TR vs fine-tuned accuracy", xlabel="task-relatedness")
+    # legends outside the axes, never over the lines and points: the terms' under the left panel, the seeds'
+    # right of the right one
+    sns.move_legend(axes[0], "upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False, title=None)
+    if axes[1].get_legend() is not None:
+        sns.move_legend(axes[1], "upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return fig

@@ -1,6 +1,7 @@
 """Variants of a pair (the keyword arguments of ``relatedness.task_relatedness``) that test the
-analysis: the unrelated control (the target's labels shuffled) and little target data (a
-stratified fraction of the target's training set).
+analysis: the unrelated control (the target's labels shuffled), the same fit evaluated with the
+target's test labels shuffled, and little target data (a stratified fraction of the target's
+training set).
 """
 from __future__ import annotations
 
@@ -19,6 +20,17 @@ def shuffled_target(pair_kwargs: dict, seed: int = 0) -> dict:
         Z, y = pair_kwargs[key]
         out[key] = (Z, y[rng.permutation(len(y))])
     return out
+
+
+def shuffled_test_labels(pair_kwargs: dict, seed: int = 0) -> dict:
+    """The pair with only the target's *test* labels shuffled. The fit never reads the test split, so
+    the fitted transformations stay those of the pair (a cached labelled fit is evaluated again,
+    not fitted again); only the evaluation's target classes change, to classes that carry no
+    information about the points: what the bound's terms would be if the labels meant nothing
+    (notebook 05: how much W depends on which target point has which label)."""
+    rng = np.random.default_rng(as_seed(seed))
+    Z, y = pair_kwargs["target_test"]
+    return dict(pair_kwargs, target_test=(Z, y[rng.permutation(len(y))]))
 
 
 def target_fraction(pair_kwargs: dict, fraction: float, seed: int = 0) -> dict:

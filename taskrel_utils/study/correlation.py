@@ -300,12 +300,20 @@ def scores_long(table, columns: dict, id_vars=("encoder", "target", "group", "ac
     return long
 
 
-def true_vs_pseudo_table(true_fits, pseudo_fits, group: str):
+def true_vs_pseudo_table(true_fits, pseudo_fits, group: str, code_fits=None):
     """Pearson r of task-relatedness (``value``) with ``accuracy`` per target (plus Average) for
     the fits with true labels and with pseudo-labels, on the rows of ``group`` whose W did not fail
-    (``value_failed``): columns "true labels", "pseudo-labels"."""
+    (``value_failed``): columns "true labels", "pseudo-labels".
+
+    Pass both with the same W (``tables.with_theorem_wasserstein``) to compare like with like;
+    ``code_fits``: the labelled fits with the code's W (notebook 04's values), shown beside them as
+    the column "true labels, code's W"."""
     import pandas as pd
 
     t, p = (x[(x.group == group) & ~x.value_failed] for x in (true_fits, pseudo_fits))
-    return pd.DataFrame({"true labels": correlation_table(t, ["value"])["value"],
-                         "pseudo-labels": correlation_table(p, ["value"])["value"]})
+    table = pd.DataFrame({"true labels": correlation_table(t, ["value"])["value"],
+                          "pseudo-labels": correlation_table(p, ["value"])["value"]})
+    if code_fits is not None:
+        c = code_fits[(code_fits.group == group) & ~code_fits.value_failed]
+        table["true labels, code's W"] = correlation_table(c, ["value"])["value"]
+    return table

@@ -12,6 +12,8 @@ headline (the average over targets of the per-target r) a bootstrap interval tha
 encoders jointly across targets. :func:`feature_spread` measures how spread out an encoder's target
 features are (the participation ratio of their correlation matrix's eigenvalues), for the
 mechanism: do encoders whose features collapse get a small Wasserstein term?
+:func:`label_dependence` says why task-relatedness without target labels tracks the labelled value
+even where the pseudo-labels disagree with the true ones (notebook 05).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import pandas as pd
 from . import correlation
 from ..core.errors import TaskrelError
 
-__all__ = ["TERMS", "term_attribution", "average_r_interval", "feature_spread"]
+__all__ = ["TERMS", "term_attribution", "average_r_interval", "feature_spread", "label_dependence"]
 
 #: the three terms of task-relatedness, as the relatedness table names them (they sum to ``value``)
 TERMS = ("reweighted_reference_loss", "label_mismatch", "distribution_mismatch")
@@ -97,3 +99,49 @@ def feature_spread(Z) -> float:
         return 0.0
     lam = np.clip(np.linalg.eigvalsh(np.corrcoef(Z, rowvar=False)), 0, None)
     return float(lam.sum() ** 2 / (lam ** 2).sum())
+
+
+def _variance_shares(g: pd.DataFrame, terms, value: str = "value") -> dict:
+    """cov(term, value) / var(value) across the rows of ``g``, per term (NaN when value is constant)."""
+    total = g[value].to_numpy(dtype=float)
+    var = total.var()
+    return {t: (float(np.mean((g[t].to_numpy(dtype=float) - g[t].mean()) * (total - total.mean())) / var)
+                if var > 0 else float("nan")) for t in terms}
+
+
+def label_dependence(true_fits: pd.DataFrame, pseudo_fits: pd.DataFrame, shuffled_fits: pd.DataFrame,
+                     terms=TERMS) -> pd.DataFrame:
+    """Why the label-free value tracks the labelled one: one row per target, across the encoders
+    found in all three tables (every value with the theorem's W, unrounded, so that only the labels
+    differ; ``tables.with_theorem_wasserstein``).
+
+    ``true_fits``, ``pseudo_fits``: :func:`tables.relatedness_table` rows with and without target
+    labels (``pseudo_fits`` with ``pseudo_label_accuracy``); ``shuffled_fits``: the labelled fits
+    evaluated with the target's test labels shuffled (``relatedness_table(..., shuffle_test_labels=s)``).
+    Columns: ``agreement`` (mean matched agreement of the pseudo-labels), ``r_value`` (Pearson r of
+    the two values across encoders), ``share_<term>`` (the term's share of the label-free value's
+    variance across encoders, adding up to 1), ``r_<term>`` (r of the term with and without labels),
+    ``w_true``, ``w_pseudo``, ``w_shuffled`` (mean W: true labels, pseudo-labels, shuffled test
+    labels), ``w_spread`` (W's std across encoders, true labels) and ``w_change`` (the std across
+    encoders of W without labels minus W with them), ``n_encoders``.
+    """
+    from .tables import with_theorem_wasserstein
+
+    keys = ["encoder", "target"]
+    cols = keys + ["value", *terms, "wasserstein_theorem"]
+    true, pseudo, shuffled = (with_theorem_wasserstein(f)[cols] for f in (true_fits, pseudo_fits, shuffled_fits))
+    pseudo = pseudo.merge(pseudo_fits[keys + ["pseudo_label_accuracy"]], on=keys)
+    both = (true.merge(pseudo, on=keys, suffixes=("_true", "_pseudo"))
+            .merge(shuffled.rename(columns={c: f"{c}_shuffled" for c in cols if c not in keys}), on=keys))
+    rows = []
+    for target, g in both.groupby("target", sort=False):
+        label_free = g.rename(columns={f"{c}_pseudo": c for c in ("value", *terms)})
+        w_true, w_pseudo = g.wasserstein_theorem_true, g.wasserstein_theorem_pseudo
+        rows.append({"target": target, "n_encoders": len(g), "agreement": float(g.pseudo_label_accuracy.mean()),
+                     "r_value": _r(g.value_true, g.value_pseudo),
+                     **{f"share_{t}": v for t, v in _variance_shares(label_free, terms).items()},
+                     **{f"r_{t}": _r(g[f"{t}_true"], g[f"{t}_pseudo"]) for t in terms},
+                     "w_true": float(w_true.mean()), "w_pseudo": float(w_pseudo.mean()),
+                     "w_shuffled": float(g.wasserstein_theorem_shuffled.mean()),
+                     "w_spread": float(w_true.std(ddof=0)), "w_change": float((w_pseudo - w_true).std(ddof=0))})
+    return pd.DataFrame(rows)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from . import scores
 from .config import Profile
-from .controls import target_fraction
+from .controls import shuffled_test_labels, target_fraction
 from ..core.errors import TaskrelError
 from .experiment import zoo_pairs
 from ..method.fit_options import encoder_fit_options
@@ -33,14 +33,16 @@ SOURCES = ("reference_classifier", "imagenet_head")  # where score_table's sourc
 def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=None, seed: int | None = None,
                       cache: bool = True, progress: bool = True, target_labels: bool = True,
                       fraction: float | None = None, fraction_seed: int = 0, n_jobs: int | None = None,
-                      **options) -> pd.DataFrame:
+                      shuffle_test_labels: int | None = None, **options) -> pd.DataFrame:
     """Task-relatedness of every (encoder, target) of the profile: one :func:`cached_fits.result_row` per pair.
 
     ``options`` override the profile's ``relatedness`` options (the OT batch then set per encoder,
     :func:`fit_options.encoder_fit_options`); each encoder's h_R is trained once
     (and cached, :func:`cached_fits.reference_model`); results come from the cache when nothing changed.
     ``target_labels=False``: the pseudo-label variant (see :func:`cached_fits.cached_relatedness`);
-    ``fraction``: only a stratified fraction of the target data (see :func:`controls.target_fraction`).
+    ``fraction``: only a stratified fraction of the target data (see :func:`controls.target_fraction`);
+    ``shuffle_test_labels`` (a seed): each pair's fit evaluated with the target's test labels shuffled
+    (see :func:`controls.shuffled_test_labels`; a labelled fit found in the cache is not fitted again).
     Pairs run in parallel processes (``n_jobs``, see :func:`jobs.run_jobs`), with the numbers of
     a serial run: every fit is deterministic on its own.
     """
@@ -48,15 +50,18 @@ def relatedness_table(profile: Profile, feats: dict, *, encoders=None, targets=N
     seed = profile.seed if seed is None else seed
     names, targets = list(encoders or profile.encoders), list(targets or profile.targets)
     jobs = [(e, t, kwargs, seed, cache, target_labels, fraction, fraction_seed,
-             encoder_fit_options(opts, e, feats[e, profile.reference, "train"][0].shape[1]))
+             encoder_fit_options(opts, e, feats[e, profile.reference, "train"][0].shape[1]), shuffle_test_labels)
             for e, t, kwargs in zoo_pairs(profile, feats, names, targets)]
     return _zoo_table(run_jobs(_relatedness_row, jobs, n_jobs=n_jobs, desc="task-relatedness", progress=progress), names, targets)
 
 
-def _relatedness_row(enc_name, target, kwargs, seed, cache, target_labels, fraction, fraction_seed, opts) -> dict:
+def _relatedness_row(enc_name, target, kwargs, seed, cache, target_labels, fraction, fraction_seed, opts,
+                     shuffle_test_labels=None) -> dict:
     """The row of one pair; runs in a worker process."""
     if fraction is not None:
         kwargs = target_fraction(kwargs, fraction, seed=fraction_seed)
+    if shuffle_test_labels is not None:
+        kwargs = shuffled_test_labels(kwargs, seed=shuffle_test_labels)
     row = cached_relatedness(kwargs, seed=seed, cache=cache, target_labels=target_labels, **opts)
     return {"encoder": enc_name, "target": target, **row}
 
@@ -192,6 +197,29 @@ def _head_probabilities(head, Z) -> np.ndarray:
         weight = next(head.parameters())
         logits = head(torch.tensor(np.asarray(Z), dtype=weight.dtype, device=weight.device))  # a copy: Z may be read-only
         return torch.softmax(logits.double(), dim=1).cpu().numpy()
+
+
+def with_theorem_wasserstein(fits: pd.DataFrame) -> pd.DataFrame:
+    """``fits`` (:func:`relatedness_table` rows) with the value taken with the theorem's W, unrounded:
+    ``distribution_mismatch = tau * wasserstein_theorem`` and ``value = L_C + H + tau W`` again,
+    ``value_wasserstein = "theorem"``, ``value_failed`` where that W is undefined.
+
+    The label-free fits' value already is this one (the code's W fails without labels); a labelled
+    fit's value uses the code's W, rounded to 3 decimals as the original does. Comparing the two
+    would mix "no labels" with "another W": pass both through this function to compare like with
+    like (a label-free row comes back unchanged). Needs the fits' ``wasserstein_theorem``
+    (the fit's default ``theorem_wasserstein=True``).
+    """
+    if "wasserstein_theorem" not in fits:
+        raise TaskrelError("with_theorem_wasserstein: the fits have no wasserstein_theorem column "
+                           "(fitted with theorem_wasserstein=False?)")
+    out = fits.copy()
+    w = pd.to_numeric(out["wasserstein_theorem"], errors="coerce").astype(float)
+    out["distribution_mismatch"] = out["tau"] * w
+    out["value"] = out["reweighted_reference_loss"] + out["label_mismatch"] + out["distribution_mismatch"]
+    out["value_wasserstein"] = "theorem"
+    out["value_failed"] = ~np.isfinite(out["value"].to_numpy(dtype=float))
+    return out
 
 
 def study_table(accuracy: pd.DataFrame, relatedness: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:

@@ -27,9 +27,8 @@ def _parameters_cell(nb) -> int:
     return tagged[0]
 
 
-#: notebooks that already open with their title and goals (04 and 05 follow on their own branch;
-#: then every notebook belongs here)
-TITLE_FIRST = ("01", "02", "03")
+#: notebooks that open with their title and goals: all of them
+TITLE_FIRST = ("01", "02", "03", "04", "05")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

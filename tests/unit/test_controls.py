@@ -37,3 +37,13 @@ def test_target_fraction_is_stratified_and_used_for_the_whole_target_side(feats)
             controls.target_fraction(p, bad)
         with pytest.raises(TaskrelError):
             controls.target_fraction(p, bad)
+
+
+def test_shuffled_test_labels_leave_the_fit_inputs_alone(feats):
+    p = experiment.pair(feats, "e", "ref", "tgt")
+    c = controls.shuffled_test_labels(p, seed=1)
+    assert c["target_train"] is p["target_train"] and c["ref_train"] is p["ref_train"]
+    assert c["target_test"][0] is p["target_test"][0]
+    assert np.array_equal(np.bincount(c["target_test"][1]), np.bincount(p["target_test"][1]))
+    assert not np.array_equal(c["target_test"][1], p["target_test"][1])
+    assert np.array_equal(controls.shuffled_test_labels(p, seed=1)["target_test"][1], c["target_test"][1])

@@ -313,3 +313,7 @@ def test_scores_long_and_true_vs_pseudo_table():
     assert out.loc["t2", "pseudo-labels"] == pytest.approx(-out.loc["t2", "true labels"])
     g1 = table[table.target == "t1"].iloc[1:]
     assert out.loc["t1", "pseudo-labels"] == pytest.approx(correlation.pearson(-g1.logme, g1.accuracy))
+    code = true.assign(value=true.logme ** 2)  # notebook 04's values (the code's W), shown beside
+    beside = correlation.true_vs_pseudo_table(true, pseudo, "main", code_fits=code)
+    assert list(beside.columns) == ["true labels", "pseudo-labels", "true labels, code's W"]
+    assert beside["true labels, code's W"]["t2"] == pytest.approx(correlation.pearson(g.logme ** 2, g.accuracy))

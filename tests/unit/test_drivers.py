@@ -60,3 +60,44 @@ def test_feature_spread_counts_independent_directions():
     line = rng.normal(size=(500, 1)) @ np.ones((1, 6)) + 1e-6 * rng.normal(size=(500, 6))
     assert drivers.feature_spread(line) == pytest.approx(1, rel=0.01)
     assert drivers.feature_spread(np.c_[rng.normal(size=(300, 3)), np.ones(300)]) == pytest.approx(3, rel=0.1)
+
+
+def _fits(seed=0, n=6, targets=("a", "b")):
+    """Labelled, label-free and shuffled-label rows of the same pairs, with the theorem's W."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t in targets:
+        for e in range(n):
+            lc, w, tau = rng.uniform(0.5, 2.0), rng.uniform(2.0, 10.0), 0.2
+            rows.append({"encoder": f"e{e}", "target": t, "reweighted_reference_loss": lc, "label_mismatch": 0.0,
+                         "tau": tau, "wasserstein_theorem": w, "distribution_mismatch": tau * w, "value": lc + tau * w,
+                         "wasserstein": w, "value_failed": False, "value_wasserstein": "theorem"})
+    true = pd.DataFrame(rows)
+    pseudo = true.assign(wasserstein_theorem=true.wasserstein_theorem + rng.normal(scale=0.1, size=len(true)),
+                         pseudo_label_accuracy=np.linspace(0.4, 0.9, len(true)))
+    shuffled = true.assign(wasserstein_theorem=true.wasserstein_theorem + 3.0)
+    return true, pseudo, shuffled
+
+
+def test_label_dependence_measures_what_the_labels_change():
+    true, pseudo, shuffled = _fits()
+    dep = drivers.label_dependence(true, pseudo, shuffled).set_index("target")
+    assert list(dep.index) == ["a", "b"] and (dep.n_encoders == 6).all()
+    shares = dep[[f"share_{t}" for t in drivers.TERMS]]
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    assert (dep.share_label_mismatch == 0).all()
+    g = true[true.target == "a"]
+    p = pseudo[pseudo.target == "a"]
+    assert dep.loc["a", "w_true"] == pytest.approx(g.wasserstein_theorem.mean())
+    assert dep.loc["a", "w_shuffled"] == pytest.approx(g.wasserstein_theorem.mean() + 3.0)
+    assert dep.loc["a", "w_pseudo"] == pytest.approx(p.wasserstein_theorem.mean())
+    assert dep.loc["a", "w_spread"] == pytest.approx(g.wasserstein_theorem.std(ddof=0))
+    assert dep.loc["a", "w_change"] == pytest.approx((p.wasserstein_theorem - g.wasserstein_theorem).std(ddof=0))
+    assert dep.loc["a", "agreement"] == pytest.approx(p.pseudo_label_accuracy.mean())
+    # every value is taken with the theorem's W: the label-free value here is L_C + H + tau W_pseudo
+    pv = p.reweighted_reference_loss + p.tau * p.wasserstein_theorem
+    assert dep.loc["a", "r_value"] == pytest.approx(correlation.pearson(g.value, pv))
+    assert dep.loc["a", "r_reweighted_reference_loss"] == pytest.approx(1.0)
+    # a labelled value with the code's W (another number) is put on the theorem's W first
+    code = true.assign(value=true.value + 5.0, distribution_mismatch=0.0, value_wasserstein="code")
+    assert drivers.label_dependence(code, pseudo, shuffled).equals(drivers.label_dependence(true, pseudo, shuffled))

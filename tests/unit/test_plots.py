@@ -99,13 +99,34 @@ def test_finetune_seeds_shows_every_seed():
     fig = plots.finetune_seeds(ft, ENCODERS)
     assert len(fig.axes) == len(TARGETS)
     assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == 2 * len(ENCODERS)
+    far = ft.assign(accuracy_seed0=np.where(ft.target == TARGETS[0], 0.5, 0.95), accuracy_seed1=lambda f: f.accuracy_seed0 + 0.01)
+    axes = plots.finetune_seeds(far, ENCODERS).axes
+    assert all(ax.get_xlim()[1] - ax.get_xlim()[0] < 0.1 for ax in axes)  # each target on its own axis
 
 
 def test_scores_vs_accuracy_one_panel_per_score():
-    table = _pairs().assign(logme=np.arange(6.0), leep=np.arange(6.0) ** 2)
-    long = correlation.scores_long(table, {"logme": "LogME", "leep": "LEEP"})
+    table = _pairs().assign(logme=np.arange(6.0), leep=np.arange(6.0) ** 2, task_relatedness=np.arange(6.0))
+    long = correlation.scores_long(table, {"logme": "LogME", "leep": "LEEP", "task_relatedness": "Ours (TR)"})
     fig = plots.scores_vs_accuracy(long)
-    assert sorted(ax.get_title() for ax in fig.axes) == ["LEEP", "LogME"]
+    assert sorted(ax.get_title() for ax in fig.axes) == ["LEEP", "LogME", "Ours (TR) (lower is better)"]
+
+
+def test_scores_vs_accuracy_standardises_each_target_so_no_target_is_a_vertical_line():
+    """Targets whose scores sit at different levels (LEEP's) fill the panel alike, and the slope of a
+    target's line is its Pearson r."""
+    table = _pairs(seed=3)
+    table["leep"] = table.accuracy * 0.01 + np.where(table.target == TARGETS[0], -2.3, -1.3)  # tiny spread, far apart
+    long = correlation.scores_long(table, {"leep": "LEEP"})
+    ax = plots.scores_vs_accuracy(long).axes[0]
+    points = [c.get_offsets() for c in ax.collections if len(c.get_offsets())]
+    assert len(points) == len(TARGETS)
+    for xy in points:
+        np.testing.assert_allclose([xy[:, 0].mean(), xy[:, 0].std(), xy[:, 1].mean(), xy[:, 1].std()], [0, 1, 0, 1],
+                                   atol=1e-9)
+    for t, line in zip(TARGETS, [ln for ln in ax.lines if len(ln.get_xdata()) > 1]):
+        g = table[table.target == t]
+        x, y = line.get_xdata(), line.get_ydata()
+        assert (y[-1] - y[0]) / (x[-1] - x[0]) == pytest.approx(correlation.pearson(g.leep, g.accuracy))
 
 
 def test_score_panel_names_the_encoders_and_reports_pearson():
@@ -149,6 +170,21 @@ def test_fraction_curve_one_line_per_target():
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     assert len([ln for ln in ax.lines if list(ln.get_xdata()) == [0.1, 1.0]]) == len(TARGETS)
+    _assert_legends_beside_the_axes(fig)
+
+
+def _assert_legends_beside_the_axes(fig):
+    """Every legend lies outside every axes of the figure (and their labels), so it never covers a
+    line, a point or another panel."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert legends
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent(renderer))
+            assert not box.overlaps(ax.yaxis.label.get_window_extent(renderer))
 
 
 def test_fraction_panel_lines_for_value_and_terms_and_the_chosen_fraction():
@@ -160,6 +196,7 @@ def test_fraction_panel_lines_for_value_and_terms_and_the_chosen_fraction():
     n = ((frame.target == "t1") & (frame.fraction == 0.5)).sum()
     assert sum(len(c.get_offsets()) for c in right.collections) == n
     assert "fraction 0.5" in right.get_title()
+    _assert_legends_beside_the_axes(fig)
 
 
 def test_projection_panel_shows_one_encoder_and_task():

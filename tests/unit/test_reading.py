@@ -188,7 +188,7 @@ def test_rank_interval_and_summary_readings():
     summary = pd.DataFrame({"Ours (TR)": [-0.5, -0.1], "LogME": [0.3, 0.4], "SFDA": [np.nan, 0.0]},
                            index=["pearson", "kendall"])
     text = finetune_correlation.rank_reading(summary)
-    assert "pearson -0.50 (rank 1 of 2, the best)" in text and "kendall -0.10 (rank 2 of 3; best LogME)" in text
+    assert "pearson -0.50 (ranks 1 of 2 scores, the best)" in text and "kendall -0.10 (ranks 2 of 3 scores; best LogME)" in text
     assert "moves with the method" in text
     intervals = pd.DataFrame({"target": ["t1", "t2", "t3"], "score": "Ours (TR)", "low": [-0.9, -0.5, np.nan],
                               "high": [-0.1, 0.4, np.nan]})
@@ -197,9 +197,22 @@ def test_rank_interval_and_summary_readings():
     assert finetune_correlation.interval_reading(intervals.assign(low=np.nan)) == ""
     pearson = pd.DataFrame({"Ours (TR)": [-0.6, 0.2, -0.2], "LogME": [0.1, 0.1, 0.1]}, index=["t1", "t2", "Average"])
     bullets = finetune_correlation.correlation_summary(pearson, pd.Series({"t1": 0.9, "t2": np.nan}))
-    assert "average Pearson r -0.20, the right sign on 1 of 2" in bullets and "ranks first of 2" in bullets
+    assert "average Pearson r -0.20, the right sign on 1 of 2" in bullets and "ranks 1 of 2 scores, the best" in bullets
     assert "ranges 0.90 to 0.90" in bullets
     assert "nowhere" in finetune_correlation.correlation_summary(pearson.assign(**{"Ours (TR)": np.nan}))
+
+
+def test_every_reading_ranks_among_the_same_scores():
+    """The summary, the correlation paragraph and the rank section count a rank among the paper's
+    scores: an extra column (PACTran-Dir, TR's transferred accuracy) never changes it."""
+    avg = {"Ours (TR)": -0.3, "LogME": 0.2, "PACTran": -0.1, "PACTran-Dir": -0.9, "TR's transferred accuracy": 0.8}
+    pearson = pd.DataFrame([avg, avg], index=["t1", "Average"])
+    summary = pd.DataFrame([avg], index=["pearson"])
+    expected = "ranks 1 of 3 scores, the best"
+    assert expected in finetune_correlation.correlation_summary(pearson)
+    assert expected in finetune_correlation.correlation_reading(pearson)
+    rank = finetune_correlation.rank_reading(summary)
+    assert expected in rank and "PACTran-Dir, TR's transferred accuracy not ranked" in rank
 
 
 def test_pseudo_label_readings_pair_the_two_fits():
@@ -216,9 +229,46 @@ def test_pseudo_label_readings_pair_the_two_fits():
     frac = pd.DataFrame({"fraction": [0.1, 0.1, 1.0], "seed": [0, 1, 0], "target": "t1",
                          "pearson_r": [-0.2, np.nan, -0.6]})
     text = pseudo_labels.label_free_summary(tvp, frac)
-    assert "-0.50 with the target's labels, -0.15 without" in text and "With 10% of the target data: -0.20" in text
-    assert "with 100%: -0.60" in text
+    assert "-0.50 with the target's labels, -0.15 without" in text
+    assert "(mean over targets and seeds): 10% -0.20, 100% -0.60; from 10% to 100% the average moves by -0.40" in text
+    assert "agree" not in text
+    dep = pd.DataFrame({"target": ["t1", "t2"], "r_value": [0.99, 0.97], "agreement": [0.5, 0.8],
+                        "w_spread": [2.0, 3.0], "w_change": [0.1, 0.2]})
+    assert ("r +0.97 to +0.99 per target) while the pseudo-labels match the true ones on 50% to 80% of the points: "
+            "W varies 2.00 to 3.00 (std) across the zoo and the labels move it by 0.10 to 0.20") in \
+        pseudo_labels.label_free_summary(tvp, frac, dep)
 
+
+def _dependence(**changes) -> pd.DataFrame:
+    d = pd.DataFrame({"target": ["near", "far"], "n_encoders": 4, "agreement": [0.8, 0.5], "r_value": [0.99, 0.98],
+                      "share_reweighted_reference_loss": [0.3, 0.25], "share_label_mismatch": [0.0, 0.01],
+                      "share_distribution_mismatch": [0.7, 0.74], "r_reweighted_reference_loss": [1.0, 0.99],
+                      "r_label_mismatch": [0.1, 0.2], "r_distribution_mismatch": [0.99, 0.98],
+                      "w_true": [7.0, 8.3], "w_pseudo": [7.1, 8.2], "w_shuffled": [10.7, 9.9],
+                      "w_spread": [2.9, 2.1], "w_change": [0.11, 0.15]})
+    return d.assign(**changes)
+
+
+def test_label_dependence_reading_explains_from_the_numbers():
+    text = pseudo_labels.label_dependence_reading(_dependence())
+    assert "L_C carries 25% to 30% of the label-free value's variance" in text and "tau W 70% to 74%" in text
+    assert "label mismatch H 0% to 1%" in text and "correlate at r = +0.99 to +1.00" in text
+    assert "`near` 7.00 / 7.10 / 10.70; `far` 8.30 / 8.20 / 9.90" in text
+    assert "stays close to the true labels', even where its labels agree with them on only 50% (`far`)" in text
+    assert "(std 2.10 to 2.90) 14 to 26 times as much as the labels move it" in text
+    assert "r = +0.98 to +0.99 between the two values per target: the label-free value reproduces" in text
+    far = pseudo_labels.label_dependence_reading(_dependence(w_pseudo=[7.1, 9.5], r_value=[0.99, 0.5]))
+    assert "stays close" not in far and "W without labels ends at 9.50 against 8.30 with them" in far
+    assert "reproduces" not in far
+    assert "No pair" in pseudo_labels.label_dependence_reading(_dependence().iloc[:0])
+
+
+
+def test_signed_never_writes_minus_zero():
+    from taskrel_utils.present.reading.common import signed
+
+    assert [signed(-0.004), signed(0.004), signed(-0.005001), signed(0.42), signed(np.nan), signed(None)] == \
+        ["0.00", "0.00", "-0.01", "+0.42", "n/a", "n/a"]
 
 def test_no_text_names_the_papers_zoo():
     """The material the kit was built from does not say which zoo the paper's table uses
@@ -232,3 +282,5 @@ def test_no_text_names_the_papers_zoo():
     found = [f"{path.name}: {phrase}" for path in files for phrase in ("CLIP-scale", "CLIP scale", "CLIP-zoo", "CLIP zoo")
              if phrase.lower() in path.read_text(encoding="utf-8").lower()]
     assert not found, found
+
+

@@ -19,7 +19,12 @@ def test_below_probe_reading_counts_pairs_beyond_the_margin():
     ft = pd.DataFrame({"encoder": ["a", "b", "c"], "target": "t", "accuracy": [0.80, 0.795, 0.70],
                        "probe_accuracy": [0.79, 0.80, 0.75]})
     text = rv.below_probe_reading(ft)
-    assert "2 of 3 pairs (67%)" in text and "`c` on `t` (0.700 against 0.750)" in text and "`b`" not in text
+    assert "2 of 3 pairs (67%)" in text and "by target: `t` 1; by encoder: `c` 1" in text and "`b`" not in text
+    assert text.endswith("(goal: 90%)") is False and "`a`" not in text
+    many = pd.DataFrame({"encoder": list("aabbc"), "target": ["t", "u", "t", "u", "t"], "accuracy": 0.5,
+                         "probe_accuracy": 0.6})
+    assert "by target: `t` 3, `u` 2; by encoder: `a` 2, `b` 2, `c` 1" in rv.below_probe_reading(many)
+    assert rv.below_probe_reading(many.assign(accuracy=0.7)).endswith("(goal: 90%).")
 
 
 def test_headline_and_attribution_readings_quote_the_numbers():

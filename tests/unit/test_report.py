@@ -102,6 +102,20 @@ def test_index_links_reports_figures_and_tables(tmp_path):
         assert (index.parent / href).exists()
     assert '<img src="../figures/01_curve.png"' in page
     assert not re.search(r"(src|href)=\"(https?:|/)", page) and "<script" not in page  # offline, relative
+    assert 'class="headline"' not in page  # 01_demo has no metrics: no headline numbers
+
+
+def test_index_shows_each_notebooks_headline_numbers_under_its_thumbnails(tmp_path):
+    from taskrel_utils.kit import report_index
+
+    run, path = _run_with_executed(tmp_path)
+    run.save_metrics("01_demo", {"encoders": {"a": 8}, "tasks": {"ref": {}, "t": {}}, "feature_sets": 4,
+                                 "reference": "ref", "nearest_mean_accuracy": {"a/ref": 0.75}})
+    page = report_index.write_index(run.root).read_text()
+    figures, headline = page.index('class="figures"'), page.index('class="headline"')
+    assert figures < headline < page.index("tables (CSV)")
+    assert "<li>1 encoder x 2 tasks: 4 feature sets</li>" in page
+    assert "nearest-class-mean accuracy on the reference ref: 0.750 (best a)" in page
 
 
 def test_cli_report_renders_a_whole_run_and_its_index(tmp_path, capsys):

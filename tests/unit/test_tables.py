@@ -147,3 +147,33 @@ def test_profile_fit_gives_the_tables_terms_from_its_cached_maps(feats, tmp_path
         assert (fit.value if key == "value" else fit.terms[key]) == row[key], key
     assert set(pair) == {"ref_train", "ref_test", "target_train", "target_test"}
     assert fit.terms["steps_used"] == row.steps_used
+
+
+def test_like_for_like_values_and_shuffled_test_labels(feats, tmp_path, monkeypatch):
+    """Notebook 05 compares labelled and label-free task-relatedness with the same W, and evaluates
+    the labelled fit again with shuffled test labels without fitting again."""
+    monkeypatch.setenv("TASKREL_CACHE", str(tmp_path))
+    cfg = config.Profile(name="t", description="", reference="ref", targets=("tgt",), encoders=("e",),
+                         relatedness=dict(steps=4, batch_size=60, reference_classifier_options=dict(iterations=30)))
+    true = tables.relatedness_table(cfg, feats, progress=False)
+    pseudo = tables.relatedness_table(cfg, feats, target_labels=False, progress=False)
+    assert true.value_wasserstein.item() == "code" and pseudo.value_wasserstein.item() == "theorem"
+    same = tables.with_theorem_wasserstein(true)
+    row = same.iloc[0]
+    assert row.value_wasserstein == "theorem" and not row.value_failed
+    assert row.distribution_mismatch == pytest.approx(row.tau * row.wasserstein_theorem)
+    assert row.value == pytest.approx(row.reweighted_reference_loss + row.label_mismatch + row.distribution_mismatch)
+    assert row.value != true.value.item()  # the code's W is rounded to 3 decimals: another number
+    cols = ["value", "distribution_mismatch", "value_wasserstein", "value_failed"]
+    assert tables.with_theorem_wasserstein(pseudo)[cols].equals(pseudo[cols])  # already the theorem's W
+    assert tables.with_theorem_wasserstein(true.assign(wasserstein_theorem=None)).value_failed.all()
+    with pytest.raises(ValueError, match="wasserstein_theorem"):
+        tables.with_theorem_wasserstein(true.drop(columns="wasserstein_theorem"))
+    shuffled = tables.relatedness_table(cfg, feats, shuffle_test_labels=0, progress=False)
+    s = shuffled.iloc[0]
+    # the same fit (B, D, h_R): the reference loss and the label mismatch do not read the target labels
+    assert s.reweighted_reference_loss == true.reweighted_reference_loss.item()
+    assert s.label_mismatch == true.label_mismatch.item()
+    assert s.wasserstein_theorem != true.wasserstein_theorem.item()
+    again = tables.relatedness_table(cfg, feats, shuffle_test_labels=0, progress=False)
+    assert again[sorted(again.columns)].equals(shuffled[sorted(shuffled.columns)])  # the same seed, the same labels

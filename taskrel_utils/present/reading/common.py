@@ -13,8 +13,10 @@ from ...study.published import LOWER_IS_BETTER
 
 
 def signed(r: float) -> str:
-    """``+0.42`` / ``-0.42`` / ``n/a``."""
-    return "n/a" if r is None or not np.isfinite(r) else f"{r:+.2f}"
+    """``+0.42`` / ``-0.42`` / ``n/a``; ``0.00`` without a sign when it rounds to zero (never ``-0.00``)."""
+    if r is None or not np.isfinite(r):
+        return "n/a"
+    return unsigned_zero(f"{r:+.2f}")
 
 
 def good_direction(score: str, r: float) -> bool:
@@ -37,9 +39,19 @@ TERM_NAMES = {"reweighted_reference_loss": "the re-weighted reference loss", "la
               "distribution_mismatch": "the distribution mismatch (tau W)"}
 
 
+def unsigned_zero(text: str) -> str:
+    """A formatted number without the sign of a zero (``-0.00`` -> ``0.00``, ``-0%`` -> ``0%``)."""
+    return text.lstrip("+-\u2212") if not any(c in "123456789" for c in text) else text
+
+
+def formatted(v: float, fmt: str) -> str:
+    """``format(v, fmt)`` that never writes a negative zero (:func:`unsigned_zero`)."""
+    return unsigned_zero(format(v, fmt))
+
+
 def number(v: float, fmt: str = ".3f") -> str:
     """``v`` formatted, or ``n/a`` when it is missing or not finite."""
-    return "n/a" if v is None or not np.isfinite(v) else format(v, fmt)
+    return "n/a" if v is None or not np.isfinite(v) else formatted(v, fmt)
 
 
 def strength(r: float) -> str:

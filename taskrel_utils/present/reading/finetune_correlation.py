@@ -8,8 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ...study.published import LOWER_IS_BETTER
+from ...study.published import LOWER_IS_BETTER, PAPER_COLUMNS
 from .common import finite_rows, good_direction, number, signed
+
+#: the scores a rank is counted among: the paper's table (its nine columns, task-relatedness included);
+#: the extra columns (PACTran-Dir/Gamma, TR's transferred accuracy) never change a rank
+RANKED_SCORES = tuple(PAPER_COLUMNS.values())
 
 
 def correlation_reading(pearson: pd.DataFrame, score: str = "Ours (TR)", paper: pd.DataFrame | None = None,
@@ -25,12 +29,10 @@ def correlation_reading(pearson: pd.DataFrame, score: str = "Ours (TR)", paper: 
             f"average {signed(col['Average'])}. It points the right way "
             f"({'negative' if score in LOWER_IS_BETTER else 'positive'}) on {len(right)} of {len(targets)} targets."]
     avg = pearson.loc["Average"]
-    corrected = {s: (-v if s in LOWER_IS_BETTER else v) for s, v in avg.items() if np.isfinite(v)}
-    if score in corrected:
-        ranking = sorted(corrected, key=corrected.get, reverse=True)
-        best = ranking[0]
-        text.append(f"Sign-corrected, its average ranks {ranking.index(score) + 1} of {len(ranking)} scores "
-                    f"(best: {best}, {signed(avg[best])}).")
+    rank, n, best = sign_corrected_rank(avg, score)
+    if rank:
+        text.append(f"Sign-corrected, its average {rank_words(rank, n)}"
+                    + ("." if rank == 1 else f" (best: {best}, {signed(avg[best])})."))
     if intervals is not None and len(intervals):
         text.append(interval_reading(intervals, score))
     if paper is not None and score in paper.columns and "Average" in paper.index:
@@ -84,25 +86,39 @@ def top_pick_reading(table: pd.DataFrame, score: str = "task_relatedness", group
             f"{'; '.join(parts)}. The pick costs {np.mean(lost):.3f} accuracy on average against the best encoder.")
 
 
-def _sign_corrected_rank(avg: pd.Series, score: str) -> tuple[int, int, str]:
-    """(rank of ``score``, number of finite scores, best score) in a row of average correlations,
-    signs flipped for lower-is-better scores; rank 0 when ``score`` is not finite."""
-    corrected = {s: (-v if s in LOWER_IS_BETTER else v) for s, v in avg.items() if np.isfinite(v)}
+def sign_corrected_rank(avg: pd.Series, score: str) -> tuple[int, int, str]:
+    """(rank of ``score``, number of finite scores ranked, best score) in a row of average
+    correlations, signs flipped for lower-is-better scores; rank 0 when ``score`` is not finite.
+
+    Only the paper's scores (:data:`RANKED_SCORES`) are ranked when the row has any besides
+    ``score``, so that every reading of one run counts a rank among the same scores."""
+    paper = [s for s in avg.index if s in RANKED_SCORES]
+    among = paper if len(set(paper) - {score}) else list(avg.index)
+    corrected = {s: (-v if s in LOWER_IS_BETTER else v) for s, v in avg[among].items() if np.isfinite(v)}
     ranking = sorted(corrected, key=corrected.get, reverse=True)
     return (ranking.index(score) + 1 if score in ranking else 0), len(ranking), (ranking[0] if ranking else "none")
 
 
+def rank_words(rank: int, n: int) -> str:
+    """``ranks 3 of 9 scores`` / ``ranks 1 of 9 scores, the best``: one wording for every reading."""
+    return f"ranks {rank} of {n} scores" + (", the best" if rank == 1 else "")
+
+
 def rank_reading(summary: pd.DataFrame, score: str = "Ours (TR)") -> str:
     """``score`` under each correlation method (``summary``: one row per method, one column per
-    score, average over targets): its value, its sign-corrected rank, and the best score."""
+    score, average over targets): its value, its sign-corrected rank among the paper's scores
+    (:data:`RANKED_SCORES`; the table's extra columns are not ranked), and the best score."""
     parts = []
     for method, avg in summary.iterrows():
-        rank, n, best = _sign_corrected_rank(avg, score)
-        where = ("undefined" if not rank else f"rank 1 of {n}, the best" if rank == 1
-                 else f"rank {rank} of {n}; best {best}")
+        rank, n, best = sign_corrected_rank(avg, score)
+        where = ("undefined" if not rank else rank_words(rank, n) if rank == 1
+                 else f"{rank_words(rank, n)}; best {best}")
         parts.append(f"{method.replace('_', ' ')} {signed(avg.get(score, np.nan))} ({where})")
-    ranks = {_sign_corrected_rank(avg, score)[0] for _, avg in summary.iterrows()}
-    return (f"**Does the method of correlation matter?** {score}, averaged over targets: {'; '.join(parts)}. "
+    ranks = {sign_corrected_rank(avg, score)[0] for _, avg in summary.iterrows()}
+    extra = [s for s in summary.columns if s not in RANKED_SCORES]
+    among = (f" (ranked among the paper's scores, as above; {', '.join(extra)} not ranked)"
+             if extra and len(extra) < len(summary.columns) - 1 else "")
+    return (f"**Does the method of correlation matter?** {score}, averaged over targets{among}: {'; '.join(parts)}. "
             + ("Its rank is the same under every method." if len(ranks) == 1 else
                "Its rank moves with the method: with few encoders, rankings of scores are fragile."))
 
@@ -112,12 +128,13 @@ def correlation_summary(pearson: pd.DataFrame, reliability: pd.Series | None = N
     targets + Average, scores as columns), its sign-corrected rank, and the ground truth's reliability."""
     targets = [t for t in pearson.index if t != "Average"]
     right = [t for t in targets if good_direction(score, pearson.loc[t, score])]
-    rank, n, best = _sign_corrected_rank(pearson.loc["Average"], score)
+    rank, n, best = sign_corrected_rank(pearson.loc["Average"], score)
     lines = [f"* {score}: average Pearson r {signed(pearson.loc['Average', score])}, the right sign on "
              f"{len(right)} of {len(targets)} targets.",
-             "* Among the scores (signs corrected) it ranks " + ("nowhere: its average is undefined." if not rank else
-                                                                 f"first of {n}." if rank == 1 else
-                                                                 f"{rank} of {n}; the best is {best}.")]
+             "* Among the paper's scores (signs corrected) it " + ("ranks nowhere: its average is undefined."
+                                                                    if not rank else f"{rank_words(rank, n)}."
+                                                                    if rank == 1 else
+                                                                    f"{rank_words(rank, n)}; the best is {best}.")]
     if reliability is not None and len(reliability):
         lines.append(f"* The ground truth's split-half Kendall tau ranges {number(reliability.min(), '.2f')} to "
                      f"{number(reliability.max(), '.2f')}: no score can rank the zoo more reliably than that.")

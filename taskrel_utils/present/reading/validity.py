@@ -41,15 +41,23 @@ def premise_reading(premise: pd.DataFrame) -> str:
 
 def below_probe_reading(ft: pd.DataFrame, margin: float = 0.01, goal: float = 0.9) -> str:
     """How many pairs end more than ``margin`` below their frozen logistic probe (columns encoder,
-    target, accuracy, probe_accuracy), against the goal of at most ``1 - goal`` of them."""
+    target, accuracy, probe_accuracy), against the goal of at most ``1 - goal`` of them; the pairs
+    below are counted per target and per encoder (``tables_display.below_probe_table`` lists them)."""
     rows = ft[np.isfinite(ft.accuracy) & np.isfinite(ft.probe_accuracy)]
     below = rows[rows.accuracy < rows.probe_accuracy - margin]
     share = 1 - len(below) / max(len(rows), 1)
-    listed = ", ".join(f"`{r.encoder}` on `{r.target}` ({r.accuracy:.3f} against {r.probe_accuracy:.3f})"
-                       for r in below.itertuples())
-    return (f"**Does fine-tuning measure transfer?** A fine-tuned model should not end below a linear probe on its "
+    text = (f"**Does fine-tuning measure transfer?** A fine-tuned model should not end below a linear probe on its "
             f"own frozen features. {len(rows) - len(below)} of {len(rows)} pairs ({share:.0%}) end at or above the "
-            f"probe minus {margin:.2f} (goal: {goal:.0%})" + (f"; below it: {listed}." if listed else "."))
+            f"probe minus {margin:.2f} (goal: {goal:.0%})")
+    if not len(below):
+        return text + "."
+
+    def counts(column):
+        n = below[column].value_counts(sort=False)
+        return ", ".join(f"`{k}` {v}" for k, v in n.sort_values(ascending=False, kind="stable").items())
+
+    return (text + f". The {len(below)} below it, by target: {counts('target')}; by encoder: {counts('encoder')} "
+            "(listed in the table below).")
 
 
 def headline_reading(headline: dict, paper_average: float | None, related, unrelated: dict | None = None) -> str:
