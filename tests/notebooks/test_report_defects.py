@@ -23,7 +23,9 @@ pytestmark = pytest.mark.notebooks  # the smoke_run fixture: tests/notebooks/con
 
 #: output formats a report shows as text (images are left alone)
 TEXT_FORMATS = ("text/html", "text/markdown", "text/plain")
-SIX_DECIMALS = re.compile(r"(?<![\d.])\d+\.\d{6,}(?![\d.])")
+#: pandas' default float format: six decimals, seen as trailing zeros (16.000000, 0.100000) or as six
+#: decimals behind a whole part (12.345678); a small number at four significant digits (0.007438) is fine
+SIX_DECIMALS = re.compile(r"(?<![\d.])(?:\d+\.\d{5,}0|[1-9]\d*\.\d{6,})(?![\d.])")
 MINUS_ZERO = re.compile(r"(?<![\w.])[-\u2212]0(?:\.0+)?(?![\d.])%?")  # -0.000, -0.00, -0%
 TABLE = re.compile(r"<table\b.*?</table>", re.S | re.I)
 CELL = re.compile(r"<t[dh]\b[^>]*>(.*?)</t[dh]>", re.S | re.I)
