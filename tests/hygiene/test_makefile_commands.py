@@ -19,13 +19,15 @@ PY = ".venv/bin/python"  # the Makefile's $(PY) with its default VENV
 def make_plan(target, *variables, uid="1000", tmp_path=None):
     """``make -n -B target`` (every recipe, as on a fresh clone) as ``(env, argv)`` pairs: shell comments
     dropped, ``test -x PY || CMD`` read as CMD, ``touch`` of the stamp left out (setup writes it itself)."""
-    env = dict(os.environ)
+    # run under `make test`, the outer make's variables would make this one a sub-make
+    # ("make[1]: Entering directory" lines, the outer -j/-n flags)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
     if tmp_path is not None:  # what `id -u` answers, first on the PATH
         fake_id = tmp_path / "id"
         fake_id.write_text(f"#!/bin/sh\necho {uid}\n")
         fake_id.chmod(0o755)
         env["PATH"] = f"{tmp_path}{os.pathsep}{env['PATH']}"
-    out = subprocess.run(["make", "-n", "-B", target, "PYTHON=python3", *variables], cwd=KIT_ROOT, env=env,
+    out = subprocess.run(["make", "--no-print-directory", "-n", "-B", target, "PYTHON=python3", *variables], cwd=KIT_ROOT, env=env,
                          capture_output=True, text=True, check=True).stdout
     plan = []
     for line in out.splitlines():
