@@ -129,9 +129,14 @@ def _pets(out: Path, s: DryrunSize, seed: int) -> None:
             image_id = f"{breed}_{i + 1}"
             write(out / "images" / f"{image_id}.jpg", k)
             rows["trainval" if i < s.pets_trainval else "test"].append(f"{image_id} {k + 1} {species} {k + 1}\n")
-    (out / "annotations").mkdir(parents=True, exist_ok=True)
-    for split, lines in rows.items():
-        (out / "annotations" / f"{split}.txt").write_text("".join(lines))
+    _write_split_lists(out / "annotations", rows)
+
+
+def _write_split_lists(folder: Path, lines_by_split: dict, name: str = "{}.txt") -> None:
+    """One list file per split in ``folder`` (created), named ``name.format(split)``: the lines joined."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, lines in lines_by_split.items():
+        (folder / name.format(split)).write_text("".join(lines))
 
 
 def _dtd(out: Path, s: DryrunSize, seed: int) -> None:
@@ -144,9 +149,7 @@ def _dtd(out: Path, s: DryrunSize, seed: int) -> None:
                 name = f"{c}_{j * s.dtd_per_split + i + 1:04d}.jpg"
                 write(out / "images" / c / name, k)
                 lists[split].append(f"{c}/{name}\n")
-    (out / "labels").mkdir(parents=True, exist_ok=True)
-    for split, lines in lists.items():
-        (out / "labels" / f"{split}.txt").write_text("".join(lines))
+    _write_split_lists(out / "labels", lists)
 
 
 def _aircraft(out: Path, s: DryrunSize, seed: int) -> None:
@@ -161,8 +164,7 @@ def _aircraft(out: Path, s: DryrunSize, seed: int) -> None:
             write(data / "images" / f"{image_id}.jpg", k)
             rows["trainval" if i < s.aircraft_trainval else "test"].append(f"{image_id} {v}\n")
     (data / "variants.txt").write_text("".join(f"{v}\n" for v in variants))
-    for split, lines in rows.items():
-        (data / f"images_variant_{split}.txt").write_text("".join(lines))
+    _write_split_lists(data, rows, "images_variant_{}.txt")
 
 
 def make_dryrun(out, size: str = "smoke", seed: int = 0) -> Path:
